@@ -1,0 +1,42 @@
+// Parses JSON lines into Events against a Schema, with simdjson's on-demand
+// parser. Fields not in the schema are skipped (they stay in the raw line).
+// A line that is not a JSON object, lacks a required field or has a field of
+// the wrong type is rejected with a message naming the field: the caller sends
+// it to the dead-letter output. Not thread-safe: one parser per thread.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <simdjson.h>
+
+#include "millrace/core/event.h"
+#include "millrace/core/schema.h"
+
+namespace millrace {
+
+class EventParser {
+ public:
+  // `time_field` is the index of the event-time field (epoch ms as a number,
+  // or an RFC 3339 string).
+  EventParser(const Schema& schema, int time_field);
+
+  // Parses data[0, len). The buffer must stay readable up to `capacity` bytes,
+  // with capacity >= len + simdjson::SIMDJSON_PADDING. Returns false and sets
+  // *error when the line is rejected.
+  bool parse(const char* data, size_t len, size_t capacity, Event* out, std::string* error);
+
+  const Schema& schema() const { return schema_; }
+
+ private:
+  int lookup(std::string_view name) const;
+  bool parse_value(int field, simdjson::ondemand::value v, Event* out, std::string* error);
+
+  Schema schema_;
+  int time_field_;
+  simdjson::ondemand::parser parser_;
+  std::vector<uint8_t> seen_;
+  std::vector<int> required_;
+};
+
+}  // namespace millrace

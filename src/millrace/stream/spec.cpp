@@ -1,0 +1,324 @@
+#include "millrace/stream/spec.h"
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+namespace millrace {
+namespace {
+
+// Collects the context of an error: file and line of the offending node.
+struct SpecReader {
+  std::string file;
+
+  std::string where(const YAML::Node& n) const {
+    if (n.Mark().line >= 0) return fmt::format("{}:{}", file, n.Mark().line + 1);
+    return file;
+  }
+  Status error(const YAML::Node& n, const std::string& msg) const {
+    return Status::Error(fmt::format("{}: {}", where(n), msg));
+  }
+
+  Status check_keys(const YAML::Node& n, const std::string& what,
+                    std::initializer_list<const char*> allowed) const {
+    if (!n.IsMap()) return error(n, fmt::format("{}: expected a mapping", what));
+    for (auto it : n) {
+      std::string k = it.first.as<std::string>();
+      bool ok = false;
+      for (const char* a : allowed) ok |= (k == a);
+      if (!ok) {
+        std::string list;
+        for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        return error(it.first, fmt::format("{}: unknown key '{}' (expected one of: {})", what, k,
+                                           list));
+      }
+    }
+    return Status::Ok();
+  }
+
+  Result<TimeMs> duration(const YAML::Node& n, const std::string& what) const {
+    if (!n.IsScalar()) return error(n, fmt::format("{}: expected a duration like 5s", what));
+    auto d = parse_duration_ms(n.Scalar());
+    if (!d.ok()) return error(n, fmt::format("{}: {}", what, d.status().message()));
+    return d.value();
+  }
+
+  Result<LatePolicy> late_policy(const YAML::Node& n, const std::string& what) const {
+    std::string s = n.IsScalar() ? n.Scalar() : "";
+    if (s == "drop") return LatePolicy::Drop;
+    if (s == "side_output") return LatePolicy::SideOutput;
+    return error(n, fmt::format("{}: late policy '{}' (expected drop or side_output)", what, s));
+  }
+
+  Result<std::vector<int>> key_fields(const YAML::Node& n, const Schema& schema,
+                                      const std::string& what) const {
+    std::vector<std::string> names;
+    if (n.IsScalar()) {
+      names.push_back(n.Scalar());
+    } else if (n.IsSequence() && n.size() > 0) {
+      for (const auto& k : n) names.push_back(k.as<std::string>());
+    } else {
+      return error(n, fmt::format("{}: key: expected a field name or a list of them", what));
+    }
+    std::vector<int> out;
+    for (const auto& name : names) {
+      int idx = schema.index_of(name);
+      if (idx < 0)
+        return error(n, fmt::format("{}: key field '{}' is not in the source schema", what, name));
+      out.push_back(idx);
+    }
+    return out;
+  }
+
+  // Parses agg/field/q of a feature or a window aggregate.
+  Status aggregate(const YAML::Node& n, const Schema& schema, const std::string& what,
+                   AggKind* agg, int* field, double* q) const {
+    const YAML::Node a = n["agg"];
+    if (!a) return error(n, fmt::format("{}: missing 'agg'", what));
+    auto kind = parse_agg_kind(a.Scalar());
+    if (!kind) {
+      return error(a, fmt::format("{}: unknown agg '{}' (expected count, sum, avg, min, max, "
+                                  "stddev, count_distinct, first, last, quantile, prev or "
+                                  "time_since_last)",
+                                  what, a.Scalar()));
+    }
+    *agg = *kind;
+    *field = -1;
+    if (const YAML::Node f = n["field"]) {
+      *field = schema.index_of(f.Scalar());
+      if (*field < 0)
+        return error(f, fmt::format("{}: field '{}' is not in the source schema", what,
+                                    f.Scalar()));
+      FieldType t = schema[*field].type;
+      bool numeric = t == FieldType::Int64 || t == FieldType::Double || t == FieldType::Bool ||
+                     t == FieldType::Timestamp;
+      if (agg_needs_number(*agg) && !numeric)
+        return error(f, fmt::format("{}: {} needs a numeric field, '{}' is {}", what,
+                                    agg_kind_name(*agg), f.Scalar(), field_type_name(t)));
+    } else if (agg_needs_field(*agg)) {
+      return error(n, fmt::format("{}: {} needs a 'field'", what, agg_kind_name(*agg)));
+    }
+    if (*agg == AggKind::Quantile) {
+      const YAML::Node qn = n["q"];
+      if (!qn) return error(n, fmt::format("{}: quantile needs 'q' in (0, 1)", what));
+      *q = qn.as<double>();
+      if (!(*q > 0 && *q < 1))
+        return error(qn, fmt::format("{}: q = {} is outside (0, 1)", what, *q));
+    }
+    return Status::Ok();
+  }
+};
+
+Status parse_source(const SpecReader& r, const YAML::Node& n, SourceSpec* src) {
+  if (auto s = r.check_keys(n, "source",
+                            {"name", "time", "max_out_of_orderness", "allowed_lateness", "late",
+                             "idle_timeout", "schema"});
+      !s.ok())
+    return s;
+  if (n["name"]) src->name = n["name"].as<std::string>();
+  const YAML::Node schema = n["schema"];
+  if (!schema || !schema.IsMap() || schema.size() == 0)
+    return r.error(n, "source: missing 'schema' (a mapping of field name to type)");
+  for (auto it : schema) {
+    auto f = Schema::parse_field(it.first.as<std::string>(), it.second.as<std::string>());
+    if (!f.ok()) return r.error(it.second, "source.schema: " + f.status().message());
+    src->schema.add(std::move(f.value()));
+  }
+  const YAML::Node time = n["time"];
+  if (!time) return r.error(n, "source: missing 'time' (the field holding event time)");
+  src->time_field = src->schema.index_of(time.Scalar());
+  if (src->time_field < 0)
+    return r.error(time, fmt::format("source.time: field '{}' is not in the schema", time.Scalar()));
+  FieldType tt = src->schema[src->time_field].type;
+  if (tt == FieldType::Double || tt == FieldType::Bool)
+    return r.error(time, fmt::format("source.time: field '{}' is {}; expected int64 (epoch ms), "
+                                     "string or timestamp (RFC 3339)",
+                                     time.Scalar(), field_type_name(tt)));
+  src->schema.mutable_field(src->time_field).optional = false;
+  if (n["max_out_of_orderness"]) {
+    auto d = r.duration(n["max_out_of_orderness"], "source.max_out_of_orderness");
+    if (!d.ok()) return d.status();
+    src->max_out_of_orderness = d.value();
+  }
+  if (n["allowed_lateness"]) {
+    auto d = r.duration(n["allowed_lateness"], "source.allowed_lateness");
+    if (!d.ok()) return d.status();
+    src->allowed_lateness = d.value();
+  }
+  if (n["idle_timeout"]) {
+    auto d = r.duration(n["idle_timeout"], "source.idle_timeout");
+    if (!d.ok()) return d.status();
+    src->idle_timeout = d.value();
+  }
+  if (n["late"]) {
+    auto p = r.late_policy(n["late"], "source.late");
+    if (!p.ok()) return p.status();
+    src->late = p.value();
+  }
+  return Status::Ok();
+}
+
+Status parse_feature(const SpecReader& r, const YAML::Node& n, const Schema& schema,
+                     FeatureSpec* f) {
+  if (!n.IsMap()) return r.error(n, "features: each entry must be a mapping");
+  if (!n["name"]) return r.error(n, "feature: missing 'name'");
+  f->name = n["name"].as<std::string>();
+  f->line = n.Mark().line + 1;
+  std::string what = fmt::format("feature '{}'", f->name);
+  if (auto s = r.check_keys(n, what, {"name", "key", "agg", "field", "window", "q"}); !s.ok())
+    return s;
+  if (!n["key"]) return r.error(n, what + ": missing 'key'");
+  auto keys = r.key_fields(n["key"], schema, what);
+  if (!keys.ok()) return keys.status();
+  f->key_fields = keys.value();
+  if (auto s = r.aggregate(n, schema, what, &f->agg, &f->field, &f->q); !s.ok()) return s;
+  bool helper = f->agg == AggKind::Prev || f->agg == AggKind::TimeSinceLast;
+  if (const YAML::Node w = n["window"]) {
+    auto d = r.duration(w, what + ": window");
+    if (!d.ok()) return d.status();
+    f->window = d.value();
+    if (f->window <= 0) return r.error(w, what + ": window must be positive");
+  } else if (helper) {
+    f->window = 86'400'000;  // look back one day for the previous event by default
+  } else {
+    return r.error(n, what + ": missing 'window' (e.g. 5m)");
+  }
+  return Status::Ok();
+}
+
+Status parse_window(const SpecReader& r, const YAML::Node& n, const Schema& schema,
+                    WindowSpec* w) {
+  if (!n.IsMap()) return r.error(n, "windows: each entry must be a mapping");
+  if (!n["name"]) return r.error(n, "window: missing 'name'");
+  w->name = n["name"].as<std::string>();
+  w->line = n.Mark().line + 1;
+  std::string what = fmt::format("window '{}'", w->name);
+  if (auto s = r.check_keys(n, what,
+                            {"name", "key", "type", "size", "slide", "gap", "aggs",
+                             "allowed_lateness", "late", "retract", "output"});
+      !s.ok())
+    return s;
+  if (!n["key"]) return r.error(n, what + ": missing 'key'");
+  auto keys = r.key_fields(n["key"], schema, what);
+  if (!keys.ok()) return keys.status();
+  w->key_fields = keys.value();
+  std::string type = n["type"] ? n["type"].Scalar() : "";
+  auto need = [&](const char* key, TimeMs* out) -> Status {
+    if (!n[key]) return r.error(n, fmt::format("{}: {} window needs '{}'", what, type, key));
+    auto d = r.duration(n[key], what + ": " + key);
+    if (!d.ok()) return d.status();
+    if (d.value() <= 0) return r.error(n[key], fmt::format("{}: {} must be positive", what, key));
+    *out = d.value();
+    return Status::Ok();
+  };
+  if (type == "tumbling") {
+    w->type = WindowType::Tumbling;
+    if (auto s = need("size", &w->size); !s.ok()) return s;
+    w->slide = w->size;
+  } else if (type == "hopping" || type == "sliding") {
+    w->type = WindowType::Hopping;
+    if (auto s = need("size", &w->size); !s.ok()) return s;
+    if (auto s = need("slide", &w->slide); !s.ok()) return s;
+    if (w->slide > w->size)
+      return r.error(n["slide"], what + ": slide must not exceed size");
+  } else if (type == "session") {
+    w->type = WindowType::Session;
+    if (auto s = need("gap", &w->gap); !s.ok()) return s;
+  } else {
+    return r.error(n["type"] ? n["type"] : n,
+                   fmt::format("{}: type '{}' (expected tumbling, hopping or session)", what,
+                               type));
+  }
+  const YAML::Node aggs = n["aggs"];
+  if (!aggs || !aggs.IsSequence() || aggs.size() == 0)
+    return r.error(n, what + ": 'aggs' must list at least one aggregate");
+  std::set<std::string> names;
+  for (const auto& a : aggs) {
+    WindowAggSpec spec;
+    if (!a.IsMap() || !a["name"]) return r.error(a, what + ": each aggregate needs a 'name'");
+    spec.name = a["name"].as<std::string>();
+    std::string awhat = fmt::format("{} aggregate '{}'", what, spec.name);
+    if (auto s = r.check_keys(a, awhat, {"name", "agg", "field", "q"}); !s.ok()) return s;
+    if (auto s = r.aggregate(a, schema, awhat, &spec.agg, &spec.field, &spec.q); !s.ok()) return s;
+    if (spec.agg == AggKind::Prev || spec.agg == AggKind::TimeSinceLast)
+      return r.error(a, awhat + ": prev and time_since_last are per-event features only");
+    if (!names.insert(spec.name).second) return r.error(a, awhat + ": duplicate name");
+    w->aggs.push_back(std::move(spec));
+  }
+  if (n["allowed_lateness"]) {
+    auto d = r.duration(n["allowed_lateness"], what + ": allowed_lateness");
+    if (!d.ok()) return d.status();
+    w->allowed_lateness = d.value();
+  }
+  if (n["late"]) {
+    auto p = r.late_policy(n["late"], what + ": late");
+    if (!p.ok()) return p.status();
+    w->late = p.value();
+  }
+  if (n["retract"]) w->retract = n["retract"].as<bool>();
+  if (n["output"]) w->output = n["output"].as<std::string>();
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<PipelineSpec> parse_spec(const std::string& text, const std::string& file) {
+  PipelineSpec spec;
+  spec.file = file;
+  SpecReader r{file};
+  try {
+    spec.root = YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    return Status::Error(
+        fmt::format("{}:{}: not valid YAML: {}", file, e.mark.line + 1, e.msg));
+  }
+  const YAML::Node& root = spec.root;
+  if (!root.IsMap()) return Status::Error(file + ": expected a mapping with 'source:' at the top");
+  try {
+    const YAML::Node source = root["source"];
+    if (!source) return Status::Error(file + ": missing 'source:' section");
+    if (auto s = parse_source(r, source, &spec.source); !s.ok()) return s;
+    if (root["workers"]) spec.workers = root["workers"].as<int>();
+    std::set<std::string> names;
+    const Schema& schema = spec.source.schema;
+    for (int i = 0; i < static_cast<int>(schema.size()); ++i) names.insert(schema[i].name);
+    if (const YAML::Node features = root["features"]) {
+      if (!features.IsSequence()) return r.error(features, "features: expected a list");
+      for (const auto& n : features) {
+        FeatureSpec f;
+        if (auto s = parse_feature(r, n, schema, &f); !s.ok()) return s;
+        if (!names.insert(f.name).second)
+          return r.error(n, fmt::format("feature '{}': the name is already used by a field or "
+                                        "another feature",
+                                        f.name));
+        spec.features.push_back(std::move(f));
+      }
+    }
+    if (const YAML::Node windows = root["windows"]) {
+      if (!windows.IsSequence()) return r.error(windows, "windows: expected a list");
+      std::set<std::string> wnames;
+      for (const auto& n : windows) {
+        WindowSpec w;
+        if (auto s = parse_window(r, n, schema, &w); !s.ok()) return s;
+        if (!wnames.insert(w.name).second)
+          return r.error(n, fmt::format("window '{}': duplicate name", w.name));
+        spec.windows.push_back(std::move(w));
+      }
+    }
+  } catch (const YAML::Exception& e) {
+    return Status::Error(fmt::format("{}:{}: {}", file, e.mark.line + 1, e.msg));
+  }
+  return spec;
+}
+
+Result<PipelineSpec> load_spec(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::Error(fmt::format("{}: cannot read the spec file", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_spec(ss.str(), path);
+}
+
+}  // namespace millrace

@@ -1,0 +1,93 @@
+// A pipeline spec (YAML): the source's schema and time settings, per-event
+// sliding features, and windowed results. Loading checks everything before a
+// pipeline runs; an error names the file, the line and the field.
+//
+//   source:
+//     time: ts                    # epoch ms or RFC 3339 string
+//     max_out_of_orderness: 5s    # watermark = max event time - this
+//     allowed_lateness: 1m        # events older than watermark - this are late
+//     late: side_output           # drop | side_output
+//     idle_timeout: 30s           # optional: idle partitions leave the watermark
+//     schema: {id: string, card_id: string, amount: double?, ts: int64}
+//   features:
+//     - {name: card_txn_count_5m, key: [card_id], agg: count, window: 5m}
+//   windows:
+//     - {name: merchant_volume_1m, key: [merchant_id], type: tumbling, size: 1m,
+//        aggs: [{name: n, agg: count}], allowed_lateness: 2m, late: side_output}
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <yaml-cpp/yaml.h>
+
+#include "millrace/core/schema.h"
+#include "millrace/core/status.h"
+#include "millrace/core/time.h"
+#include "millrace/window/aggregate.h"
+
+namespace millrace {
+
+enum class LatePolicy { Drop, SideOutput };
+
+struct SourceSpec {
+  std::string name = "input";
+  Schema schema;
+  int time_field = -1;
+  TimeMs max_out_of_orderness = 5000;
+  TimeMs allowed_lateness = 0;
+  LatePolicy late = LatePolicy::Drop;
+  TimeMs idle_timeout = 0;  // 0: partitions never count as idle
+};
+
+// A per-event sliding feature: for each accepted event of key k at time t,
+// agg over the key's accepted events with time in (t - window, t].
+struct FeatureSpec {
+  std::string name;
+  std::vector<int> key_fields;  // schema indexes
+  AggKind agg = AggKind::Count;
+  int field = -1;  // schema index, -1 when the aggregate takes none
+  TimeMs window = 0;
+  double q = 0.5;  // quantile
+  int line = 0;
+};
+
+enum class WindowType { Tumbling, Hopping, Session };
+
+struct WindowAggSpec {
+  std::string name;
+  AggKind agg = AggKind::Count;
+  int field = -1;
+  double q = 0.5;
+};
+
+// A windowed result, emitted when the watermark passes the window's end.
+struct WindowSpec {
+  std::string name;
+  std::vector<int> key_fields;
+  WindowType type = WindowType::Tumbling;
+  TimeMs size = 0;   // tumbling, hopping
+  TimeMs slide = 0;  // hopping (tumbling: == size)
+  TimeMs gap = 0;    // session
+  std::vector<WindowAggSpec> aggs;
+  TimeMs allowed_lateness = 0;
+  LatePolicy late = LatePolicy::Drop;
+  bool retract = false;
+  std::string output;  // optional per-window output URI
+  int line = 0;
+};
+
+struct PipelineSpec {
+  std::string file;
+  SourceSpec source;
+  std::vector<FeatureSpec> features;
+  std::vector<WindowSpec> windows;
+  int workers = 0;  // 0: one per hardware thread
+  YAML::Node root;  // the whole document, for sections read by other layers
+};
+
+// Parses spec text; `file` names it in error messages ("spec.yaml:12: ...").
+Result<PipelineSpec> parse_spec(const std::string& text, const std::string& file);
+Result<PipelineSpec> load_spec(const std::string& path);
+
+}  // namespace millrace
