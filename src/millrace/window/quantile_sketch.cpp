@@ -1,6 +1,7 @@
 #include "millrace/window/quantile_sketch.h"
 
 #include <algorithm>
+#include <cstddef>
 
 namespace millrace {
 
@@ -26,7 +27,7 @@ void QuantileSketch::Store::add(int32_t index, int32_t delta) {
   while (counts[hi - 1] == 0) --hi;
   if (hi < counts.size()) counts.resize(hi);
   if (lo > 0) {
-    counts.erase(counts.begin(), counts.begin() + static_cast<ptrdiff_t>(lo));
+    counts.erase(counts.begin(), counts.begin() + static_cast<std::ptrdiff_t>(lo));
     offset += static_cast<int32_t>(lo);
   }
 }

@@ -1,0 +1,62 @@
+// WindowOperator: one `windows:` entry of a spec (tumbling, hopping or session
+// windows over one key), run by one worker over the keys that worker owns.
+//
+// The worker calls, for every accepted event of its keys, in partition order:
+//   advance(event's watermark_before)   -- fires what the watermark passed
+//   on_event(event, watermark_before)   -- late check, add, corrections
+//   advance(event's watermark_after)
+// and advance(wm) alone when only the watermark moves (broadcasts, end of
+// input with kMaxTime). Semantics (docs/semantics.md, DESIGN.md):
+//  - An event is late for a window if window end + allowed_lateness <= the
+//    watermark before the event; late events are dropped (counted) or written
+//    to the late output with the window name and reason (spec `late:`).
+//  - Otherwise it joins its windows; joining a window that already fired emits
+//    a correction at once: {"kind":"update"}, preceded by {"kind":"retract"}
+//    with the previous values when `retract: true`. A session merge that
+//    involves fired sessions retracts each fired one (if enabled) and emits the
+//    merged session as an update.
+//  - advance(wm): every window with end <= wm that has not fired emits
+//    {"kind":"final"}; a window's state is dropped once wm >= end + allowed_lateness.
+// Result record: {"window": NAME, <key fields>, "window_start": ms,
+// "window_end": ms, <agg names>: values, "kind": "final" | "update" | "retract"}.
+// Not thread-safe: each worker owns its own operator instance.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "millrace/core/event.h"
+#include "millrace/core/schema.h"
+#include "millrace/stream/spec.h"
+
+namespace millrace {
+
+// Where an operator writes: JSON lines appended to strings, flushed by the caller.
+struct WindowOutput {
+  std::string results;  // result records, one JSON object per line ('\n'-terminated)
+  std::string late;     // late events (side_output policy), one JSON object per line
+  uint64_t results_emitted = 0;
+  uint64_t late_dropped = 0;
+  uint64_t late_side_output = 0;
+};
+
+class WindowOperator {
+ public:
+  static std::unique_ptr<WindowOperator> Create(const WindowSpec& spec, const Schema& schema);
+  virtual ~WindowOperator() = default;
+
+  // An accepted event of a key this worker owns. `raw` is the event's original
+  // JSON line (for the late output).
+  virtual void on_event(const Event& event, std::string_view raw, TimeMs watermark_before,
+                        WindowOutput* out) = 0;
+  // Moves the watermark forward (never backwards: smaller values are ignored).
+  virtual void advance(TimeMs watermark, WindowOutput* out) = 0;
+
+  // Bytes of state held now (keys, open windows, aggregates), for metrics and benchmarks.
+  virtual size_t state_bytes() const = 0;
+  virtual size_t open_windows() const = 0;
+  virtual size_t keys() const = 0;
+};
+
+}  // namespace millrace
