@@ -63,7 +63,9 @@ inline constexpr uint8_t kFlagControl = 1u << 0;
 inline constexpr uint8_t kFlagTransactional = 1u << 1;
 inline constexpr uint8_t kKnownFlags = kFlagControl | kFlagTransactional;
 
-inline size_t frame_bytes(size_t payload_bytes) { return kFrameHeaderBytes + payload_bytes; }
+inline size_t frame_bytes(size_t payload_bytes) {
+  return kFrameHeaderBytes + payload_bytes;
+}
 
 // Appends one frame to *out.
 void AppendFrame(std::string* out, uint64_t offset, int64_t timestamp_ms, uint8_t flags,

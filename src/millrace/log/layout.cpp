@@ -30,14 +30,18 @@ std::string SegmentPath(const std::string& partition_dir, uint64_t base_offset) 
   return partition_dir + "/" + name;
 }
 
-std::string GroupsDir(const std::string& topic_path) { return topic_path + "/groups"; }
-std::string MetaPath(const std::string& topic_path) { return topic_path + "/topic.meta"; }
+std::string GroupsDir(const std::string& topic_path) {
+  return topic_path + "/groups";
+}
+std::string MetaPath(const std::string& topic_path) {
+  return topic_path + "/topic.meta";
+}
 
 Status WriteTopicMeta(const std::string& topic_path, const TopicOptions& o) {
   std::string text = "millrace-topic 1\npartitions " + std::to_string(o.partitions) +
-                     "\nsegment_bytes " + std::to_string(o.segment_bytes) +
-                     "\nretention_bytes " + std::to_string(o.retention_bytes) +
-                     "\nretention_ms " + std::to_string(o.retention_ms) + "\n";
+                     "\nsegment_bytes " + std::to_string(o.segment_bytes) + "\nretention_bytes " +
+                     std::to_string(o.retention_bytes) + "\nretention_ms " +
+                     std::to_string(o.retention_ms) + "\n";
   return WriteFileAtomically(topic_path, "topic.meta", text);
 }
 

@@ -28,7 +28,8 @@ Status SegmentCursor::Open(const std::string& path, uint64_t expected_base) {
   char header[kSegmentHeaderBytes];
   ssize_t n = ::pread(fd_, header, sizeof(header), 0);
   uint64_t base = 0;
-  if (n != static_cast<ssize_t>(sizeof(header)) || !ParseSegmentHeader(header, sizeof(header), &base)) {
+  if (n != static_cast<ssize_t>(sizeof(header)) ||
+      !ParseSegmentHeader(header, sizeof(header), &base)) {
     return Status::Error("segment " + path + " has a missing or damaged header");
   }
   if (base != expected_base) {
@@ -54,8 +55,8 @@ bool SegmentCursor::Refill(size_t need, std::string* why) {
   }
   if (need > buf_.size()) buf_.resize(need);
   while (true) {
-    ssize_t n = ::pread(fd_, buf_.data() + end_, buf_.size() - end_,
-                        static_cast<off_t>(file_pos_ + end_));
+    ssize_t n =
+        ::pread(fd_, buf_.data() + end_, buf_.size() - end_, static_cast<off_t>(file_pos_ + end_));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       *why = std::string("read error: ") + std::strerror(errno);
@@ -77,8 +78,8 @@ SegmentCursor::Step SegmentCursor::Next(Frame* frame, std::string* why) {
       *why += " at byte " + std::to_string(position()) + " of " + path_;
       return Step::kCorrupt;
     }
-    size_t need = end_ - begin_ < 4 ? kFrameHeaderBytes
-                                    : kFrameHeaderBytes + load_u32(buf_.data() + begin_);
+    size_t need =
+        end_ - begin_ < 4 ? kFrameHeaderBytes : kFrameHeaderBytes + load_u32(buf_.data() + begin_);
     why->clear();
     if (!Refill(need, why)) {
       if (!why->empty()) {
