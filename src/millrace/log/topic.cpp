@@ -262,7 +262,6 @@ Result<uint64_t> Topic::Append(uint32_t partition, std::span<const std::string_v
         in_segment + frame_bytes(r.size()) > options_.segment_bytes) {
       if (Status s = WritePending(part); !s.ok()) return s;
       if (Status s = NewSegment(part); !s.ok()) return s;
-      if (Status s = EnforceSize(part); !s.ok()) return s;
     }
     AppendFrame(&part.pending, part.next_offset, timestamp_ms, 0, r);
     ++part.next_offset;
@@ -273,6 +272,7 @@ Result<uint64_t> Topic::Append(uint32_t partition, std::span<const std::string_v
   if (part.pending.size() >= write_buffer_bytes_) {
     if (Status s = WritePending(part); !s.ok()) return s;
   }
+  if (Status s = EnforceSize(part); !s.ok()) return s;
   return first;
 }
 
@@ -322,7 +322,8 @@ Status Topic::DeleteOldestSegment(Partition& part) {
 
 Status Topic::EnforceSize(Partition& part) {
   if (options_.retention_bytes == 0) return Status::Ok();
-  while (part.segments.size() > 1 && part.total_bytes > options_.retention_bytes) {
+  while (part.segments.size() > 1 &&
+         part.total_bytes + part.pending.size() > options_.retention_bytes) {
     if (Status s = DeleteOldestSegment(part); !s.ok()) return s;
   }
   return Status::Ok();

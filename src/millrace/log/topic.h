@@ -72,8 +72,9 @@ class Topic {
 
   // Deletes a partition's oldest closed segments while they are over
   // retention_bytes, or all their records are older than now_ms - retention_ms.
-  // The segment being written is never deleted. Appends apply the size limit
-  // by themselves whenever they close a segment; age needs this call.
+  // The segment being written is never deleted. Append() applies the size
+  // limit by itself, so bytes() stays within it unless the segment being
+  // written alone exceeds it; the age limit needs this call.
   Status ApplyRetention(int64_t now_ms);
 
   // Consumer-group offsets (group_offsets.h). A commit merges the given
