@@ -374,29 +374,35 @@ std::vector<std::string> Topic::Groups() const {
   return groups.ok() ? *groups : std::vector<std::string>{};
 }
 
+Result<PartitionInfo> DescribePartition(const std::string& path, uint32_t partition) {
+  PartitionInfo pi;
+  const std::string dir = PartitionDir(path, partition);
+  auto bases = ListSegments(dir);
+  if (!bases.ok()) return bases.status();
+  pi.segments = bases->size();
+  for (uint64_t base : *bases) {
+    auto size = FileSize(SegmentPath(dir, base));
+    if (size.ok()) pi.bytes += *size;  // retention may delete a segment meanwhile
+  }
+  if (!bases->empty()) {
+    pi.start_offset = bases->front();
+    auto scan = ScanSegment(SegmentPath(dir, bases->back()), bases->back());
+    if (!scan.ok()) return scan.status();
+    pi.end_offset = scan->next_offset;
+    pi.problem = scan->problem;
+  }
+  return pi;
+}
+
 Result<TopicInfo> DescribeTopic(const std::string& path) {
   TopicInfo info;
   auto options = ReadTopicMeta(path);
   if (!options.ok()) return options.status();
   info.options = *options;
   for (uint32_t p = 0; p < info.options.partitions; ++p) {
-    PartitionInfo pi;
-    const std::string dir = PartitionDir(path, p);
-    auto bases = ListSegments(dir);
-    if (!bases.ok()) return bases.status();
-    pi.segments = bases->size();
-    for (uint64_t base : *bases) {
-      auto size = FileSize(SegmentPath(dir, base));
-      if (size.ok()) pi.bytes += *size;  // retention may delete a segment meanwhile
-    }
-    if (!bases->empty()) {
-      pi.start_offset = bases->front();
-      auto scan = ScanSegment(SegmentPath(dir, bases->back()), bases->back());
-      if (!scan.ok()) return scan.status();
-      pi.end_offset = scan->next_offset;
-      pi.problem = scan->problem;
-    }
-    info.partitions.push_back(pi);
+    auto pi = DescribePartition(path, p);
+    if (!pi.ok()) return pi.status();
+    info.partitions.push_back(*pi);
   }
   auto groups = ListGroups(path);
   if (!groups.ok()) return groups.status();

@@ -136,5 +136,6 @@ struct TopicInfo {
   std::map<std::string, std::map<uint32_t, uint64_t>> groups;
 };
 Result<TopicInfo> DescribeTopic(const std::string& path);
+Result<PartitionInfo> DescribePartition(const std::string& path, uint32_t partition);
 
 }  // namespace millrace::log
