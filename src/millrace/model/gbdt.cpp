@@ -1,0 +1,562 @@
+#include "millrace/model/gbdt.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <utility>
+
+#include <fmt/format.h>
+
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
+
+namespace millrace::model {
+namespace {
+
+constexpr uint32_t kLeafBit = 1u << 31;
+constexpr uint32_t kDefaultLeftBit = 1u << 30;
+constexpr uint32_t kCategoricalBit = 1u << 29;
+constexpr uint32_t kZeroMissingBit = 1u << 28;
+constexpr uint32_t kCategoryLeftBit = 1u << 27;
+constexpr uint32_t kSpecialBits = kCategoricalBit | kZeroMissingBit;
+constexpr uint32_t kFeatureMask = (1u << 24) - 1;
+constexpr uint32_t kPaddedRightBit = 1u << 31;
+constexpr size_t kBlockRows = 64;
+
+// Calls f.template operator()<D>() for the run-time depth d in [0, kMaxPaddedDepth].
+template <typename F>
+void with_depth(int d, F&& f) {
+  switch (d) {
+    case 0:
+      f.template operator()<0>();
+      break;
+    case 1:
+      f.template operator()<1>();
+      break;
+    case 2:
+      f.template operator()<2>();
+      break;
+    case 3:
+      f.template operator()<3>();
+      break;
+    case 4:
+      f.template operator()<4>();
+      break;
+    case 5:
+      f.template operator()<5>();
+      break;
+    case 6:
+      f.template operator()<6>();
+      break;
+    case 7:
+      f.template operator()<7>();
+      break;
+    case 8:
+      f.template operator()<8>();
+      break;
+    default:
+      break;
+  }
+}
+
+using PaddedNode = GbdtModel::PaddedNode;
+using FlatNode = GbdtModel::FlatNode;
+
+// One step down a padded tree: NaN goes right only if the node says so.
+inline uint32_t padded_step(const PaddedNode* n, uint32_t i, const float* row) {
+  const PaddedNode nd = n[i];
+  const float x = row[nd.feature & ~kPaddedRightBit];
+  const uint32_t right = static_cast<uint32_t>(x >= nd.threshold) |
+                         (static_cast<uint32_t>(x != x) & (nd.feature >> 31));
+  return 2 * i + 1 + right;
+}
+
+template <int D, typename Acc>
+void padded_row_scalar(const PaddedNode* nodes, const Acc* leaves, const uint32_t* group,
+                       size_t t_begin, size_t t_end, const float* row, Acc* acc) {
+  constexpr uint32_t kInner = (1u << D) - 1;
+  constexpr uint32_t kLeaves = 1u << D;
+  size_t t = t_begin;
+  // Four trees in lockstep: independent dependency chains for the out-of-order core.
+  for (; t + 4 <= t_end; t += 4) {
+    const PaddedNode* n0 = nodes + t * kInner;
+    const PaddedNode* n1 = n0 + kInner;
+    const PaddedNode* n2 = n1 + kInner;
+    const PaddedNode* n3 = n2 + kInner;
+    uint32_t i0 = 0, i1 = 0, i2 = 0, i3 = 0;
+    for (int d = 0; d < D; ++d) {
+      i0 = padded_step(n0, i0, row);
+      i1 = padded_step(n1, i1, row);
+      i2 = padded_step(n2, i2, row);
+      i3 = padded_step(n3, i3, row);
+    }
+    const Acc* l = leaves + t * kLeaves;
+    acc[group[t]] += l[i0 - kInner];
+    acc[group[t + 1]] += l[kLeaves + i1 - kInner];
+    acc[group[t + 2]] += l[2 * kLeaves + i2 - kInner];
+    acc[group[t + 3]] += l[3 * kLeaves + i3 - kInner];
+  }
+  for (; t < t_end; ++t) {
+    const PaddedNode* n = nodes + t * kInner;
+    uint32_t i = 0;
+    for (int d = 0; d < D; ++d) i = padded_step(n, i, row);
+    acc[group[t]] += leaves[t * kLeaves + i - kInner];
+  }
+}
+
+#ifdef __AVX2__
+// One step for 8 lanes: lane k walks the tree whose node array starts at
+// node_base[k] (in PaddedNode units) over the row starting at row_off[k] floats.
+inline __m256i padded_step8(const PaddedNode* nodes, __m256i node_base, __m256i idx,
+                            const float* rows, __m256i row_off) {
+  const __m256i ni = _mm256_slli_epi32(_mm256_add_epi32(node_base, idx), 1);
+  const __m256 thr = _mm256_i32gather_ps(reinterpret_cast<const float*>(nodes), ni, 4);
+  const __m256i fd = _mm256_i32gather_epi32(reinterpret_cast<const int*>(nodes) + 1, ni, 4);
+  const __m256i feat = _mm256_and_si256(fd, _mm256_set1_epi32(0x7fffffff));
+  const __m256 x = _mm256_i32gather_ps(rows, _mm256_add_epi32(row_off, feat), 4);
+  const __m256i ge = _mm256_castps_si256(_mm256_cmp_ps(x, thr, _CMP_GE_OQ));
+  const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  const __m256i right = _mm256_or_si256(ge, _mm256_and_si256(nan, _mm256_srai_epi32(fd, 31)));
+  // right is 0 or -1: child = 2i + 1 + (right ? 1 : 0).
+  return _mm256_sub_epi32(_mm256_add_epi32(_mm256_slli_epi32(idx, 1), _mm256_set1_epi32(1)), right);
+}
+
+// Single row, float accumulation: 8 trees per vector, leaves added in tree order.
+template <int D>
+void padded_row_avx2(const PaddedNode* nodes, const float* leaves, const uint32_t* group,
+                     size_t num_trees, const float* row, float* acc) {
+  constexpr int32_t kInner = (1 << D) - 1;
+  constexpr int32_t kLeaves = 1 << D;
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i zero = _mm256_setzero_si256();
+  size_t t = 0;
+  alignas(32) float leaf[8];
+  for (; t + 8 <= num_trees; t += 8) {
+    const __m256i tree = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(t)), lane);
+    const __m256i base = _mm256_mullo_epi32(tree, _mm256_set1_epi32(kInner));
+    __m256i idx = zero;
+    for (int d = 0; d < D; ++d) idx = padded_step8(nodes, base, idx, row, zero);
+    const __m256i li = _mm256_add_epi32(_mm256_mullo_epi32(tree, _mm256_set1_epi32(kLeaves)),
+                                        _mm256_sub_epi32(idx, _mm256_set1_epi32(kInner)));
+    _mm256_store_ps(leaf, _mm256_i32gather_ps(leaves, li, 4));
+    for (int k = 0; k < 8; ++k) acc[group[t + k]] += leaf[k];
+  }
+  padded_row_scalar<D, float>(nodes, leaves, group, t, num_trees, row, acc);
+}
+
+// Batch of rows, one output group, float accumulation: 8 rows per vector.
+template <int D>
+void padded_block_avx2(const PaddedNode* nodes, const float* leaves, size_t num_trees,
+                       const float* rows, size_t n, size_t stride, float* acc) {
+  constexpr int32_t kInner = (1 << D) - 1;
+  const __m256i row_off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                             _mm256_set1_epi32(static_cast<int32_t>(stride)));
+  const size_t n8 = n / 8 * 8;
+  for (size_t t = 0; t < num_trees; ++t) {
+    const PaddedNode* tn = nodes + t * kInner;
+    const float* tl = leaves + t * (1u << D);
+    const __m256i inner = _mm256_set1_epi32(kInner);
+    const __m256i zero = _mm256_setzero_si256();
+    for (size_t r = 0; r < n8; r += 8) {
+      __m256i idx = zero;
+      for (int d = 0; d < D; ++d) idx = padded_step8(tn, zero, idx, rows + r * stride, row_off);
+      const __m256 lv = _mm256_i32gather_ps(tl, _mm256_sub_epi32(idx, inner), 4);
+      _mm256_storeu_ps(acc + r, _mm256_add_ps(_mm256_loadu_ps(acc + r), lv));
+    }
+    for (size_t r = n8; r < n; ++r) {
+      uint32_t i = 0;
+      for (int d = 0; d < D; ++d) i = padded_step(tn, i, rows + r * stride);
+      acc[r] += tl[i - kInner];
+    }
+  }
+}
+#endif
+
+// General layout: walk to a leaf, handling categorical and zero-as-missing nodes.
+inline bool special_goes_left(const FlatNode& nd, float x, const uint32_t* cat_words) {
+  const uint32_t flags = nd.feature;
+  if (flags & kCategoricalBit) {
+    if (std::isnan(x)) return flags & kDefaultLeftBit;
+    bool in_set = false;
+    if (x >= 0 && x < 16777216.0f) {
+      uint32_t offset;
+      std::memcpy(&offset, &nd.threshold, sizeof offset);
+      const uint32_t c = static_cast<uint32_t>(x);
+      const uint32_t words = cat_words[offset];
+      in_set = (c >> 5) < words && ((cat_words[offset + 1 + (c >> 5)] >> (c & 31)) & 1u);
+    }
+    const bool category_left = flags & kCategoryLeftBit;
+    return in_set == category_left;
+  }
+  // Zero as missing: NaN and |x| <= 1e-35 take the default direction.
+  if (std::isnan(x) || (x >= -1e-35f && x <= 1e-35f)) return flags & kDefaultLeftBit;
+  return x < nd.threshold;
+}
+
+inline uint32_t general_leaf(const FlatNode* nodes, uint32_t i, const float* row,
+                             const uint32_t* cat_words) {
+  for (;;) {
+    const FlatNode& nd = nodes[i];
+    const uint32_t flags = nd.feature;
+    if (flags & kLeafBit) return nd.next;
+    const float x = row[flags & kFeatureMask];
+    bool left;
+    if (flags & kSpecialBits) {
+      left = special_goes_left(nd, x, cat_words);
+    } else {
+      left = std::isnan(x) ? (flags & kDefaultLeftBit) != 0 : x < nd.threshold;
+    }
+    i = nd.next + (left ? 0 : 1);
+  }
+}
+
+// The output transforms, each with the arithmetic of the library that trained the model.
+float xgb_sigmoid(float x) {
+  const float e = std::min(-x, 88.7f);
+  const float denom = std::exp(e) + 1.0f + 1e-16f;
+  return 1.0f / denom;
+}
+
+}  // namespace
+
+double Model::score(const float* row) const {
+  if (num_outputs() == 1) {
+    double out;
+    predict_row(row, &out);
+    return out;
+  }
+  std::vector<double> out(num_outputs());
+  predict_row(row, out.data());
+  return out[0];
+}
+
+Result<std::shared_ptr<GbdtModel>> GbdtModel::compile(TreeEnsemble e) {
+  std::shared_ptr<GbdtModel> m(new GbdtModel());
+  const size_t num_features = e.feature_names.size();
+  if (num_features > kFeatureMask) return Status::Error("model has too many features");
+  if (e.num_groups == 0 || e.num_groups > 256)
+    return Status::Error(
+        fmt::format("model has {} output groups; 1 to 256 are supported", e.num_groups));
+  if (e.base_margin.size() != e.num_groups) e.base_margin.resize(e.num_groups, 0.0);
+  m->feature_names_ = std::move(e.feature_names);
+  m->format_ = e.format;
+  m->objective_ = e.objective;
+  m->num_groups_ = e.num_groups;
+  m->num_outputs_ = e.transform == OutputTransform::kArgmaxXgboost ? 1 : e.num_groups;
+  m->num_trees_ = e.trees.size();
+  m->double_acc_ = e.accumulate_double;
+  m->average_output_ = e.average_output;
+  m->transform_ = e.transform;
+  m->sigmoid_scale_ = e.sigmoid_scale;
+  m->base_margin_ = e.base_margin;
+  m->trees_per_group_.assign(e.num_groups, 0.0);
+
+  bool paddable = true;
+  std::vector<std::vector<int>> depths(e.trees.size());
+  // Validate every tree and build the general layout (BFS, siblings adjacent).
+  for (size_t t = 0; t < e.trees.size(); ++t) {
+    const Tree& tree = e.trees[t];
+    if (tree.group >= e.num_groups)
+      return Status::Error(
+          fmt::format("tree {}: output group {} >= {}", t, tree.group, e.num_groups));
+    if (tree.nodes.empty()) return Status::Error(fmt::format("tree {}: no nodes", t));
+    m->tree_group_.push_back(tree.group);
+    m->trees_per_group_[tree.group] += 1;
+    std::vector<int>& depth = depths[t];
+    depth.assign(tree.nodes.size(), -1);
+    depth[0] = 0;
+    m->roots_.push_back(static_cast<uint32_t>(m->nodes_.size()));
+    m->nodes_.push_back({});
+    std::deque<std::pair<int32_t, uint32_t>> queue{{0, m->roots_.back()}};
+    while (!queue.empty()) {
+      auto [src, dst] = queue.front();
+      queue.pop_front();
+      const TreeNode& node = tree.nodes[src];
+      FlatNode flat{};
+      if (node.kind == TreeNode::Kind::kLeaf) {
+        flat.feature = kLeafBit;
+        flat.next = static_cast<uint32_t>(m->leaves_d_.size());
+        m->leaves_d_.push_back(node.leaf_value);
+        m->leaves_f_.push_back(static_cast<float>(node.leaf_value));
+        m->nodes_[dst] = flat;
+        continue;
+      }
+      for (int32_t child : {node.left, node.right}) {
+        if (child < 0 || static_cast<size_t>(child) >= tree.nodes.size())
+          return Status::Error(fmt::format("tree {} node {}: child index {} out of range [0, {})",
+                                           t, src, child, tree.nodes.size()));
+        if (depth[child] != -1)
+          return Status::Error(
+              fmt::format("tree {} node {}: node {} is reached twice (not a tree)", t, src, child));
+        depth[child] = depth[src] + 1;
+      }
+      if (node.feature >= num_features)
+        return Status::Error(fmt::format("tree {} node {}: feature index {} >= {} features", t, src,
+                                         node.feature, num_features));
+      m->max_depth_ = std::max(m->max_depth_, depth[src] + 1);
+      flat.feature = node.feature | (node.default_left ? kDefaultLeftBit : 0);
+      flat.threshold = node.threshold;
+      if (node.kind == TreeNode::Kind::kCategorical) {
+        paddable = false;
+        flat.feature |= kCategoricalBit | (node.category_left ? kCategoryLeftBit : 0);
+        uint32_t max_cat = 0;
+        for (uint32_t c : node.categories) max_cat = std::max(max_cat, c);
+        const uint32_t words = node.categories.empty() ? 0 : max_cat / 32 + 1;
+        const auto offset = static_cast<uint32_t>(m->cat_words_.size());
+        m->cat_words_.push_back(words);
+        m->cat_words_.resize(m->cat_words_.size() + words, 0);
+        for (uint32_t c : node.categories) m->cat_words_[offset + 1 + c / 32] |= 1u << (c % 32);
+        std::memcpy(&flat.threshold, &offset, sizeof offset);
+      } else if (node.zero_as_missing) {
+        paddable = false;
+        flat.feature |= kZeroMissingBit;
+      }
+      flat.next = static_cast<uint32_t>(m->nodes_.size());
+      m->nodes_[dst] = flat;
+      m->nodes_.push_back({});
+      m->nodes_.push_back({});
+      queue.push_back({node.left, flat.next});
+      queue.push_back({node.right, flat.next + 1});
+    }
+  }
+  if (m->max_depth_ > kMaxPaddedDepth) paddable = false;
+
+  if (paddable) {
+    const int d_max = m->max_depth_;
+    const size_t inner = (size_t{1} << d_max) - 1;
+    const size_t leaves = size_t{1} << d_max;
+    m->padded_nodes_.assign(e.trees.size() * inner, PaddedNode{0.0f, 0});
+    m->padded_leaves_d_.assign(e.trees.size() * leaves, 0.0);
+    for (size_t t = 0; t < e.trees.size(); ++t) {
+      const Tree& tree = e.trees[t];
+      PaddedNode* pn = m->padded_nodes_.data() + t * inner;
+      double* pl = m->padded_leaves_d_.data() + t * leaves;
+      // (source node, heap position, depth); a leaf above d_max fills its whole subtree.
+      std::vector<std::tuple<int32_t, size_t, int>> stack{{0, 0, 0}};
+      while (!stack.empty()) {
+        auto [src, pos, d] = stack.back();
+        stack.pop_back();
+        const TreeNode& node = tree.nodes[src];
+        if (d == d_max) {
+          pl[pos - inner] = node.leaf_value;
+          continue;
+        }
+        if (node.kind == TreeNode::Kind::kLeaf) {
+          pn[pos] = PaddedNode{0.0f, 0};  // either child leads to the same value
+          stack.push_back({src, 2 * pos + 1, d + 1});
+          stack.push_back({src, 2 * pos + 2, d + 1});
+        } else {
+          pn[pos] =
+              PaddedNode{node.threshold, node.feature | (node.default_left ? 0 : kPaddedRightBit)};
+          stack.push_back({node.left, 2 * pos + 1, d + 1});
+          stack.push_back({node.right, 2 * pos + 2, d + 1});
+        }
+      }
+    }
+    m->padded_leaves_f_.assign(m->padded_leaves_d_.begin(), m->padded_leaves_d_.end());
+    if (!m->double_acc_) m->padded_leaves_d_.clear();
+    m->padded_depth_ = d_max;
+  }
+  if (!m->double_acc_) m->leaves_d_.clear();
+  return m;
+}
+
+template <typename Acc>
+void GbdtModel::margins_row(const float* row, Acc* acc) const {
+  for (uint32_t g = 0; g < num_groups_; ++g) acc[g] = static_cast<Acc>(base_margin_[g]);
+  const uint32_t* group = tree_group_.data();
+  if (padded_depth_ >= 0) {
+    const Acc* leaves;
+    if constexpr (std::is_same_v<Acc, float>) {
+      leaves = padded_leaves_f_.data();
+    } else {
+      leaves = padded_leaves_d_.data();
+    }
+    with_depth(padded_depth_, [&]<int D>() {
+#ifdef __AVX2__
+      if constexpr (std::is_same_v<Acc, float>) {
+        if (D >= 3) {
+          padded_row_avx2<D>(padded_nodes_.data(), leaves, group, num_trees_, row, acc);
+          return;
+        }
+      }
+#endif
+      padded_row_scalar<D, Acc>(padded_nodes_.data(), leaves, group, 0, num_trees_, row, acc);
+    });
+    return;
+  }
+  const Acc* leaves;
+  if constexpr (std::is_same_v<Acc, float>) {
+    leaves = leaves_f_.data();
+  } else {
+    leaves = leaves_d_.data();
+  }
+  for (size_t t = 0; t < num_trees_; ++t)
+    acc[group[t]] += leaves[general_leaf(nodes_.data(), roots_[t], row, cat_words_.data())];
+}
+
+template <typename Acc>
+void GbdtModel::margins_batch(const float* rows, size_t n, size_t stride, Acc* acc) const {
+  const uint32_t groups = num_groups_;
+  for (size_t r = 0; r < n; ++r)
+    for (uint32_t g = 0; g < groups; ++g) acc[r * groups + g] = static_cast<Acc>(base_margin_[g]);
+  const uint32_t* group = tree_group_.data();
+  if (padded_depth_ >= 0) {
+    const Acc* leaves;
+    if constexpr (std::is_same_v<Acc, float>) {
+      leaves = padded_leaves_f_.data();
+    } else {
+      leaves = padded_leaves_d_.data();
+    }
+    with_depth(padded_depth_, [&]<int D>() {
+#ifdef __AVX2__
+      if constexpr (std::is_same_v<Acc, float>) {
+        if (groups == 1) {
+          padded_block_avx2<D>(padded_nodes_.data(), leaves, num_trees_, rows, n, stride, acc);
+          return;
+        }
+      }
+#endif
+      constexpr uint32_t kInner = (1u << D) - 1;
+      constexpr uint32_t kLeaves = 1u << D;
+      for (size_t t = 0; t < num_trees_; ++t) {
+        const PaddedNode* tn = padded_nodes_.data() + t * kInner;
+        const Acc* tl = leaves + t * kLeaves;
+        const uint32_t g = group[t];
+        for (size_t r = 0; r < n; ++r) {
+          uint32_t i = 0;
+          for (int d = 0; d < D; ++d) i = padded_step(tn, i, rows + r * stride);
+          acc[r * groups + g] += tl[i - kInner];
+        }
+      }
+    });
+    return;
+  }
+  const Acc* leaves;
+  if constexpr (std::is_same_v<Acc, float>) {
+    leaves = leaves_f_.data();
+  } else {
+    leaves = leaves_d_.data();
+  }
+  for (size_t t = 0; t < num_trees_; ++t) {
+    const uint32_t g = group[t];
+    for (size_t r = 0; r < n; ++r)
+      acc[r * groups + g] +=
+          leaves[general_leaf(nodes_.data(), roots_[t], rows + r * stride, cat_words_.data())];
+  }
+}
+
+template <typename Acc>
+void GbdtModel::finish(const Acc* margins, double* out) const {
+  const uint32_t k = num_groups_;
+  switch (transform_) {
+    case OutputTransform::kIdentity:
+      for (uint32_t g = 0; g < k; ++g) out[g] = margins[g];
+      break;
+    case OutputTransform::kSigmoidXgboost:
+      for (uint32_t g = 0; g < k; ++g) out[g] = xgb_sigmoid(static_cast<float>(margins[g]));
+      break;
+    case OutputTransform::kExpXgboost:
+      for (uint32_t g = 0; g < k; ++g) out[g] = std::exp(static_cast<float>(margins[g]));
+      break;
+    case OutputTransform::kSoftmaxXgboost: {
+      float wmax = static_cast<float>(margins[0]);
+      for (uint32_t g = 1; g < k; ++g) wmax = std::max(static_cast<float>(margins[g]), wmax);
+      double wsum = 0;
+      float e[256];
+      for (uint32_t g = 0; g < k; ++g) {
+        e[g] = std::exp(static_cast<float>(margins[g]) - wmax);
+        wsum += e[g];
+      }
+      for (uint32_t g = 0; g < k; ++g) out[g] = e[g] / static_cast<float>(wsum);
+      break;
+    }
+    case OutputTransform::kArgmaxXgboost: {
+      uint32_t best = 0;
+      for (uint32_t g = 1; g < k; ++g)
+        if (margins[g] > margins[best]) best = g;
+      out[0] = best;
+      break;
+    }
+    case OutputTransform::kSigmoidLightgbm:
+      for (uint32_t g = 0; g < k; ++g)
+        out[g] = 1.0 / (1.0 + std::exp(-sigmoid_scale_ * static_cast<double>(margins[g])));
+      break;
+    case OutputTransform::kExpLightgbm:
+      for (uint32_t g = 0; g < k; ++g) out[g] = std::exp(static_cast<double>(margins[g]));
+      break;
+    case OutputTransform::kSoftmaxLightgbm: {
+      double wmax = margins[0];
+      for (uint32_t g = 1; g < k; ++g) wmax = std::max<double>(margins[g], wmax);
+      double wsum = 0;
+      for (uint32_t g = 0; g < k; ++g) {
+        out[g] = std::exp(margins[g] - wmax);
+        wsum += out[g];
+      }
+      for (uint32_t g = 0; g < k; ++g) out[g] /= wsum;
+      break;
+    }
+  }
+}
+
+void GbdtModel::predict_margin_row(const float* row, double* margins) const {
+  if (double_acc_) {
+    double acc[256];
+    margins_row<double>(row, acc);
+    for (uint32_t g = 0; g < num_groups_; ++g)
+      margins[g] = average_output_ ? acc[g] / trees_per_group_[g] : acc[g];
+  } else {
+    float acc[256];
+    margins_row<float>(row, acc);
+    for (uint32_t g = 0; g < num_groups_; ++g) margins[g] = acc[g];
+  }
+}
+
+void GbdtModel::predict_row(const float* row, double* out) const {
+  if (double_acc_) {
+    double acc[256];
+    margins_row<double>(row, acc);
+    if (average_output_)
+      for (uint32_t g = 0; g < num_groups_; ++g) acc[g] /= trees_per_group_[g];
+    finish<double>(acc, out);
+  } else {
+    float acc[256];
+    margins_row<float>(row, acc);
+    finish<float>(acc, out);
+  }
+}
+
+void GbdtModel::predict_batch(const float* rows, size_t n, size_t stride, double* out) const {
+  const uint32_t groups = num_groups_;
+  const size_t outs = num_outputs_;
+  if (double_acc_) {
+    std::vector<double> acc(kBlockRows * groups);
+    for (size_t r0 = 0; r0 < n; r0 += kBlockRows) {
+      const size_t m = std::min(kBlockRows, n - r0);
+      margins_batch<double>(rows + r0 * stride, m, stride, acc.data());
+      for (size_t r = 0; r < m; ++r) {
+        double* a = acc.data() + r * groups;
+        if (average_output_)
+          for (uint32_t g = 0; g < groups; ++g) a[g] /= trees_per_group_[g];
+        finish<double>(a, out + (r0 + r) * outs);
+      }
+    }
+  } else {
+    std::vector<float> acc(kBlockRows * groups);
+    for (size_t r0 = 0; r0 < n; r0 += kBlockRows) {
+      const size_t m = std::min(kBlockRows, n - r0);
+      margins_batch<float>(rows + r0 * stride, m, stride, acc.data());
+      for (size_t r = 0; r < m; ++r) finish<float>(acc.data() + r * groups, out + (r0 + r) * outs);
+    }
+  }
+}
+
+std::string GbdtModel::summary() const {
+  return fmt::format("gbdt ({} {}): {} trees, max depth {}, {} features, {} output(s), {} layout",
+                     format_, objective_, num_trees_, max_depth_, feature_names_.size(),
+                     num_outputs_, padded_depth_ >= 0 ? "padded" : "general");
+}
+
+}  // namespace millrace::model

@@ -1,0 +1,101 @@
+// GbdtModel: a tree ensemble compiled into flat arrays for fast scoring.
+//
+// Two layouts, chosen at compile time of the model:
+//  - padded (every split numerical, no zero-as-missing, depth <= kMaxPaddedDepth):
+//    each tree becomes a complete binary tree of depth D in heap order (children
+//    of node i at 2i+1 and 2i+2), 8 bytes per internal node {threshold, feature
+//    | default-right bit}, plus 2^D leaf values. A leaf above depth D is copied
+//    into every padded slot below it, so traversal is exactly D branch-free
+//    steps: right = (x >= t) | (isnan(x) & default_right). With AVX2 the batch
+//    path walks 8 rows at once and the single-row path 8 trees at once.
+//  - general (any depth, categorical splits, zero-as-missing): 12-byte nodes with
+//    siblings adjacent (right child = left child + 1), walked until a leaf.
+// Leaves are summed per row in tree order, in float for XGBoost models and in
+// double for LightGBM ones, starting from the base margin, exactly as the source
+// libraries do; the output transform repeats their arithmetic too.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "millrace/core/status.h"
+#include "millrace/model/model.h"
+#include "millrace/model/tree_ensemble.h"
+
+namespace millrace::model {
+
+class GbdtModel final : public Model {
+ public:
+  static constexpr int kMaxPaddedDepth = 8;
+
+  // Validates (child indices in range, no cycles, features < names) and compiles.
+  static Result<std::shared_ptr<GbdtModel>> compile(TreeEnsemble ensemble);
+
+  const std::vector<std::string>& feature_names() const override { return feature_names_; }
+  size_t num_outputs() const override { return num_outputs_; }
+  void predict_row(const float* row, double* out) const override;
+  void predict_batch(const float* rows, size_t n, size_t row_stride, double* out) const override;
+  std::string summary() const override;
+
+  // Raw margins (before the output transform), num_groups per row.
+  void predict_margin_row(const float* row, double* margins) const;
+
+  size_t num_trees() const { return num_trees_; }
+  int max_depth() const { return max_depth_; }
+  bool uses_padded_layout() const { return padded_depth_ >= 0; }
+  const std::string& format() const { return format_; }
+  const std::string& objective() const { return objective_; }
+
+  // Forces the general layout (tests compare both layouts on the same model).
+  void use_general_layout() { padded_depth_ = -1; }
+
+  struct PaddedNode {
+    float threshold;
+    uint32_t feature;  // bit 31: NaN goes right
+  };
+  struct FlatNode {
+    float threshold;   // numerical; for categorical, bits = offset into cat_words_
+    uint32_t feature;  // low 24 bits; flags above
+    uint32_t next;     // internal: left child (right = next + 1); leaf: leaf index
+  };
+
+ private:
+  GbdtModel() = default;
+  template <typename Acc>
+  void margins_row(const float* row, Acc* acc) const;
+  template <typename Acc>
+  void margins_batch(const float* rows, size_t n, size_t stride, Acc* acc) const;
+  template <typename Acc>
+  void finish(const Acc* margins, double* out) const;
+
+  std::vector<std::string> feature_names_;
+  std::string format_, objective_;
+  size_t num_outputs_ = 1;
+  uint32_t num_groups_ = 1;
+  size_t num_trees_ = 0;
+  int max_depth_ = 0;
+  bool double_acc_ = false;
+  bool average_output_ = false;
+  OutputTransform transform_ = OutputTransform::kIdentity;
+  double sigmoid_scale_ = 1;
+  std::vector<double> base_margin_;
+  std::vector<uint32_t> tree_group_;
+  std::vector<double> trees_per_group_;
+
+  // Padded layout (padded_depth_ >= 0).
+  int padded_depth_ = -1;
+  std::vector<PaddedNode> padded_nodes_;  // num_trees * (2^D - 1)
+  std::vector<float> padded_leaves_f_;    // num_trees * 2^D
+  std::vector<double> padded_leaves_d_;
+
+  // General layout (always built).
+  std::vector<FlatNode> nodes_;
+  std::vector<uint32_t> roots_;
+  std::vector<float> leaves_f_;
+  std::vector<double> leaves_d_;
+  std::vector<uint32_t> cat_words_;  // per categorical node: [n_words, words...]
+};
+
+}  // namespace millrace::model
