@@ -153,8 +153,12 @@ bool EventParser::parse(const char* data, size_t len, size_t capacity, Event* ou
     return false;
   }
   simdjson::ondemand::object obj;
-  if (doc.get_object().get(obj)) {
-    *error = "not a JSON object";
+  if (auto err = doc.get_object().get(obj)) {
+    if (err == simdjson::INCORRECT_TYPE) {
+      *error = "not a JSON object";
+    } else {
+      *error = fmt::format("not JSON: {}", simdjson::error_message(err));
+    }
     return false;
   }
   for (auto field_result : obj) {

@@ -1,0 +1,548 @@
+#include "millrace/features/sliding_features.h"
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+
+#include "millrace/core/hash.h"
+
+namespace millrace {
+namespace {
+
+// Neumaier-compensated running sums of a value and its square, shifted by K
+// (the first value seen) so that the variance does not cancel catastrophically.
+struct Moments {
+  int64_t n = 0;
+  double k = 0, s = 0, sc = 0, q = 0, qc = 0;
+
+  static void kahan(double& sum, double& c, double x) {
+    double t = sum + x;
+    if (std::fabs(sum) >= std::fabs(x)) {
+      c += (sum - t) + x;
+    } else {
+      c += (x - t) + sum;
+    }
+    sum = t;
+  }
+  void add(double x) {
+    if (n == 0) {
+      k = x;
+      s = sc = q = qc = 0;
+    }
+    ++n;
+    double d = x - k;
+    kahan(s, sc, d);
+    kahan(q, qc, d * d);
+  }
+  void remove(double x) {
+    --n;
+    if (n == 0) {
+      s = sc = q = qc = 0;
+      return;
+    }
+    double d = x - k;
+    kahan(s, sc, -d);
+    kahan(q, qc, -d * d);
+  }
+  double sum() const { return n * k + (s + sc); }
+  double mean() const { return k + (s + sc) / n; }
+  double stddev() const {
+    if (n <= 1) return 0.0;
+    double m = (s + sc) / n;
+    double var = (q + qc) / n - m * m;
+    return var > 0 ? std::sqrt(var) : 0.0;
+  }
+};
+
+struct MonoEntry {
+  TimeMs t = 0;
+  double v = 0;  // value times the sign: the deque always keeps maxima
+};
+
+inline double bits_to_double(uint64_t b) { return std::bit_cast<double>(b); }
+inline uint64_t double_to_bits(double d) { return std::bit_cast<uint64_t>(d); }
+
+}  // namespace
+
+struct FeatState {
+  size_t start = 0;  // ring index of the head window's first event
+  Moments m;         // count/sum/avg/stddev; m.n also counts for the other aggregates
+  std::unique_ptr<RingBuffer<MonoEntry>> mono;
+  std::unique_ptr<absl::flat_hash_map<uint64_t, uint32_t>> distinct;
+  std::unique_ptr<QuantileSketch> sketch;
+};
+
+struct SlidingFeatureGroup::KeyState {
+  TimeMs max_t = kMinTime;
+  RingBuffer<TimeMs> times;
+  std::vector<RingBuffer<uint64_t>> cols;     // one per column: double bits or string hash
+  std::vector<RingBuffer<std::string>> text;  // string values of Text columns
+  std::vector<FeatState> feats;
+};
+
+SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<FeatureSpec> features,
+                                         std::vector<int> outputs, TimeMs allowed_lateness)
+    : schema_(schema), lateness_(allowed_lateness), retention_(0) {
+  for (size_t i = 0; i < features.size(); ++i) {
+    Feature f;
+    f.spec = std::move(features[i]);
+    f.output = outputs[i];
+    f.column = -1;
+    f.field_type = FieldType::Int64;
+    f.has_head = f.spec.agg != AggKind::Prev && f.spec.agg != AggKind::TimeSinceLast;
+    retention_ = std::max(retention_, f.spec.window);
+    if (f.spec.field >= 0) {
+      f.field_type = schema_[f.spec.field].type;
+      ColumnKind kind = ColumnKind::Number;
+      if (f.field_type == FieldType::String)
+        kind = agg_returns_field(f.spec.agg) ? ColumnKind::Text : ColumnKind::Hash;
+      auto it = std::find_if(columns_.begin(), columns_.end(),
+                             [&](const Column& c) { return c.field == f.spec.field; });
+      if (it == columns_.end()) {
+        columns_.push_back({f.spec.field, kind});
+        f.column = static_cast<int>(columns_.size()) - 1;
+      } else {
+        if (kind == ColumnKind::Text) it->kind = ColumnKind::Text;
+        f.column = static_cast<int>(it - columns_.begin());
+      }
+    }
+    features_.push_back(std::move(f));
+  }
+}
+
+SlidingFeatureGroup::~SlidingFeatureGroup() = default;
+
+namespace {
+
+inline bool cell_null(uint64_t bits, bool hash) {
+  return hash ? bits == 0 : std::isnan(bits_to_double(bits));
+}
+
+}  // namespace
+
+void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool in_order) {
+  const Feature& f = features_[fi];
+  FeatState& st = ks.feats[fi];
+  double x = 0;
+  if (f.column >= 0) {
+    uint64_t bits = ks.cols[f.column][pos];
+    bool hash = columns_[f.column].kind != ColumnKind::Number;
+    if (cell_null(bits, hash)) return;
+    if (f.spec.agg == AggKind::CountDistinct) {
+      ++st.m.n;
+      ++(*st.distinct)[bits];
+      return;
+    }
+    if (!hash) x = bits_to_double(bits);
+  }
+  switch (f.spec.agg) {
+    case AggKind::Sum:
+    case AggKind::Avg:
+    case AggKind::Stddev: st.m.add(x); return;
+    case AggKind::Min:
+    case AggKind::Max: {
+      ++st.m.n;
+      double v = f.spec.agg == AggKind::Max ? x : -x;
+      TimeMs t = ks.times[pos];
+      auto& dq = *st.mono;
+      if (in_order) {
+        while (!dq.empty() && dq.back().v <= v) dq.pop_back();
+        dq.push_back({t, v});
+        return;
+      }
+      // Out of order: insert by time unless a later entry dominates it.
+      size_t q = 0;
+      while (q < dq.size() && dq[q].t <= t) ++q;
+      if (q < dq.size() && dq[q].v >= v) return;
+      dq.insert(q, {t, v});
+      while (q > 0 && dq[q - 1].v <= v) {
+        dq.erase(q - 1);
+        --q;
+      }
+      return;
+    }
+    case AggKind::Quantile:
+      ++st.m.n;
+      st.sketch->add(x);
+      return;
+    default: ++st.m.n; return;  // count, first, last
+  }
+}
+
+void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t fi, size_t pos) {
+  const Feature& f = features_[fi];
+  FeatState& st = ks.feats[fi];
+  double x = 0;
+  if (f.column >= 0) {
+    uint64_t bits = ks.cols[f.column][pos];
+    bool hash = columns_[f.column].kind != ColumnKind::Number;
+    if (cell_null(bits, hash)) return;
+    if (f.spec.agg == AggKind::CountDistinct) {
+      --st.m.n;
+      auto it = st.distinct->find(bits);
+      if (--it->second == 0) st.distinct->erase(it);
+      return;
+    }
+    if (!hash) x = bits_to_double(bits);
+  }
+  switch (f.spec.agg) {
+    case AggKind::Sum:
+    case AggKind::Avg:
+    case AggKind::Stddev: st.m.remove(x); return;
+    case AggKind::Quantile:
+      --st.m.n;
+      st.sketch->remove(x);
+      return;
+    default: --st.m.n; return;  // min/max leave the deque by time
+  }
+}
+
+void SlidingFeatureGroup::write_field_value(const KeyState& ks, size_t pos, const Feature& f,
+                                            FeatureValue& v) const {
+  uint64_t bits = ks.cols[f.column][pos];
+  const Column& c = columns_[f.column];
+  if (cell_null(bits, c.kind != ColumnKind::Number)) {
+    v.set_null();
+    return;
+  }
+  if (c.kind == ColumnKind::Text) {
+    v.set_string(ks.text[f.column][pos]);
+    return;
+  }
+  double d = bits_to_double(bits);
+  switch (f.field_type) {
+    case FieldType::Int64:
+    case FieldType::Timestamp: v.set_int(static_cast<int64_t>(d)); break;
+    case FieldType::Bool: v.set_bool(d != 0); break;
+    default: v.set_double(d);
+  }
+}
+
+namespace {
+
+// Writes the numeric result of an invertible aggregate.
+void write_moments(AggKind agg, const Moments& m, FeatureValue& v) {
+  switch (agg) {
+    case AggKind::Count: v.set_int(m.n); return;
+    case AggKind::Sum:
+      if (m.n == 0) {
+        v.set_null();
+      } else {
+        v.set_double(m.sum());
+      }
+      return;
+    case AggKind::Avg:
+      if (m.n == 0) {
+        v.set_null();
+      } else {
+        v.set_double(m.mean());
+      }
+      return;
+    case AggKind::Stddev:
+      if (m.n == 0) {
+        v.set_null();
+      } else {
+        v.set_double(m.stddev());
+      }
+      return;
+    default: v.set_null();
+  }
+}
+
+}  // namespace
+
+void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Feature& f, size_t fi,
+                                           FeatureValue& v) {
+  FeatState& st = ks.feats[fi];
+  const TimeMs t = ks.times[pos];
+  const TimeMs cutoff = t - f.spec.window;
+  if (f.has_head) {
+    add_to_head(ks, fi, pos, true);
+    while (st.start < ks.times.size() && ks.times[st.start] <= cutoff) {
+      remove_from_head(ks, fi, st.start);
+      ++st.start;
+    }
+    if (st.mono)
+      while (!st.mono->empty() && st.mono->front().t <= cutoff) st.mono->pop_front();
+  }
+  const bool hash = f.column >= 0 && columns_[f.column].kind != ColumnKind::Number;
+  switch (f.spec.agg) {
+    case AggKind::Count:
+    case AggKind::Sum:
+    case AggKind::Avg:
+    case AggKind::Stddev: write_moments(f.spec.agg, st.m, v); return;
+    case AggKind::Min:
+    case AggKind::Max:
+      if (st.mono->empty()) {
+        v.set_null();
+      } else {
+        v.set_double(f.spec.agg == AggKind::Max ? st.mono->front().v : -st.mono->front().v);
+      }
+      return;
+    case AggKind::CountDistinct: v.set_int(static_cast<int64_t>(st.distinct->size())); return;
+    case AggKind::Quantile:
+      if (st.sketch->empty()) {
+        v.set_null();
+      } else {
+        v.set_double(st.sketch->quantile(f.spec.q));
+      }
+      return;
+    case AggKind::First:
+      for (size_t i = st.start; i <= pos; ++i) {
+        if (!cell_null(ks.cols[f.column][i], hash)) return write_field_value(ks, i, f, v);
+      }
+      v.set_null();
+      return;
+    case AggKind::Last:
+      for (size_t i = pos + 1; i-- > st.start;) {
+        if (!cell_null(ks.cols[f.column][i], hash)) return write_field_value(ks, i, f, v);
+      }
+      v.set_null();
+      return;
+    case AggKind::Prev:
+      if (pos > 0 && ks.times[pos - 1] > cutoff) {
+        write_field_value(ks, pos - 1, f, v);
+      } else {
+        v.set_null();
+      }
+      return;
+    case AggKind::TimeSinceLast:
+      if (pos > 0 && ks.times[pos - 1] > cutoff) {
+        v.set_int(t - ks.times[pos - 1]);
+      } else {
+        v.set_null();
+      }
+      return;
+  }
+}
+
+void SlidingFeatureGroup::compute_out_of_order(KeyState& ks, size_t pos, const Feature& f,
+                                               size_t fi, FeatureValue& v) {
+  FeatState& st = ks.feats[fi];
+  const TimeMs t = ks.times[pos];
+  const TimeMs cutoff = t - f.spec.window;
+  const size_t n = ks.times.size();
+  if (f.has_head) {
+    if (t > ks.max_t - f.spec.window) {
+      add_to_head(ks, fi, pos, false);
+    } else {
+      ++st.start;  // inserted before the head window
+    }
+  }
+  // lo: first event of this event's window (t - window, t].
+  size_t lo_a = 0, lo_b = pos;
+  while (lo_a < lo_b) {
+    size_t mid = (lo_a + lo_b) / 2;
+    if (ks.times[mid] <= cutoff) {
+      lo_a = mid + 1;
+    } else {
+      lo_b = mid;
+    }
+  }
+  const size_t lo = lo_a;
+  const bool hash = f.column >= 0 && columns_[f.column].kind != ColumnKind::Number;
+  auto null_at = [&](size_t i) { return f.column >= 0 && cell_null(ks.cols[f.column][i], hash); };
+  auto num_at = [&](size_t i) { return bits_to_double(ks.cols[f.column][i]); };
+
+  switch (f.spec.agg) {
+    case AggKind::Count:
+    case AggKind::Sum:
+    case AggKind::Avg:
+    case AggKind::Stddev: {
+      // Either correct the head aggregate by the events between the two
+      // windows, or scan this event's window: whichever touches fewer events.
+      const bool in_head = pos >= st.start;
+      const size_t delta_cost =
+          in_head ? (n - 1 - pos) + (st.start - lo) : std::numeric_limits<size_t>::max();
+      Moments m;
+      const bool counting = f.spec.agg == AggKind::Count;
+      if (delta_cost < pos - lo + 1) {
+        m = st.m;
+        for (size_t i = pos + 1; i < n; ++i)
+          if (!null_at(i)) counting ? void(--m.n) : m.remove(num_at(i));
+        for (size_t i = lo; i < st.start; ++i)
+          if (!null_at(i)) counting ? void(++m.n) : m.add(num_at(i));
+      } else {
+        for (size_t i = lo; i <= pos; ++i)
+          if (!null_at(i)) counting ? void(++m.n) : m.add(num_at(i));
+      }
+      write_moments(f.spec.agg, m, v);
+      return;
+    }
+    case AggKind::Min:
+    case AggKind::Max: {
+      bool any = false;
+      double best = 0;
+      for (size_t i = lo; i <= pos; ++i) {
+        if (null_at(i)) continue;
+        double x = num_at(i);
+        if (!any || (f.spec.agg == AggKind::Max ? x > best : x < best)) best = x;
+        any = true;
+      }
+      if (any) {
+        v.set_double(best);
+      } else {
+        v.set_null();
+      }
+      return;
+    }
+    case AggKind::CountDistinct:
+      scratch_set_.clear();
+      for (size_t i = lo; i <= pos; ++i)
+        if (!null_at(i)) scratch_set_.emplace(ks.cols[f.column][i], 1);
+      v.set_int(static_cast<int64_t>(scratch_set_.size()));
+      return;
+    case AggKind::Quantile:
+      scratch_sketch_.clear();
+      for (size_t i = lo; i <= pos; ++i)
+        if (!null_at(i)) scratch_sketch_.add(num_at(i));
+      if (scratch_sketch_.empty()) {
+        v.set_null();
+      } else {
+        v.set_double(scratch_sketch_.quantile(f.spec.q));
+      }
+      return;
+    case AggKind::First:
+      for (size_t i = lo; i <= pos; ++i)
+        if (!null_at(i)) return write_field_value(ks, i, f, v);
+      v.set_null();
+      return;
+    case AggKind::Last:
+      for (size_t i = pos + 1; i-- > lo;)
+        if (!null_at(i)) return write_field_value(ks, i, f, v);
+      v.set_null();
+      return;
+    case AggKind::Prev:
+    case AggKind::TimeSinceLast:
+      if (pos > 0 && ks.times[pos - 1] > cutoff) {
+        if (f.spec.agg == AggKind::Prev) {
+          write_field_value(ks, pos - 1, f, v);
+        } else {
+          v.set_int(t - ks.times[pos - 1]);
+        }
+      } else {
+        v.set_null();
+      }
+      return;
+  }
+}
+
+void SlidingFeatureGroup::prune(KeyState& ks, TimeMs watermark) {
+  const TimeMs threshold = watermark - lateness_ - retention_;
+  size_t min_start = ks.times.size();
+  for (const auto& st : ks.feats) min_start = std::min(min_start, st.start);
+  size_t dropped = 0;
+  while (dropped < min_start && !ks.times.empty() && ks.times.front() <= threshold) {
+    ks.times.pop_front();
+    for (auto& c : ks.cols) c.pop_front();
+    for (size_t c = 0; c < columns_.size(); ++c)
+      if (columns_[c].kind == ColumnKind::Text) ks.text[c].pop_front();
+    ++dropped;
+  }
+  if (dropped == 0) return;
+  for (size_t i = 0; i < ks.feats.size(); ++i)
+    if (features_[i].has_head) ks.feats[i].start -= dropped;
+}
+
+void SlidingFeatureGroup::on_event(std::string_view key, const Event& event, TimeMs watermark,
+                                   FeatureValue* out) {
+  auto it = keys_.find(absl::string_view(key.data(), key.size()));
+  if (it == keys_.end()) {
+    auto ks = std::make_unique<KeyState>();
+    ks->cols.resize(columns_.size());
+    ks->text.resize(columns_.size());
+    ks->feats.resize(features_.size());
+    for (size_t i = 0; i < features_.size(); ++i) {
+      switch (features_[i].spec.agg) {
+        case AggKind::Min:
+        case AggKind::Max: ks->feats[i].mono = std::make_unique<RingBuffer<MonoEntry>>(); break;
+        case AggKind::CountDistinct:
+          ks->feats[i].distinct = std::make_unique<absl::flat_hash_map<uint64_t, uint32_t>>();
+          break;
+        case AggKind::Quantile: ks->feats[i].sketch = std::make_unique<QuantileSketch>(); break;
+        default: break;
+      }
+    }
+    it = keys_.emplace(std::string(key), std::move(ks)).first;
+    expiry_.emplace(event.time + lateness_ + retention_, std::string(key));
+  }
+  KeyState& ks = *it->second;
+  prune(ks, watermark);
+
+  const TimeMs t = event.time;
+  const bool in_order = ks.times.empty() || t >= ks.max_t;
+  size_t pos;
+  if (in_order) {
+    pos = ks.times.size();
+  } else {
+    size_t a = 0, b = ks.times.size();  // upper bound: after equal times (ties by arrival)
+    while (a < b) {
+      size_t mid = (a + b) / 2;
+      if (ks.times[mid] <= t) {
+        a = mid + 1;
+      } else {
+        b = mid;
+      }
+    }
+    pos = a;
+  }
+  ks.times.insert(pos, t);
+  for (size_t c = 0; c < columns_.size(); ++c) {
+    const FieldValue& fv = event.values[columns_[c].field];
+    uint64_t bits;
+    if (columns_[c].kind == ColumnKind::Number) {
+      double d = fv.is_null() ? std::numeric_limits<double>::quiet_NaN() : fv.as_double();
+      if (d == 0) d = 0;  // -0.0 and 0.0 are one value
+      bits = double_to_bits(d);
+    } else {
+      bits = fv.is_null() ? 0 : (hash_string(event.str(fv)) | 1);
+    }
+    ks.cols[c].insert(pos, bits);
+    if (columns_[c].kind == ColumnKind::Text)
+      ks.text[c].insert(pos, fv.is_null() ? std::string() : std::string(event.str(fv)));
+  }
+  if (in_order) {
+    ks.max_t = t;
+    for (size_t i = 0; i < features_.size(); ++i)
+      compute_in_order(ks, pos, features_[i], i, out[features_[i].output]);
+  } else {
+    for (size_t i = 0; i < features_.size(); ++i)
+      compute_out_of_order(ks, pos, features_[i], i, out[features_[i].output]);
+  }
+}
+
+void SlidingFeatureGroup::expire(TimeMs watermark) {
+  while (!expiry_.empty() && expiry_.top().first <= watermark) {
+    std::string key = std::move(const_cast<Expiry&>(expiry_.top()).second);
+    expiry_.pop();
+    auto it = keys_.find(key);
+    if (it == keys_.end()) continue;
+    TimeMs due = it->second->max_t + lateness_ + retention_;
+    if (due <= watermark) {
+      keys_.erase(it);
+    } else {
+      expiry_.emplace(due, std::move(key));
+    }
+  }
+}
+
+size_t SlidingFeatureGroup::state_bytes() const {
+  size_t bytes = keys_.capacity() * (sizeof(std::string) + sizeof(void*) + 1);
+  bytes += expiry_.size() * sizeof(Expiry);
+  for (const auto& [key, ks] : keys_) {
+    bytes += sizeof(KeyState) + (key.size() > 15 ? key.capacity() : 0);
+    bytes += ks->times.capacity() * sizeof(TimeMs);
+    for (const auto& c : ks->cols) bytes += sizeof(c) + c.capacity() * sizeof(uint64_t);
+    for (const auto& c : ks->text) bytes += sizeof(c) + c.capacity() * sizeof(std::string);
+    for (const auto& st : ks->feats) {
+      bytes += sizeof(FeatState);
+      if (st.mono) bytes += sizeof(*st.mono) + st.mono->capacity() * sizeof(MonoEntry);
+      if (st.distinct) bytes += sizeof(*st.distinct) + st.distinct->capacity() * 13;
+      if (st.sketch) bytes += st.sketch->memory_bytes();
+    }
+  }
+  return bytes;
+}
+
+}  // namespace millrace

@@ -1,0 +1,96 @@
+// Per-event sliding features of one key (e.g. every feature keyed by card_id):
+// for an accepted event e of key k at time t, each feature's value is its
+// aggregate over the key's accepted events with time in (t - window, t],
+// e included, computed when e arrives (DESIGN.md, "Semantics").
+//
+// State per key: the key's recent events in time order (ties by arrival), one
+// column per field the features read, and per feature the running aggregate
+// of its "head window" (max time - window, max time].
+//  - An in-order event (t >= the key's max time) is appended; every feature
+//    adds it and evicts what left its window: O(1) amortized for count, sum,
+//    avg, stddev, min and max (min/max through a monotonic deque), O(1)
+//    expected for count_distinct, O(buckets) reads for quantile.
+//  - An out-of-order event is inserted at its time (so later events see it)
+//    and folded into the head aggregates; its own value is computed over
+//    (t - window, t]: count/sum/avg/stddev from the head aggregate corrected
+//    by the events between the two windows (cost bounded by the disorder, not
+//    the window), min/max/count_distinct/quantile by a scan of its window.
+//  - Buffered events older than watermark - allowed_lateness - longest window
+//    can no longer fall in any window and are dropped; a key whose newest
+//    event is that old is freed entirely (TTL).
+// Not thread-safe: each worker owns the SlidingFeatureGroup of its key groups.
+#pragma once
+
+#include <memory>
+#include <queue>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <absl/container/flat_hash_map.h>
+
+#include "millrace/core/event.h"
+#include "millrace/core/ring_buffer.h"
+#include "millrace/core/schema.h"
+#include "millrace/features/feature_value.h"
+#include "millrace/stream/spec.h"
+#include "millrace/window/quantile_sketch.h"
+
+namespace millrace {
+
+class SlidingFeatureGroup {
+ public:
+  // `features` all share `key_fields`; `outputs[i]` is where feature i's value
+  // goes in the event's output array.
+  SlidingFeatureGroup(const Schema& schema, std::vector<FeatureSpec> features,
+                      std::vector<int> outputs, TimeMs allowed_lateness);
+  ~SlidingFeatureGroup();
+
+  // Processes an accepted event of `key`; writes each feature's value to
+  // out[outputs[i]]. `watermark` is the worker's watermark before the event.
+  void on_event(std::string_view key, const Event& event, TimeMs watermark, FeatureValue* out);
+
+  // Frees the keys that no event at or after `watermark` can use.
+  void expire(TimeMs watermark);
+
+  size_t keys() const { return keys_.size(); }
+  size_t state_bytes() const;
+
+  struct KeyState;
+
+ private:
+  enum class ColumnKind { Number, Hash, Text };
+  struct Column {
+    int field;
+    ColumnKind kind;
+  };
+  struct Feature {
+    FeatureSpec spec;
+    int column;  // index into columns_, -1 when the feature reads no field
+    int output;
+    FieldType field_type;
+    bool has_head;  // keeps a head window (all but prev/time_since_last/last)
+  };
+
+  void compute_in_order(KeyState& ks, size_t pos, const Feature& f, size_t fi, FeatureValue& v);
+  void compute_out_of_order(KeyState& ks, size_t pos, const Feature& f, size_t fi,
+                            FeatureValue& v);
+  void write_field_value(const KeyState& ks, size_t pos, const Feature& f, FeatureValue& v) const;
+  void add_to_head(KeyState& ks, size_t fi, size_t pos, bool in_order);
+  void remove_from_head(KeyState& ks, size_t fi, size_t pos);
+  void prune(KeyState& ks, TimeMs watermark);
+
+  const Schema& schema_;
+  std::vector<Column> columns_;
+  std::vector<Feature> features_;
+  TimeMs lateness_;
+  TimeMs retention_;  // longest window
+  absl::flat_hash_map<std::string, std::unique_ptr<KeyState>> keys_;
+  // Keys by the watermark at which they expire (lazy: re-checked when popped).
+  using Expiry = std::pair<TimeMs, std::string>;
+  std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>> expiry_;
+  QuantileSketch scratch_sketch_;
+  absl::flat_hash_map<uint64_t, uint32_t> scratch_set_;
+};
+
+}  // namespace millrace

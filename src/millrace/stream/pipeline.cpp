@@ -1,0 +1,573 @@
+#include "millrace/stream/pipeline.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+#include "millrace/core/event_parser.h"
+#include "millrace/core/hash.h"
+#include "millrace/core/json_writer.h"
+#include "millrace/features/feature_value.h"
+#include "millrace/features/sliding_features.h"
+#include "millrace/stream/io.h"
+#include "millrace/stream/spsc_queue.h"
+#include "millrace/stream/watermark.h"
+#include "millrace/window/window_operator.h"
+
+namespace millrace {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+TimeMs now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+// Features and windows that share one key (a list of key fields).
+struct KeyGroupPlan {
+  std::vector<int> key_fields;
+  std::vector<FeatureSpec> features;
+  std::vector<int> feature_outputs;  // index of each feature in the output record
+  std::vector<int> windows;          // indexes into spec.windows
+};
+
+std::vector<KeyGroupPlan> plan_key_groups(const PipelineSpec& spec) {
+  std::vector<KeyGroupPlan> groups;
+  auto group_of = [&](const std::vector<int>& key) -> KeyGroupPlan& {
+    for (auto& g : groups)
+      if (g.key_fields == key) return g;
+    groups.push_back(KeyGroupPlan{key, {}, {}, {}});
+    return groups.back();
+  };
+  for (size_t i = 0; i < spec.features.size(); ++i) {
+    auto& g = group_of(spec.features[i].key_fields);
+    g.features.push_back(spec.features[i]);
+    g.feature_outputs.push_back(static_cast<int>(i));
+  }
+  for (size_t i = 0; i < spec.windows.size(); ++i)
+    group_of(spec.windows[i].key_fields).windows.push_back(static_cast<int>(i));
+  return groups;
+}
+
+// Builds the key of an event for a key group: the single field's text, or the
+// fields' values joined with a separator that cannot appear in numbers.
+void build_key(const Event& e, const std::vector<int>& fields, std::string* key) {
+  key->clear();
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i) key->push_back('\x1f');
+    const FieldValue& v = e.values[fields[i]];
+    switch (v.kind) {
+      case FieldValue::Kind::String: key->append(e.str(v)); break;
+      case FieldValue::Kind::Int: {
+        char buf[24];
+        auto r = std::to_chars(buf, buf + sizeof buf, v.i);
+        key->append(buf, r.ptr);
+        break;
+      }
+      case FieldValue::Kind::Double: {
+        char buf[32];
+        auto r = std::to_chars(buf, buf + sizeof buf, v.d);
+        key->append(buf, r.ptr);
+        break;
+      }
+      case FieldValue::Kind::Bool: key->append(v.b ? "true" : "false"); break;
+      case FieldValue::Kind::Null: key->append("\x1e"); break;
+    }
+  }
+}
+
+enum class SlotKind : uint8_t { Event, Late, Dead, Watermark, Stop };
+
+struct Slot {
+  SlotKind kind = SlotKind::Event;
+  std::string line;  // the raw record, with simdjson padding after it
+  Event event;
+  TimeMs wm_before = kMinTime, wm_after = kMinTime;
+  uint32_t partition = 0;
+  uint64_t offset = 0;
+  std::vector<std::string> keys;     // per key group
+  std::vector<FeatureValue> values;  // per feature
+  std::string out;                   // the formatted record for the sink
+  std::vector<WindowOutput> wout;    // per (worker, window)
+  std::atomic<int32_t> pending{0};
+  std::atomic<uint64_t> ready{0};    // seq + 1 once the slot is complete
+};
+
+struct Message {
+  uint64_t seq = 0;
+  uint32_t mask = 0;  // key groups of the event this worker owns
+};
+
+class Pipeline {
+ public:
+  Pipeline(const PipelineSpec& spec, const RunOptions& opts)
+      : spec_(spec), opts_(opts), groups_(plan_key_groups(spec)) {}
+
+  Result<RunStats> run();
+
+ private:
+  Status open_io();
+  void source_loop();
+  void worker_loop(int w);
+  void sink_loop();
+
+  Slot& slot(uint64_t seq) { return *slots_[seq & (slots_.size() - 1)]; }
+  Slot& acquire(uint64_t seq);
+  void complete(Slot& s, uint64_t seq);
+  void format_event(Slot& s);
+  void format_dead(Slot& s, std::string_view error);
+  void format_late(Slot& s, TimeMs watermark);
+  void broadcast(SlotKind kind, TimeMs wm);
+  void fail(const Status& s);
+
+  const PipelineSpec& spec_;
+  const RunOptions& opts_;
+  std::vector<KeyGroupPlan> groups_;
+  int nworkers_ = 1;
+  bool emit_events_ = false;
+
+  std::unique_ptr<RecordReader> reader_;
+  std::unique_ptr<RecordWriter> output_, late_, dead_;
+  std::vector<std::unique_ptr<RecordWriter>> window_outputs_;  // per window ("" -> output_)
+
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::vector<std::unique_ptr<SpscQueue<Message>>> queues_;
+  uint64_t next_seq_ = 0;                  // source only
+  std::atomic<uint64_t> released_{0};      // slots the sink has finished
+  std::atomic<uint32_t> released_signal_{0}, released_sleeping_{0};
+  std::atomic<uint32_t> ready_signal_{0}, ready_sleeping_{0};
+
+  // Worker state, indexed by worker.
+  struct Worker {
+    std::vector<std::unique_ptr<SlidingFeatureGroup>> sliding;  // per key group
+    std::vector<std::unique_ptr<WindowOperator>> windows;       // per window spec
+    TimeMs watermark = kMinTime;
+    size_t keys = 0, state_bytes = 0;
+  };
+  std::vector<Worker> workers_;
+
+  std::mutex error_mu_;
+  Status error_;
+  std::atomic<bool> failed_{false};
+  RunStats stats_;
+  std::atomic<uint64_t> dead_shown_{0};
+};
+
+Status Pipeline::open_io() {
+  if (opts_.generator == nullptr) {
+    ReaderOptions ro;
+    ro.follow = opts_.follow;
+    ro.group = opts_.group;
+    auto r = open_reader(opts_.input, ro);
+    if (!r.ok()) return r.status();
+    reader_ = std::move(r.value());
+  }
+  auto o = open_writer(opts_.output);
+  if (!o.ok()) return o.status();
+  output_ = std::move(o.value());
+  auto l = open_writer(opts_.late_output);
+  if (!l.ok()) return l.status();
+  late_ = std::move(l.value());
+  auto d = open_writer(opts_.dead_letter);
+  if (!d.ok()) return d.status();
+  dead_ = std::move(d.value());
+  for (const auto& w : spec_.windows) {
+    if (w.output.empty()) {
+      window_outputs_.push_back(nullptr);
+      continue;
+    }
+    auto wo = open_writer(w.output);
+    if (!wo.ok()) return wo.status();
+    window_outputs_.push_back(std::move(wo.value()));
+  }
+  return Status::Ok();
+}
+
+void Pipeline::fail(const Status& s) {
+  std::lock_guard<std::mutex> lock(error_mu_);
+  if (error_.ok()) error_ = s;
+  failed_.store(true);
+}
+
+Slot& Pipeline::acquire(uint64_t seq) {
+  const uint64_t n = slots_.size();
+  wait_until([&] { return seq - released_.load(std::memory_order_acquire) < n; }, released_signal_,
+             released_sleeping_);
+  return slot(seq);
+}
+
+void Pipeline::complete(Slot& s, uint64_t seq) {
+  s.ready.store(seq + 1, std::memory_order_release);
+  wake(ready_signal_, ready_sleeping_);
+}
+
+void Pipeline::format_event(Slot& s) {
+  if (!emit_events_) return;
+  std::string_view line = s.line;
+  size_t close = line.find_last_of('}');
+  std::string& out = s.out;
+  out.assign(line.data(), close);
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+  bool empty_object = !out.empty() && out.back() == '{';
+  for (size_t i = 0; i < spec_.features.size(); ++i) {
+    append_json_key(out, spec_.features[i].name, empty_object && i == 0);
+    s.values[i].append_json(out);
+  }
+  out += "}\n";
+}
+
+void Pipeline::format_dead(Slot& s, std::string_view error) {
+  std::string& out = s.out;
+  out.clear();
+  out += "{\"error\": ";
+  append_json_string(out, error);
+  out += ", \"raw\": ";
+  append_json_string(out, s.line);
+  out += ", \"source\": ";
+  append_json_string(out, spec_.source.name);
+  out += ", \"partition\": ";
+  append_json_int(out, s.partition);
+  out += ", \"offset\": ";
+  append_json_int(out, static_cast<int64_t>(s.offset));
+  out += "}\n";
+}
+
+void Pipeline::format_late(Slot& s, TimeMs watermark) {
+  std::string& out = s.out;
+  out.clear();
+  out += "{\"reason\": ";
+  append_json_string(
+      out, fmt::format("late: event time {} is older than watermark {} - allowed lateness {}",
+                       s.event.time, watermark, format_duration(spec_.source.allowed_lateness)));
+  out += ", \"source\": ";
+  append_json_string(out, spec_.source.name);
+  out += ", \"partition\": ";
+  append_json_int(out, s.partition);
+  out += ", \"offset\": ";
+  append_json_int(out, static_cast<int64_t>(s.offset));
+  out += ", \"watermark\": ";
+  append_json_int(out, watermark);
+  out += ", \"event\": ";
+  out.append(s.line);
+  out += "}\n";
+}
+
+void Pipeline::broadcast(SlotKind kind, TimeMs wm) {
+  uint64_t seq = next_seq_++;
+  Slot& s = acquire(seq);
+  s.kind = kind;
+  s.wm_before = s.wm_after = wm;
+  s.pending.store(nworkers_, std::memory_order_relaxed);
+  for (int w = 0; w < nworkers_; ++w) queues_[w]->push(Message{seq, 0});
+}
+
+void Pipeline::source_loop() {
+  const SourceSpec& src = spec_.source;
+  EventParser parser(src.schema, src.time_field);
+  const uint32_t partitions = reader_ ? reader_->partitions() : 1;
+  WatermarkTracker wm(partitions, src.max_out_of_orderness, src.idle_timeout);
+  std::vector<uint32_t> masks(nworkers_);
+  std::string error;
+  TimeMs last_broadcast = kMinTime;
+  uint64_t since_broadcast = 0;
+  auto started = Clock::now();
+  auto last_progress = started;
+  const bool has_windows = !spec_.windows.empty();
+
+  for (;;) {
+    if (failed_.load(std::memory_order_relaxed)) break;
+    if (opts_.stop && opts_.stop->load(std::memory_order_relaxed)) break;
+    uint64_t seq = next_seq_;
+    Slot& s = acquire(seq);
+    TimeMs now = now_ms();
+    bool got;
+    if (opts_.generator) {
+      got = opts_.generator->next(&s.event);
+      s.partition = 0;
+      s.offset = stats_.records;
+      s.line.clear();
+    } else {
+      RecordRef rec;
+      auto r = reader_->next(&rec);
+      if (!r.ok()) {
+        fail(r.status());
+        break;
+      }
+      got = r.value();
+      if (got) {
+        s.line.reserve(rec.data.size() + simdjson::SIMDJSON_PADDING);
+        s.line.assign(rec.data.data(), rec.data.size());
+        s.partition = rec.partition;
+        s.offset = rec.offset;
+      }
+    }
+    if (!got) {
+      if (opts_.generator || reader_->finished()) break;
+      // Following a log: nothing new yet. Let the watermark move (idle
+      // partitions) and wait a little.
+      TimeMs c = wm.combined(now);
+      if (has_windows && c > last_broadcast) {
+        broadcast(SlotKind::Watermark, c);
+        last_broadcast = c;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
+    ++next_seq_;
+    ++stats_.records;
+    s.kind = SlotKind::Event;
+    s.out.clear();
+    if (!opts_.generator &&
+        !parser.parse(s.line.data(), s.line.size(), s.line.capacity(), &s.event, &error)) {
+      s.kind = SlotKind::Dead;
+      ++stats_.dead_letters;
+      format_dead(s, error);
+      s.pending.store(0, std::memory_order_relaxed);
+      complete(s, seq);
+      continue;
+    }
+    const TimeMs pwm = wm.partition_watermark(s.partition);
+    if (pwm != kMinTime && s.event.time < pwm - src.allowed_lateness) {
+      s.kind = SlotKind::Late;
+      if (src.late == LatePolicy::SideOutput) {
+        ++stats_.late_side_output;
+        format_late(s, pwm);
+      } else {
+        ++stats_.late_dropped;
+      }
+      s.pending.store(0, std::memory_order_relaxed);
+      complete(s, seq);
+      continue;
+    }
+    ++stats_.accepted;
+    s.wm_before = wm.combined(now);
+    wm.observe(s.partition, s.event.time, now);
+    s.wm_after = wm.combined(now);
+    // Route to the owners of the event's keys.
+    std::fill(masks.begin(), masks.end(), 0);
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      build_key(s.event, groups_[g].key_fields, &s.keys[g]);
+      uint32_t kg = key_group_of(hash_string(s.keys[g]));
+      masks[kg % nworkers_] |= 1u << g;
+    }
+    int targets = 0;
+    for (int w = 0; w < nworkers_; ++w) targets += masks[w] != 0;
+    s.pending.store(targets, std::memory_order_relaxed);
+    if (targets == 0) {
+      format_event(s);
+      complete(s, seq);
+    } else {
+      for (int w = 0; w < nworkers_; ++w)
+        if (masks[w]) queues_[w]->push(Message{seq, masks[w]});
+    }
+    // Keep workers that own none of the recent keys moving in event time.
+    if (has_windows && ++since_broadcast >= 1024 && s.wm_after > last_broadcast) {
+      broadcast(SlotKind::Watermark, s.wm_after);
+      last_broadcast = s.wm_after;
+      since_broadcast = 0;
+    }
+    if (opts_.progress && (stats_.records & 0xffff) == 0) {
+      auto t = Clock::now();
+      if (t - last_progress > std::chrono::milliseconds(500)) {
+        double secs = std::chrono::duration<double>(t - started).count();
+        std::fprintf(stderr, "\r%llu events, %.0f events/s   ",
+                     static_cast<unsigned long long>(stats_.records), stats_.records / secs);
+        last_progress = t;
+      }
+    }
+  }
+  if (opts_.progress) std::fprintf(stderr, "\r%*s\r", 40, "");
+  // End of a bounded input: every open window fires, then everything stops.
+  broadcast(SlotKind::Watermark, kMaxTime);
+  broadcast(SlotKind::Stop, kMaxTime);
+}
+
+void Pipeline::worker_loop(int w) {
+  Worker& me = workers_[w];
+  const size_t nwin = spec_.windows.size();
+  auto advance = [&](TimeMs wm, Slot& s) {
+    if (wm <= me.watermark) return;
+    me.watermark = wm;
+    for (size_t i = 0; i < nwin; ++i) me.windows[i]->advance(wm, &s.wout[w * nwin + i]);
+    for (auto& g : me.sliding)
+      if (g) g->expire(wm);
+  };
+  Message m;
+  for (;;) {
+    queues_[w]->pop_wait(&m);
+    Slot& s = slot(m.seq);
+    if (s.kind == SlotKind::Stop) {
+      if (s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) complete(s, m.seq);
+      return;
+    }
+    if (s.kind == SlotKind::Watermark) {
+      if (s.wm_after == kMaxTime) {
+        // Measure state at the end of the input, before the final flush frees it.
+        me.keys = 0;
+        me.state_bytes = 0;
+        for (auto& g : me.sliding)
+          if (g) {
+            me.keys += g->keys();
+            me.state_bytes += g->state_bytes();
+          }
+        for (auto& op : me.windows) {
+          me.keys += op->keys();
+          me.state_bytes += op->state_bytes();
+        }
+      }
+      advance(s.wm_after, s);
+    } else {
+      advance(s.wm_before, s);
+      for (uint32_t mask = m.mask; mask; mask &= mask - 1) {
+        int g = __builtin_ctz(mask);
+        if (me.sliding[g]) me.sliding[g]->on_event(s.keys[g], s.event, s.wm_before, s.values.data());
+        for (int wi : groups_[g].windows)
+          me.windows[wi]->on_event(s.event, s.line, s.wm_before, &s.wout[w * nwin + wi]);
+      }
+      advance(s.wm_after, s);
+    }
+    if (s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      if (s.kind == SlotKind::Event) format_event(s);
+      complete(s, m.seq);
+    }
+  }
+}
+
+void Pipeline::sink_loop() {
+  const size_t nwin = spec_.windows.size();
+  std::vector<uint64_t> next_offsets(reader_ ? reader_->partitions() : 1, UINT64_MAX);
+  auto check = [&](const Status& st) {
+    if (!st.ok()) fail(st);
+  };
+  for (uint64_t seq = 0;; ++seq) {
+    Slot& s = slot(seq);
+    wait_until([&] { return s.ready.load(std::memory_order_acquire) == seq + 1; }, ready_signal_,
+               ready_sleeping_);
+    bool stop = s.kind == SlotKind::Stop;
+    switch (s.kind) {
+      case SlotKind::Event:
+        if (emit_events_) {
+          check(output_->write(s.out, s.partition));
+          ++stats_.outputs;
+        }
+        break;
+      case SlotKind::Late:
+        if (!s.out.empty()) check(late_->write(s.out, s.partition));
+        break;
+      case SlotKind::Dead:
+        check(dead_->write(s.out, s.partition));
+        if (opts_.dead_letter.empty() && dead_shown_.fetch_add(1) < 5)
+          std::fprintf(stderr, "millrace: dead letter: %s", s.out.c_str());
+        break;
+      default: break;
+    }
+    if (s.kind == SlotKind::Event || s.kind == SlotKind::Late || s.kind == SlotKind::Dead)
+      if (s.partition < next_offsets.size()) next_offsets[s.partition] = s.offset + 1;
+    for (size_t i = 0; i < s.wout.size(); ++i) {
+      WindowOutput& wo = s.wout[i];
+      if (!wo.results.empty()) {
+        RecordWriter* out = window_outputs_[i % nwin] ? window_outputs_[i % nwin].get() : output_.get();
+        check(out->write(wo.results, static_cast<uint32_t>(hash_string(wo.results))));
+        wo.results.clear();
+      }
+      if (!wo.late.empty()) {
+        check(late_->write(wo.late, s.partition));
+        wo.late.clear();
+      }
+      stats_.window_results += wo.results_emitted;
+      stats_.window_late_dropped += wo.late_dropped;
+      stats_.window_late_side_output += wo.late_side_output;
+      wo.results_emitted = wo.late_dropped = wo.late_side_output = 0;
+    }
+    released_.store(seq + 1, std::memory_order_release);
+    wake(released_signal_, released_sleeping_);
+    if (stop) break;
+  }
+  check(output_->flush());
+  check(late_->flush());
+  check(dead_->flush());
+  for (auto& w : window_outputs_)
+    if (w) check(w->flush());
+  if (reader_ && !failed_.load()) check(reader_->commit(next_offsets));
+}
+
+Result<RunStats> Pipeline::run() {
+  if (groups_.size() > 32)
+    return Status::Error(fmt::format("{}: {} different keys; at most 32 are supported", spec_.file,
+                                     groups_.size()));
+  if (auto s = open_io(); !s.ok()) return s;
+  nworkers_ = opts_.workers > 0 ? opts_.workers : spec_.workers;
+  if (nworkers_ <= 0) nworkers_ = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  nworkers_ = std::min<int>(nworkers_, static_cast<int>(kKeyGroups));
+  emit_events_ = !spec_.features.empty();
+  size_t nslots = 64;
+  while (nslots < opts_.max_in_flight) nslots <<= 1;
+  const size_t nwin = spec_.windows.size();
+  for (size_t i = 0; i < nslots; ++i) {
+    auto s = std::make_unique<Slot>();
+    s->keys.resize(groups_.size());
+    s->values.resize(spec_.features.size());
+    s->wout.resize(nwin * nworkers_);
+    slots_.push_back(std::move(s));
+  }
+  workers_.resize(nworkers_);
+  for (int w = 0; w < nworkers_; ++w) {
+    queues_.push_back(std::make_unique<SpscQueue<Message>>(nslots));
+    Worker& wk = workers_[w];
+    for (const auto& g : groups_) {
+      wk.sliding.push_back(g.features.empty() ? nullptr
+                                              : std::make_unique<SlidingFeatureGroup>(
+                                                    spec_.source.schema, g.features,
+                                                    g.feature_outputs, spec_.source.allowed_lateness));
+    }
+    for (const auto& ws : spec_.windows) wk.windows.push_back(WindowOperator::Create(ws, spec_.source.schema));
+  }
+  auto started = Clock::now();
+  std::vector<std::thread> threads;
+  for (int w = 0; w < nworkers_; ++w) threads.emplace_back([this, w] { worker_loop(w); });
+  std::thread sink([this] { sink_loop(); });
+  source_loop();
+  for (auto& t : threads) t.join();
+  sink.join();
+  stats_.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  stats_.workers = nworkers_;
+  for (const auto& wk : workers_) {
+    stats_.keys += wk.keys;
+    stats_.state_bytes += wk.state_bytes;
+  }
+  if (!error_.ok()) return error_;
+  return stats_;
+}
+
+}  // namespace
+
+Result<RunStats> run_pipeline(const PipelineSpec& spec, const RunOptions& opts) {
+  Pipeline p(spec, opts);
+  return p.run();
+}
+
+std::string format_run_stats(const RunStats& s) {
+  std::string out = fmt::format(
+      "{} records in {:.2f} s ({:.0f} records/s, {} workers): {} accepted, {} late ({} dropped, "
+      "{} to the late output), {} dead letters",
+      s.records, s.seconds, s.seconds > 0 ? s.records / s.seconds : 0.0, s.workers, s.accepted,
+      s.late_dropped + s.late_side_output, s.late_dropped, s.late_side_output, s.dead_letters);
+  if (s.outputs) out += fmt::format("; {} enriched events written", s.outputs);
+  if (s.window_results || s.window_late_dropped || s.window_late_side_output)
+    out += fmt::format("; {} window results, {} late for windows", s.window_results,
+                       s.window_late_dropped + s.window_late_side_output);
+  if (s.keys)
+    out += fmt::format("; {} keys, {:.0f} bytes of state per key", s.keys,
+                       static_cast<double>(s.state_bytes) / s.keys);
+  return out;
+}
+
+}  // namespace millrace

@@ -1,0 +1,71 @@
+// run_pipeline: runs a spec over an input until the input ends (or forever
+// when following a log), on one source thread, N worker threads and one sink
+// thread:
+//
+//   source: read -> parse (simdjson, against the schema) -> late check ->
+//           watermark -> route by key hash to the owners of the event's keys
+//   worker: owns whole key groups (256, by key hash) and their state; runs the
+//           sliding features and window operators of its keys
+//   sink:   writes results in input order (deterministic whatever the number
+//           of workers), late events and dead letters
+//
+// Memory is bounded: at most `max_in_flight` events are between the source
+// and the sink (a ring of slots); a slow worker or sink blocks the source.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "millrace/core/event.h"
+#include "millrace/core/status.h"
+#include "millrace/stream/spec.h"
+
+namespace millrace {
+
+// Events made in memory (benchmarks): fills `event` directly, no parsing.
+class EventGenerator {
+ public:
+  virtual ~EventGenerator() = default;
+  // Fills the next event; false at the end.
+  virtual bool next(Event* event) = 0;
+};
+
+struct RunOptions {
+  std::string input = "-";         // file, "-" or log:DIR/TOPIC
+  std::string output = "-";        // enriched events and window results
+  std::string late_output;         // late events ("" : counted only)
+  std::string dead_letter;         // malformed records ("" : counted, first ones on stderr)
+  bool follow = false;             // log input: wait for new records
+  std::string group;               // log input: consumer group
+  int workers = 0;                 // 0: spec's `workers`, else one per hardware thread
+  size_t max_in_flight = 8192;     // ring slots between source and sink (a power of two)
+  bool progress = false;           // print progress on stderr
+  EventGenerator* generator = nullptr;  // instead of `input`
+  std::atomic<bool>* stop = nullptr;    // set to end the run (signals)
+};
+
+struct RunStats {
+  uint64_t records = 0;        // records read
+  uint64_t accepted = 0;       // events that reached the features
+  uint64_t late_dropped = 0;
+  uint64_t late_side_output = 0;
+  uint64_t dead_letters = 0;
+  uint64_t outputs = 0;        // enriched events written
+  uint64_t window_results = 0;
+  uint64_t window_late_dropped = 0;
+  uint64_t window_late_side_output = 0;
+  double seconds = 0;
+  int workers = 0;
+  size_t keys = 0;             // live keys at the end of the input, over all key groups
+  size_t state_bytes = 0;      // feature and window state then (before the final flush)
+  TimeMs watermark = 0;
+};
+
+Result<RunStats> run_pipeline(const PipelineSpec& spec, const RunOptions& opts);
+
+// One line of figures for people ("1,234,567 events in 1.2 s (1.0 M/s) ...").
+std::string format_run_stats(const RunStats& stats);
+
+}  // namespace millrace

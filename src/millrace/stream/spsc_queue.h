@@ -1,0 +1,85 @@
+// SpscQueue<T>: a bounded single-producer single-consumer queue between two
+// threads. The producer never blocks when the capacity covers every item in
+// flight (the runtime sizes it so); the consumer spins briefly, then sleeps on
+// a futex (std::atomic::wait) until the producer publishes.
+//
+// Concurrency contract: exactly one thread calls push(), exactly one calls
+// pop_wait()/try_pop(). Items are visible to the consumer once push() returns.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+namespace millrace {
+
+// Waits until `pred()` holds: a short spin, a few yields, then sleeping on
+// `word` changing from the value it had (the waker stores to it and notifies
+// when `sleeping` is set).
+template <typename Pred>
+void wait_until(Pred pred, std::atomic<uint32_t>& word, std::atomic<uint32_t>& sleeping) {
+  for (int i = 0; i < 64; ++i) {
+    if (pred()) return;
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  }
+  for (int i = 0; i < 4; ++i) {
+    if (pred()) return;
+    std::this_thread::yield();
+  }
+  while (!pred()) {
+    uint32_t seen = word.load(std::memory_order_seq_cst);
+    sleeping.fetch_add(1, std::memory_order_seq_cst);
+    if (!pred()) word.wait(seen, std::memory_order_seq_cst);
+    sleeping.fetch_sub(1, std::memory_order_seq_cst);
+  }
+}
+
+// Called by the side that changes what a wait_until() predicate reads, after the change.
+inline void wake(std::atomic<uint32_t>& word, std::atomic<uint32_t>& sleeping) {
+  word.fetch_add(1, std::memory_order_seq_cst);
+  if (sleeping.load(std::memory_order_seq_cst) != 0) word.notify_all();
+}
+
+template <typename T>
+class SpscQueue {
+ public:
+  explicit SpscQueue(size_t capacity_pow2) : mask_(capacity_pow2 - 1), items_(new T[capacity_pow2]) {}
+
+  // Returns false when full.
+  bool push(const T& item) {
+    uint64_t tail = tail_.load(std::memory_order_relaxed);
+    if (tail - head_.load(std::memory_order_acquire) > mask_) return false;
+    items_[tail & mask_] = item;
+    tail_.store(tail + 1, std::memory_order_release);
+    wake(signal_, sleeping_);
+    return true;
+  }
+
+  bool try_pop(T* out) {
+    uint64_t head = head_.load(std::memory_order_relaxed);
+    if (head == tail_.load(std::memory_order_acquire)) return false;
+    *out = items_[head & mask_];
+    head_.store(head + 1, std::memory_order_release);
+    return true;
+  }
+
+  void pop_wait(T* out) {
+    if (try_pop(out)) return;
+    wait_until([&] { return head_.load(std::memory_order_relaxed) != tail_.load(std::memory_order_acquire); },
+               signal_, sleeping_);
+    try_pop(out);
+  }
+
+ private:
+  const uint64_t mask_;
+  std::unique_ptr<T[]> items_;
+  alignas(64) std::atomic<uint64_t> head_{0};
+  alignas(64) std::atomic<uint64_t> tail_{0};
+  alignas(64) std::atomic<uint32_t> signal_{0};
+  std::atomic<uint32_t> sleeping_{0};
+};
+
+}  // namespace millrace
