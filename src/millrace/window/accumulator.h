@@ -1,0 +1,60 @@
+// AccumulatorLayout: the state of one window's aggregates as a flat block of
+// 64-bit words, laid out for exactly the aggregates a spec configures (count
+// and sum take one word each; nothing is carried for aggregates not asked
+// for). Windows only grow: events are added and blocks merged (panes into a
+// hopping window, sessions into one), never removed, so min, max, first and
+// last need no history.
+//
+// Words per aggregate: count 1 (int64); sum 1 (double); avg 2 (sum, n);
+// min, max 1 (+inf / -inf while empty); stddev 3 (n, mean, M2: Welford, merged
+// with Chan's formula); count_distinct 1 (owning pointer to the set of encoded
+// values); first, last 4 (event time, arrival sequence, value kind, value or
+// owning pointer to a string); quantile 1 (owning pointer to a QuantileSketch).
+// A block is zero-filled, then init(); blocks with owning pointers must be
+// destroy()ed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "millrace/core/event.h"
+#include "millrace/core/schema.h"
+#include "millrace/stream/spec.h"
+
+namespace millrace {
+
+class AccumulatorLayout {
+ public:
+  AccumulatorLayout(const std::vector<WindowAggSpec>& aggs, const Schema& schema);
+
+  size_t words() const { return words_; }
+  // True when some aggregate owns heap memory (count_distinct, first/last of
+  // strings, quantile): such blocks need destroy().
+  bool owns_heap() const { return owns_heap_; }
+
+  void init(uint64_t* acc) const;
+  // Adds one event; `seq` is its arrival number (ties of first/last).
+  void add(uint64_t* acc, const Event& event, uint64_t seq) const;
+  // Adds everything in `from` (left unchanged) to `into`.
+  void merge(uint64_t* into, const uint64_t* from) const;
+  void destroy(uint64_t* acc) const;
+  size_t heap_bytes(const uint64_t* acc) const;
+
+  // Appends `, "name": value` for every aggregate.
+  void append_values(std::string& out, const uint64_t* acc) const;
+
+ private:
+  struct Slot {
+    AggKind kind;
+    int field;        // -1: count of events
+    double q;         // quantile
+    uint32_t word;    // first word of the slot's state
+    std::string key;  // `, "name": ` already formatted
+  };
+  std::vector<Slot> slots_;
+  size_t words_ = 0;
+  bool owns_heap_ = false;
+};
+
+}  // namespace millrace
