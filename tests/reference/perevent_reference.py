@@ -28,6 +28,17 @@ def duration_ms(text):
     return int(text)
 
 
+def rfc3339_ms(text):
+    import datetime
+    try:
+        dt = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if dt.tzinfo is None:
+        return None
+    return int(round(dt.timestamp() * 1000))
+
+
 def check_type(value, type_name):
     base = type_name.rstrip("?")
     if value is None:
@@ -110,6 +121,11 @@ def run(spec, lines):
             dead += 1
             continue
         t = event[time_field]
+        if isinstance(t, str):
+            t = rfc3339_ms(t)
+            if t is None:
+                dead += 1
+                continue
         if max_time is not None and t < max_time - ooo - lateness:
             late.append(event)
             continue

@@ -325,6 +325,8 @@ def valid_event(line, fields, time_field):
             return None
         if t == "bool" and not isinstance(v, bool):
             return None
+        if t in ("double", "float"):
+            ev[name] = float(v)  # 3 and 3.0 are the same double
     return ev
 
 
