@@ -8,10 +8,6 @@
 
 #include <fmt/format.h>
 
-#ifdef __AVX2__
-#include <immintrin.h>
-#endif
-
 namespace millrace::model {
 namespace {
 
@@ -22,7 +18,6 @@ constexpr uint32_t kZeroMissingBit = 1u << 28;
 constexpr uint32_t kCategoryLeftBit = 1u << 27;
 constexpr uint32_t kSpecialBits = kCategoricalBit | kZeroMissingBit;
 constexpr uint32_t kFeatureMask = (1u << 24) - 1;
-constexpr uint32_t kPaddedRightBit = 1u << 31;
 constexpr size_t kBlockRows = 64;
 
 // Calls f.template operator()<D>() for the run-time depth d in [0, kMaxPaddedDepth].
@@ -64,115 +59,65 @@ void with_depth(int d, F&& f) {
 using PaddedNode = GbdtModel::PaddedNode;
 using FlatNode = GbdtModel::FlatNode;
 
-// One step down a padded tree: NaN goes right only if the node says so.
-inline uint32_t padded_step(const PaddedNode* n, uint32_t i, const float* row) {
-  const PaddedNode nd = n[i];
-  const float x = row[nd.feature & ~kPaddedRightBit];
-  const uint32_t right = static_cast<uint32_t>(x >= nd.threshold) |
-                         (static_cast<uint32_t>(x != x) & (nd.feature >> 31));
-  return 2 * i + 1 + right;
+// Padded trees read a "widened" row of 2F floats: [x with NaN -> -inf | x with
+// NaN -> +inf]. A node whose missing values go left indexes the first half, one
+// whose missing values go right the second, so one comparison (x >= threshold
+// goes right) also routes NaN, with no test for it in the loop.
+inline void widen_row(const float* row, size_t f, float* out) {
+  for (size_t i = 0; i < f; ++i) {
+    const float x = row[i];
+    const bool nan = x != x;
+    out[i] = nan ? -INFINITY : x;
+    out[f + i] = nan ? INFINITY : x;
+  }
 }
 
+inline uint32_t padded_step(const PaddedNode* n, uint32_t i, const float* wide) {
+  const PaddedNode nd = n[i];
+  return 2 * i + 1 + static_cast<uint32_t>(wide[nd.index] >= nd.threshold);
+}
+
+// One row: kLanes trees in lockstep, so the out-of-order core overlaps their
+// dependent loads; leaves are then added in tree order.
 template <int D, typename Acc>
-void padded_row_scalar(const PaddedNode* nodes, const Acc* leaves, const uint32_t* group,
-                       size_t t_begin, size_t t_end, const float* row, Acc* acc) {
+void padded_row(const PaddedNode* nodes, const Acc* leaves, const uint32_t* group, size_t t_begin,
+                size_t t_end, const float* wide, Acc* acc) {
   constexpr uint32_t kInner = (1u << D) - 1;
   constexpr uint32_t kLeaves = 1u << D;
+  constexpr size_t kLanes = 8;
   size_t t = t_begin;
-  // Four trees in lockstep: independent dependency chains for the out-of-order core.
-  for (; t + 4 <= t_end; t += 4) {
-    const PaddedNode* n0 = nodes + t * kInner;
-    const PaddedNode* n1 = n0 + kInner;
-    const PaddedNode* n2 = n1 + kInner;
-    const PaddedNode* n3 = n2 + kInner;
-    uint32_t i0 = 0, i1 = 0, i2 = 0, i3 = 0;
-    for (int d = 0; d < D; ++d) {
-      i0 = padded_step(n0, i0, row);
-      i1 = padded_step(n1, i1, row);
-      i2 = padded_step(n2, i2, row);
-      i3 = padded_step(n3, i3, row);
-    }
+  for (; t + kLanes <= t_end; t += kLanes) {
+    const PaddedNode* n = nodes + t * kInner;
+    uint32_t i[kLanes] = {};
+    for (int d = 0; d < D; ++d)
+      for (size_t k = 0; k < kLanes; ++k) i[k] = padded_step(n + k * kInner, i[k], wide);
     const Acc* l = leaves + t * kLeaves;
-    acc[group[t]] += l[i0 - kInner];
-    acc[group[t + 1]] += l[kLeaves + i1 - kInner];
-    acc[group[t + 2]] += l[2 * kLeaves + i2 - kInner];
-    acc[group[t + 3]] += l[3 * kLeaves + i3 - kInner];
+    for (size_t k = 0; k < kLanes; ++k) acc[group[t + k]] += l[k * kLeaves + i[k] - kInner];
   }
   for (; t < t_end; ++t) {
     const PaddedNode* n = nodes + t * kInner;
     uint32_t i = 0;
-    for (int d = 0; d < D; ++d) i = padded_step(n, i, row);
+    for (int d = 0; d < D; ++d) i = padded_step(n, i, wide);
     acc[group[t]] += leaves[t * kLeaves + i - kInner];
   }
 }
 
-#ifdef __AVX2__
-// One step for 8 lanes: lane k walks the tree whose node array starts at
-// node_base[k] (in PaddedNode units) over the row starting at row_off[k] floats.
-inline __m256i padded_step8(const PaddedNode* nodes, __m256i node_base, __m256i idx,
-                            const float* rows, __m256i row_off) {
-  const __m256i ni = _mm256_slli_epi32(_mm256_add_epi32(node_base, idx), 1);
-  const __m256 thr = _mm256_i32gather_ps(reinterpret_cast<const float*>(nodes), ni, 4);
-  const __m256i fd = _mm256_i32gather_epi32(reinterpret_cast<const int*>(nodes) + 1, ni, 4);
-  const __m256i feat = _mm256_and_si256(fd, _mm256_set1_epi32(0x7fffffff));
-  const __m256 x = _mm256_i32gather_ps(rows, _mm256_add_epi32(row_off, feat), 4);
-  const __m256i ge = _mm256_castps_si256(_mm256_cmp_ps(x, thr, _CMP_GE_OQ));
-  const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
-  const __m256i right = _mm256_or_si256(ge, _mm256_and_si256(nan, _mm256_srai_epi32(fd, 31)));
-  // right is 0 or -1: child = 2i + 1 + (right ? 1 : 0).
-  return _mm256_sub_epi32(_mm256_add_epi32(_mm256_slli_epi32(idx, 1), _mm256_set1_epi32(1)), right);
-}
-
-// Single row, float accumulation: 8 trees per vector, leaves added in tree order.
-template <int D>
-void padded_row_avx2(const PaddedNode* nodes, const float* leaves, const uint32_t* group,
-                     size_t num_trees, const float* row, float* acc) {
-  constexpr int32_t kInner = (1 << D) - 1;
-  constexpr int32_t kLeaves = 1 << D;
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i zero = _mm256_setzero_si256();
-  size_t t = 0;
-  alignas(32) float leaf[8];
-  for (; t + 8 <= num_trees; t += 8) {
-    const __m256i tree = _mm256_add_epi32(_mm256_set1_epi32(static_cast<int32_t>(t)), lane);
-    const __m256i base = _mm256_mullo_epi32(tree, _mm256_set1_epi32(kInner));
-    __m256i idx = zero;
-    for (int d = 0; d < D; ++d) idx = padded_step8(nodes, base, idx, row, zero);
-    const __m256i li = _mm256_add_epi32(_mm256_mullo_epi32(tree, _mm256_set1_epi32(kLeaves)),
-                                        _mm256_sub_epi32(idx, _mm256_set1_epi32(kInner)));
-    _mm256_store_ps(leaf, _mm256_i32gather_ps(leaves, li, 4));
-    for (int k = 0; k < 8; ++k) acc[group[t + k]] += leaf[k];
-  }
-  padded_row_scalar<D, float>(nodes, leaves, group, t, num_trees, row, acc);
-}
-
-// Batch of rows, one output group, float accumulation: 8 rows per vector.
-template <int D>
-void padded_block_avx2(const PaddedNode* nodes, const float* leaves, size_t num_trees,
-                       const float* rows, size_t n, size_t stride, float* acc) {
-  constexpr int32_t kInner = (1 << D) - 1;
-  const __m256i row_off = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-                                             _mm256_set1_epi32(static_cast<int32_t>(stride)));
-  const size_t n8 = n / 8 * 8;
-  for (size_t t = 0; t < num_trees; ++t) {
-    const PaddedNode* tn = nodes + t * kInner;
-    const float* tl = leaves + t * (1u << D);
-    const __m256i inner = _mm256_set1_epi32(kInner);
-    const __m256i zero = _mm256_setzero_si256();
-    for (size_t r = 0; r < n8; r += 8) {
-      __m256i idx = zero;
-      for (int d = 0; d < D; ++d) idx = padded_step8(tn, zero, idx, rows + r * stride, row_off);
-      const __m256 lv = _mm256_i32gather_ps(tl, _mm256_sub_epi32(idx, inner), 4);
-      _mm256_storeu_ps(acc + r, _mm256_add_ps(_mm256_loadu_ps(acc + r), lv));
-    }
-    for (size_t r = n8; r < n; ++r) {
-      uint32_t i = 0;
-      for (int d = 0; d < D; ++d) i = padded_step(tn, i, rows + r * stride);
-      acc[r] += tl[i - kInner];
-    }
+// A block of widened rows (row r at wide + r * wide_stride, accumulators at
+// acc + r * groups): trees are taken in slices that fit in L1 together, and
+// every row of the block walks a slice (8 trees in lockstep) before the next
+// slice, so each row still adds its leaves in tree order.
+template <int D, typename Acc>
+void padded_block(const PaddedNode* nodes, const Acc* leaves, const uint32_t* group,
+                  size_t num_trees, const float* wide, size_t wide_stride, size_t n,
+                  uint32_t groups, Acc* acc) {
+  constexpr size_t kTreeBytes = ((1u << D) - 1) * sizeof(PaddedNode) + (1u << D) * sizeof(Acc);
+  constexpr size_t kSlice = std::max<size_t>(8, 24 * 1024 / kTreeBytes / 8 * 8);
+  for (size_t t0 = 0; t0 < num_trees; t0 += kSlice) {
+    const size_t t1 = std::min(num_trees, t0 + kSlice);
+    for (size_t r = 0; r < n; ++r)
+      padded_row<D, Acc>(nodes, leaves, group, t0, t1, wide + r * wide_stride, acc + r * groups);
   }
 }
-#endif
 
 // General layout: walk to a leaf, handling categorical and zero-as-missing nodes.
 inline bool special_goes_left(const FlatNode& nd, float x, const uint32_t* cat_words) {
@@ -298,6 +243,9 @@ Result<std::shared_ptr<GbdtModel>> GbdtModel::compile(TreeEnsemble e) {
       m->max_depth_ = std::max(m->max_depth_, depth[src] + 1);
       flat.feature = node.feature | (node.default_left ? kDefaultLeftBit : 0);
       flat.threshold = node.threshold;
+      // Widened rows send NaN left as -inf, which a threshold of -inf would send right.
+      if (std::isnan(node.threshold) || (node.default_left && node.threshold == -INFINITY))
+        paddable = false;
       if (node.kind == TreeNode::Kind::kCategorical) {
         paddable = false;
         flat.feature |= kCategoricalBit | (node.category_left ? kCategoryLeftBit : 0);
@@ -348,8 +296,9 @@ Result<std::shared_ptr<GbdtModel>> GbdtModel::compile(TreeEnsemble e) {
           stack.push_back({src, 2 * pos + 1, d + 1});
           stack.push_back({src, 2 * pos + 2, d + 1});
         } else {
-          pn[pos] =
-              PaddedNode{node.threshold, node.feature | (node.default_left ? 0 : kPaddedRightBit)};
+          const uint32_t index =
+              node.feature + (node.default_left ? 0 : static_cast<uint32_t>(num_features));
+          pn[pos] = PaddedNode{node.threshold, index};
           stack.push_back({node.left, 2 * pos + 1, d + 1});
           stack.push_back({node.right, 2 * pos + 2, d + 1});
         }
@@ -374,16 +323,17 @@ void GbdtModel::margins_row(const float* row, Acc* acc) const {
     } else {
       leaves = padded_leaves_d_.data();
     }
+    const size_t f = feature_names_.size();
+    float stack_wide[1024];
+    std::vector<float> heap_wide;
+    float* wide = stack_wide;
+    if (2 * f > std::size(stack_wide)) {
+      heap_wide.resize(2 * f);
+      wide = heap_wide.data();
+    }
+    widen_row(row, f, wide);
     with_depth(padded_depth_, [&]<int D>() {
-#ifdef __AVX2__
-      if constexpr (std::is_same_v<Acc, float>) {
-        if (D >= 3) {
-          padded_row_avx2<D>(padded_nodes_.data(), leaves, group, num_trees_, row, acc);
-          return;
-        }
-      }
-#endif
-      padded_row_scalar<D, Acc>(padded_nodes_.data(), leaves, group, 0, num_trees_, row, acc);
+      padded_row<D, Acc>(padded_nodes_.data(), leaves, group, 0, num_trees_, wide, acc);
     });
     return;
   }
@@ -410,27 +360,12 @@ void GbdtModel::margins_batch(const float* rows, size_t n, size_t stride, Acc* a
     } else {
       leaves = padded_leaves_d_.data();
     }
+    const size_t f = feature_names_.size();
+    std::vector<float> wide(n * 2 * f);
+    for (size_t r = 0; r < n; ++r) widen_row(rows + r * stride, f, wide.data() + r * 2 * f);
     with_depth(padded_depth_, [&]<int D>() {
-#ifdef __AVX2__
-      if constexpr (std::is_same_v<Acc, float>) {
-        if (groups == 1) {
-          padded_block_avx2<D>(padded_nodes_.data(), leaves, num_trees_, rows, n, stride, acc);
-          return;
-        }
-      }
-#endif
-      constexpr uint32_t kInner = (1u << D) - 1;
-      constexpr uint32_t kLeaves = 1u << D;
-      for (size_t t = 0; t < num_trees_; ++t) {
-        const PaddedNode* tn = padded_nodes_.data() + t * kInner;
-        const Acc* tl = leaves + t * kLeaves;
-        const uint32_t g = group[t];
-        for (size_t r = 0; r < n; ++r) {
-          uint32_t i = 0;
-          for (int d = 0; d < D; ++d) i = padded_step(tn, i, rows + r * stride);
-          acc[r * groups + g] += tl[i - kInner];
-        }
-      }
+      padded_block<D, Acc>(padded_nodes_.data(), leaves, group, num_trees_, wide.data(), 2 * f, n,
+                           groups, acc);
     });
     return;
   }

@@ -3,11 +3,15 @@
 // Two layouts, chosen at compile time of the model:
 //  - padded (every split numerical, no zero-as-missing, depth <= kMaxPaddedDepth):
 //    each tree becomes a complete binary tree of depth D in heap order (children
-//    of node i at 2i+1 and 2i+2), 8 bytes per internal node {threshold, feature
-//    | default-right bit}, plus 2^D leaf values. A leaf above depth D is copied
-//    into every padded slot below it, so traversal is exactly D branch-free
-//    steps: right = (x >= t) | (isnan(x) & default_right). With AVX2 the batch
-//    path walks 8 rows at once and the single-row path 8 trees at once.
+//    of node i at 2i+1 and 2i+2), 8 bytes per internal node {threshold, index},
+//    plus 2^D leaf values. A leaf above depth D is copied into every padded slot
+//    below it, so traversal is exactly D branch-free steps. Rows are first
+//    "widened" to 2F floats, [NaN -> -inf | NaN -> +inf], and a node reads the
+//    half matching its default direction, so right = (x >= t) routes missing
+//    values too. One row walks 8 trees in lockstep (independent load chains for
+//    the out-of-order core); a batch walks L1-sized slices of trees for a block
+//    of 64 rows. (AVX2 gathers, 8 trees or 8 rows per vector, measured slower
+//    than this scalar lockstep on the Xeon used for development.)
 //  - general (any depth, categorical splits, zero-as-missing): 12-byte nodes with
 //    siblings adjacent (right child = left child + 1), walked until a leaf.
 // Leaves are summed per row in tree order, in float for XGBoost models and in
@@ -52,8 +56,8 @@ class GbdtModel final : public Model {
   void use_general_layout() { padded_depth_ = -1; }
 
   struct PaddedNode {
-    float threshold;
-    uint32_t feature;  // bit 31: NaN goes right
+    float threshold;  // x >= threshold goes right
+    uint32_t index;   // into the widened row: feature, or F + feature if NaN goes right
   };
   struct FlatNode {
     float threshold;   // numerical; for categorical, bits = offset into cat_words_
