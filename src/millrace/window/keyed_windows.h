@@ -13,6 +13,7 @@
 // entries with T <= wm in time order.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -60,7 +61,13 @@ class KeyedWindows : public WindowOperator {
   void link_sorted(uint32_t id);
   void unlink(uint32_t id);
 
-  void schedule(TimeMs t, uint32_t id) { timers_[t].push_back(id); }
+  // Adds a timer entry. Buckets grow by an eighth, not by doubling, so that
+  // timers cost about 4 bytes per node.
+  void schedule(TimeMs t, uint32_t id) {
+    std::vector<uint32_t>& ids = timers_[t];
+    if (ids.size() == ids.capacity()) ids.reserve(ids.size() + std::max<size_t>(8, ids.size() / 8));
+    ids.push_back(id);
+  }
 
   // Appends one result record.
   void write_record(WindowOutput* out, uint32_t key, TimeMs start, TimeMs end, const uint64_t* acc,

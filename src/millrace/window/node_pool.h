@@ -48,7 +48,7 @@ class NodePool {
   }
 
  private:
-  static constexpr uint32_t kChunkBits = 12;
+  static constexpr uint32_t kChunkBits = 10;
   static constexpr uint32_t kChunkMask = (1u << kChunkBits) - 1;
 
   size_t words_;

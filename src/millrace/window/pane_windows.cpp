@@ -80,6 +80,7 @@ class PaneWindows final : public KeyedWindows {
   bool one_pane_;
   std::vector<TimeMs> corrections_, created_;
   bool scratch_live_ = false;
+  TimeMs open_from_ = kMaxTime;  // panes >= this have no window ended at wm_
 };
 
 const uint64_t* PaneWindows::window_acc(uint32_t key, TimeMs s) {
@@ -102,7 +103,14 @@ void PaneWindows::on_event(const Event& event, std::string_view raw, TimeMs wate
   const TimeMs wm = wm_;
   const uint64_t seq = seq_++;
   const TimeMs p = pane_of(event.time);
-  if (last_end(p) + lateness_ <= wm) {
+  // Fast path: every window of the pane ends after the watermark (first_end
+  // grows with p, so this holds for every pane from open_from_ on).
+  bool open = p >= open_from_;
+  if (!open && first_n(p) * slide_ + size_ > wm) {
+    open_from_ = p;
+    open = true;
+  }
+  if (!open && last_end(p) + lateness_ <= wm) {
     on_late(out, raw, wm);
     return;
   }
@@ -112,12 +120,14 @@ void PaneWindows::on_event(const Event& event, std::string_view raw, TimeMs wate
   // Windows of this event that ended but are still within their lateness.
   corrections_.clear();
   created_.clear();
-  int64_t last = last_n(p);
-  for (int64_t n = std::max(first_n(p), floor_div(wm - lateness_ - size_, slide_) + 1); n <= last;
-       ++n) {
-    TimeMs s = n * slide_;
-    if (s + size_ > wm) break;
-    (first_pane(key, s, s + size_) != kNone ? corrections_ : created_).push_back(s);
+  if (!open) {
+    int64_t last = last_n(p);
+    for (int64_t n = std::max(first_n(p), floor_div(wm - lateness_ - size_, slide_) + 1); n <= last;
+         ++n) {
+      TimeMs s = n * slide_;
+      if (s + size_ > wm) break;
+      (first_pane(key, s, s + size_) != kNone ? corrections_ : created_).push_back(s);
+    }
   }
   if (spec_.retract)
     for (TimeMs s : corrections_) emit(out, key, s, "retract");
@@ -168,6 +178,7 @@ void PaneWindows::advance(TimeMs watermark, WindowOutput* out) {
     scratch_live_ = false;
   }
   wm_ = watermark;
+  open_from_ = kMaxTime;
 }
 
 size_t PaneWindows::open_windows() const {

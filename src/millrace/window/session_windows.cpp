@@ -9,11 +9,12 @@
 // session. A session that fired stays fired when it grows: each change emits
 // an update at once, never a second final.
 //
-// Timers: an entry at the session's end (fire) or end + allowed_lateness
-// (drop); a session that grows or merges gets a new entry and the old one
-// goes stale. Running an entry is idempotent (it acts only on what is due for
-// the node it names, if that node is alive), so stale and repeated entries
-// are harmless.
+// Timers: each live session has exactly one timer entry, at the time held in
+// header word 3 (with the fired flag in its low bit). Sessions only grow, so
+// that time is never later than what is due (its end, or end +
+// allowed_lateness once fired): when the entry runs early it moves itself to
+// the due time. Entries whose time is not their node's (nodes merged away or
+// freed and reused) are skipped.
 #include <algorithm>
 
 #include "millrace/window/keyed_windows.h"
@@ -21,8 +22,6 @@
 namespace millrace {
 
 namespace {
-
-constexpr uint64_t kAlive = 1, kFired = 2;
 
 class SessionWindows final : public KeyedWindows {
  public:
@@ -34,13 +33,19 @@ class SessionWindows final : public KeyedWindows {
   void advance(TimeMs watermark, WindowOutput* out) override;
 
  private:
+  static constexpr TimeMs kDead = kMinTime;
   static TimeMs end_of(const uint64_t* n) { return static_cast<TimeMs>(n[2]); }
+  static TimeMs timer_of(const uint64_t* n) { return static_cast<int64_t>(n[3]) >> 1; }
+  static bool fired(const uint64_t* n) { return (n[3] & 1) != 0; }
+  static void set_timer(uint64_t* n, TimeMs t, bool fired) {
+    n[3] = (static_cast<uint64_t>(t) << 1) | (fired ? 1 : 0);
+  }
   void emit(WindowOutput* out, uint32_t id, const char* kind) {
     const uint64_t* n = node(id);
     write_record(out, key_of(n), start_of(n), end_of(n), n + header_words_, kind);
   }
   void drop(uint32_t id) {
-    node(id)[3] = 0;
+    set_timer(node(id), kDead, false);
     free_node(id);
   }
 
@@ -73,29 +78,27 @@ void SessionWindows::on_event(const Event& event, std::string_view raw, TimeMs w
     uint32_t id = new_node(key, t);
     uint64_t* n = node(id);
     n[2] = static_cast<uint64_t>(t + gap_);
-    n[3] = kAlive;
     layout_.add(n + header_words_, event, seq);
     if (t + gap_ <= wm) {  // a session that ended before it began: final at once
-      n[3] |= kFired;
       emit(out, id, "final");
-      schedule(t + gap_ + lateness_, id);
+      set_timer(n, t + gap_ + lateness_, true);
     } else {
-      schedule(t + gap_, id);
+      set_timer(n, t + gap_, false);
     }
+    schedule(timer_of(n), id);
     return;
   }
 
   const uint32_t target = touched_[0];
   bool any_fired = false;
-  for (uint32_t id : touched_) any_fired |= (node(id)[3] & kFired) != 0;
+  for (uint32_t id : touched_) any_fired |= fired(node(id));
   if (any_fired && spec_.retract)
     for (uint32_t id : touched_)
-      if (node(id)[3] & kFired) emit(out, id, "retract");
+      if (fired(node(id))) emit(out, id, "retract");
 
   uint64_t* n = node(target);
-  const TimeMs old_start = start_of(n), old_end = end_of(n);
-  const bool was_fired = (n[3] & kFired) != 0;
-  TimeMs start = std::min(old_start, t), end = std::max(old_end, t + gap_);
+  const TimeMs old_start = start_of(n);
+  TimeMs start = std::min(old_start, t), end = std::max(end_of(n), t + gap_);
   for (size_t i = 1; i < touched_.size(); ++i) {
     const uint64_t* m = node(touched_[i]);
     end = std::max(end, end_of(m));
@@ -108,11 +111,9 @@ void SessionWindows::on_event(const Event& event, std::string_view raw, TimeMs w
   n[2] = static_cast<uint64_t>(end);
   if (start != old_start) relink(target);
   if (any_fired) {
-    n[3] |= kFired;
+    // The timer stays where it is (at or before what is now due) and moves on when it runs.
+    set_timer(n, timer_of(n), true);
     emit(out, target, "update");
-    if (!was_fired || end != old_end) schedule(end + lateness_, target);
-  } else if (end != old_end) {
-    schedule(end, target);
   }
 }
 
@@ -126,17 +127,19 @@ void SessionWindows::advance(TimeMs watermark, WindowOutput* out) {
     timers_.erase(it);
     for (uint32_t id : ids) {
       uint64_t* n = node(id);
-      if (!(n[3] & kAlive)) continue;
-      if (!(n[3] & kFired)) {
-        if (end_of(n) > t) continue;
-        n[3] |= kFired;
+      if (timer_of(n) != t) continue;  // stale: merged away, freed, or moved
+      bool done = fired(n);
+      if (!done && end_of(n) <= t) {
         emit(out, id, "final");
-        if (end_of(n) + lateness_ > t) {
-          schedule(end_of(n) + lateness_, id);
-          continue;
-        }
+        done = true;
       }
-      if (end_of(n) + lateness_ <= t) drop(id);
+      TimeMs due = done ? end_of(n) + lateness_ : end_of(n);
+      if (due <= t) {
+        drop(id);
+      } else {
+        set_timer(n, due, done);
+        schedule(due, id);
+      }
     }
     ids.clear();
   }

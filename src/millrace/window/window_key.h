@@ -91,7 +91,7 @@ class KeyTable {
     }
   };
 
-  static constexpr uint32_t kChunkBits = 12;
+  static constexpr uint32_t kChunkBits = 10;
   Entry& entry(uint32_t id) { return chunks_[id >> kChunkBits][id & ((1u << kChunkBits) - 1)]; }
   const Entry& entry(uint32_t id) const {
     return chunks_[id >> kChunkBits][id & ((1u << kChunkBits) - 1)];
