@@ -1,5 +1,6 @@
 #include "millrace/stream/spec.h"
 
+#include <cctype>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -264,12 +265,38 @@ Status parse_window(const SpecReader& r, const YAML::Node& n, const Schema& sche
 
 }  // namespace
 
+// yaml-cpp rejects a plain scalar ending in '?' right before a flow
+// indicator ("{amount: double?, ...}"), the spelling of optional fields.
+// Quote such words; lines and columns stay where they were.
+std::string quote_optional_types(const std::string& text) {
+  std::string out;
+  out.reserve(text.size() + 16);
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '?' && i > 0 && (std::isalnum(static_cast<unsigned char>(text[i - 1])) ||
+                                    text[i - 1] == '_')) {
+      size_t j = i + 1;
+      while (j < text.size() && text[j] == ' ') ++j;
+      if (j < text.size() && (text[j] == ',' || text[j] == '}' || text[j] == ']')) {
+        size_t start = out.size();
+        while (start > 0 && (std::isalnum(static_cast<unsigned char>(out[start - 1])) ||
+                             out[start - 1] == '_'))
+          --start;
+        out.insert(start, 1, '"');
+        out += "?\"";
+        continue;
+      }
+    }
+    out += text[i];
+  }
+  return out;
+}
+
 Result<PipelineSpec> parse_spec(const std::string& text, const std::string& file) {
   PipelineSpec spec;
   spec.file = file;
   SpecReader r{file};
   try {
-    spec.root = YAML::Load(text);
+    spec.root = YAML::Load(quote_optional_types(text));
   } catch (const YAML::Exception& e) {
     return Status::Error(
         fmt::format("{}:{}: not valid YAML: {}", file, e.mark.line + 1, e.msg));
