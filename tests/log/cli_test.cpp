@@ -12,6 +12,7 @@
 
 #include "log_test_util.h"
 #include "millrace/log/layout.h"
+#include "millrace/log/topic.h"
 
 namespace millrace::log {
 namespace {
@@ -190,6 +191,40 @@ TEST(LogCli, EveryCommandHasHelpWithAnExample) {
     EXPECT_EQ(r.exit_code, 0) << sub;
     EXPECT_NE(r.out.find("Example:\n  millrace log"), std::string::npos) << sub << r.out;
   }
+}
+
+}  // namespace
+}  // namespace millrace::log
+
+namespace millrace::log {
+namespace {
+
+TEST(LogCli, ConsumeCommittedSkipsUndecidedAndAbortedTransactions) {
+  testing::TempDir tmp;
+  const std::string path = tmp.path() + "/t";
+  auto topic = Topic::Create(path, TopicOptions{});
+  ASSERT_TRUE(topic.ok());
+  std::vector<std::string_view> plain = {"{\"n\":1}"}, aborted = {"{\"n\":2}"},
+                                committed = {"{\"n\":3}"}, open = {"{\"n\":4}"};
+  ASSERT_TRUE((*topic)->Append(0, plain, 0).ok());
+  ASSERT_TRUE((*topic)->BeginTransaction().ok());
+  ASSERT_TRUE((*topic)->Append(0, aborted, 0).ok());
+  ASSERT_TRUE((*topic)->AbortTransaction().ok());
+  ASSERT_TRUE((*topic)->BeginTransaction().ok());
+  ASSERT_TRUE((*topic)->Append(0, committed, 0).ok());
+  ASSERT_TRUE((*topic)->CommitTransaction().ok());
+  ASSERT_TRUE((*topic)->BeginTransaction().ok());
+  ASSERT_TRUE((*topic)->Append(0, open, 0).ok());
+  ASSERT_TRUE((*topic)->Flush().ok());
+  auto c = RunCli(tmp, "log consume t --from-beginning --committed --group g");
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_EQ(c.out, "{\"n\":1}\n{\"n\":3}\n");
+  auto all = RunCli(tmp, "log consume t --from-beginning");
+  EXPECT_EQ(all.out, "{\"n\":1}\n{\"n\":2}\n{\"n\":3}\n{\"n\":4}\n");
+  // The group stays before the undecided transaction, and gets it on commit.
+  ASSERT_TRUE((*topic)->CommitTransaction().ok());
+  auto rest = RunCli(tmp, "log consume t --committed --group g");
+  EXPECT_EQ(rest.out, "{\"n\":4}\n");
 }
 
 }  // namespace

@@ -230,6 +230,7 @@ void AddConsume(CLI::App* log) {
     std::string group;
     bool from_beginning = false;
     bool follow = false;
+    bool committed = false;
     uint64_t max_records = 0;
     std::vector<uint32_t> partitions;
   };
@@ -243,6 +244,8 @@ void AddConsume(CLI::App* log) {
                 "oldest record instead of the end");
   cmd->add_flag("--follow,-f", args->follow,
                 "Keep waiting for new records (stop with Ctrl-C); without it, exit at the end");
+  cmd->add_flag("--committed", args->committed,
+                "Print records of transactions only once committed, never aborted ones");
   cmd->add_option("--max-records,-n", args->max_records, "Exit after printing this many records");
   cmd->add_option("--partition", args->partitions, "Only these partitions (repeatable)");
   cmd->footer(
@@ -250,7 +253,8 @@ void AddConsume(CLI::App* log) {
       "With --group, offsets are committed after the records are written to stdout, so a\n"
       "consumer that is killed prints some records again on restart (at least once).\n\n"
       "Example:\n  millrace log consume data/tx --from-beginning\n"
-      "  millrace log consume data/tx --group scorer --from-beginning --follow\n");
+      "  millrace log consume data/tx --group scorer --from-beginning --follow\n"
+      "  millrace log consume data/scores --committed --from-beginning\n");
   cmd->callback([args] {
     CheckGroup(args->group);
     auto options = log::ReadTopicMeta(args->path);
@@ -280,7 +284,9 @@ void AddConsume(CLI::App* log) {
         if (!pi.ok()) throw CommandError(pi.status().message());
         from = pi->end_offset;
       }
-      auto reader = log::PartitionReader::Open(args->path, p, from);
+      auto reader = log::PartitionReader::Open(
+          args->path, p, from,
+          args->committed ? log::Isolation::kReadCommitted : log::Isolation::kReadUncommitted);
       if (!reader.ok()) throw CommandError(reader.status().message());
       readers.push_back(std::move(reader.value()));
     }

@@ -70,4 +70,18 @@ FrameStatus DecodeFrame(const char* data, size_t n, Frame* frame, std::string* w
   return FrameStatus::kOk;
 }
 
+std::string ControlPayload(char type, uint64_t transaction_id) {
+  std::string out(1, type);
+  out.append(reinterpret_cast<const char*>(&transaction_id), 8);
+  return out;
+}
+
+bool ParseControlPayload(std::string_view payload, char* type, uint64_t* transaction_id) {
+  if (payload.size() != kControlPayloadBytes) return false;
+  if (payload[0] != kControlCommit && payload[0] != kControlAbort) return false;
+  *type = payload[0];
+  *transaction_id = load_u64(payload.data() + 1);
+  return true;
+}
+
 }  // namespace millrace::log

@@ -33,6 +33,26 @@
 // never returned as data); bit 1 marks a record written inside a
 // transaction. Bits 2-7 are zero; a reader rejects frames with unknown bits.
 //
+// Transactions: the records a transaction appends carry bit 1. It ends with a
+// control record (bits 0 and 1) in every partition it wrote to, whose payload
+// is a type byte, 'C' (commit) or 'A' (abort), then the transaction id (u64).
+// A read-committed reader returns a transactional record only once it has
+// seen the commit marker after it in the partition, and skips aborted ones.
+// Transactions never interleave within a partition (one writer, one
+// transaction at a time, and no plain records while one is open), so a
+// marker decides every undecided record before it.
+//
+// DIR/TOPIC/txn.state (text, replaced atomically) exists while a transaction
+// is open or committing, and is how recovery decides its records:
+//   millrace-txn 1
+//   id <transaction id>
+//   state open | commit
+//   partitions <p> <p> ...              (state commit: those it wrote to)
+//   crc <crc32c of the lines above, 8 hex digits>
+// On open, "open" means the transaction never committed: an abort marker is
+// appended to every partition. "commit" means it did: a commit marker is
+// appended to each listed partition (a repeated marker is harmless).
+//
 // Appends only ever extend the last segment of a partition, so damage from a
 // crash is confined to its tail: an incomplete frame (a torn write) or a frame
 // whose CRC does not match. Opening a topic for writing truncates the last
@@ -62,6 +82,10 @@ inline constexpr uint32_t kMaxRecordBytes = 64u << 20;
 inline constexpr uint8_t kFlagControl = 1u << 0;
 inline constexpr uint8_t kFlagTransactional = 1u << 1;
 inline constexpr uint8_t kKnownFlags = kFlagControl | kFlagTransactional;
+
+inline constexpr char kControlCommit = 'C';
+inline constexpr char kControlAbort = 'A';
+inline constexpr size_t kControlPayloadBytes = 9;
 
 inline size_t frame_bytes(size_t payload_bytes) {
   return kFrameHeaderBytes + payload_bytes;
@@ -93,6 +117,10 @@ enum class FrameStatus {
 
 // Decodes the frame at data[0, n). Never returns unverified bytes as a frame.
 FrameStatus DecodeFrame(const char* data, size_t n, Frame* frame, std::string* why);
+
+// Payload of a transaction marker, and its parse (false if malformed).
+std::string ControlPayload(char type, uint64_t transaction_id);
+bool ParseControlPayload(std::string_view payload, char* type, uint64_t* transaction_id);
 
 inline uint32_t load_u32(const char* p) {
   uint32_t v;

@@ -23,32 +23,58 @@
 
 namespace millrace::log {
 
+// Which records of transactions a reader returns (see Topic::BeginTransaction).
+enum class Isolation {
+  kReadUncommitted,  // every data record, as soon as it is written
+  kReadCommitted,    // records of a transaction only once it committed; aborted ones never
+};
+
 class PartitionReader {
  public:
   // Positions the reader at from_offset. An offset below the partition's
   // start (removed by retention) starts at the oldest record kept; an offset
   // at or past the end waits for the writer to get there.
-  static Result<std::unique_ptr<PartitionReader>> Open(const std::string& topic_path,
-                                                       uint32_t partition, uint64_t from_offset);
+  static Result<std::unique_ptr<PartitionReader>> Open(
+      const std::string& topic_path, uint32_t partition, uint64_t from_offset,
+      Isolation isolation = Isolation::kReadUncommitted);
 
   // Stores the next record in *record (valid until the next call) and its
   // offset; returns false at the current end of the partition (call again
-  // later to follow the writer), or an error on damage.
+  // later to follow the writer), or an error on damage. Control records
+  // (transaction markers) take offsets but are never returned, so returned
+  // offsets may skip numbers.
   Result<bool> Next(std::string_view* record, uint64_t* offset, int64_t* timestamp_ms = nullptr);
 
-  // Offset of the record the next successful Next() returns.
-  uint64_t position() const { return next_offset_; }
+  // The offset to resume from to get the records this reader has not
+  // returned yet: what a consumer commits as its group offset. In
+  // read-committed mode it stays at the first record of an undecided
+  // transaction until that transaction is decided.
+  uint64_t position() const { return pending_ ? pending_offset_ : next_offset_; }
 
  private:
   PartitionReader() = default;
   Status OpenSegmentFor(uint64_t offset);
   // The base of the segment after the current one, or 0 if there is none yet.
   Result<uint64_t> NextSegmentBase() const;
+  // The next verified frame in offset order, across segments; false at the end.
+  Result<bool> NextFrame(Frame* frame);
+  Result<bool> NextCommitted(Frame* frame);
 
   std::string dir_;
+  Isolation isolation_ = Isolation::kReadUncommitted;
   SegmentCursor cursor_;
   uint64_t next_offset_ = 0;  // offset expected of the next frame
-  uint64_t target_ = 0;       // frames below this offset are skipped
+  uint64_t target_ = 0;       // frames below this offset are not returned
+
+  // Read-committed: while pending_, the reader scans ahead from the first
+  // record of an undecided transaction (at pending_*) for its marker; on a
+  // commit it rewinds there and returns records up to release_until_.
+  bool pending_ = false;
+  uint64_t pending_offset_ = 0;
+  uint64_t pending_segment_ = 0;
+  uint64_t pending_position_ = 0;
+  bool releasing_ = false;
+  uint64_t release_until_ = 0;
 };
 
 }  // namespace millrace::log

@@ -30,6 +30,11 @@ class SegmentCursor {
   // some bytes of one are there). kCorrupt: *why says what is wrong.
   Step Next(Frame* frame, std::string* why);
 
+  // Continues reading at the given file offset, which must be a frame start.
+  void Seek(uint64_t position) {
+    file_pos_ = position;
+    begin_ = end_ = 0;
+  }
   uint64_t position() const { return file_pos_ + begin_; }  // file offset of the next frame
   bool has_partial() const { return end_ > begin_; }
   const std::string& path() const { return path_; }

@@ -6,11 +6,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 
 #include "millrace/log/format.h"
 #include "millrace/log/group_offsets.h"
 #include "millrace/log/segment.h"
+#include "millrace/log/transaction_state.h"
 
 namespace millrace::log {
 
@@ -64,6 +66,7 @@ void RemoveTempFiles(const std::string& dir) {
 }  // namespace
 
 Topic::~Topic() {
+  if (txn_open_) (void)AbortTransaction();
   (void)Flush();
   for (auto& part : parts_) {
     for (int fd : part.unsynced_fds) ::close(fd);
@@ -138,7 +141,33 @@ Status Topic::Load() {
   for (uint32_t p = 0; p < options_.partitions; ++p) {
     if (Status s = RecoverPartition(p); !s.ok()) return s;
   }
-  return Status::Ok();
+  txn_touched_.assign(options_.partitions, false);
+  return RecoverTransaction();
+}
+
+// Decides a transaction that was open or committing when the last writer
+// stopped; see txn.state in format.h.
+Status Topic::RecoverTransaction() {
+  auto state = ReadTransactionState(path_);
+  if (!state.ok()) return state.status();
+  if (!state->has_value()) return Status::Ok();
+  const TransactionState& txn = **state;
+  std::vector<uint32_t> partitions;
+  if (txn.committing) {
+    for (uint32_t p : txn.partitions) {
+      if (p < parts_.size()) partitions.push_back(p);
+    }
+  } else {
+    for (uint32_t p = 0; p < parts_.size(); ++p) partitions.push_back(p);
+  }
+  if (Status s = WriteMarkers(txn.committing ? kControlCommit : kControlAbort, txn.id, partitions);
+      !s.ok()) {
+    return s;
+  }
+  warnings_.push_back("transaction " + std::to_string(txn.id) +
+                      (txn.committing ? " was committing at shutdown: commit completed"
+                                      : " was open at shutdown: aborted, its records discarded"));
+  return RemoveTransactionState(path_);
 }
 
 Status Topic::RecoverPartition(uint32_t p) {
@@ -256,6 +285,8 @@ Result<uint64_t> Topic::Append(uint32_t partition, std::span<const std::string_v
   }
   Partition& part = parts_[partition];
   const uint64_t first = part.next_offset;
+  const uint8_t flags = txn_open_ ? kFlagTransactional : 0;
+  if (txn_open_ && !records.empty()) txn_touched_[partition] = true;
   for (std::string_view r : records) {
     const uint64_t in_segment = part.segments.back().bytes + part.pending.size();
     if (in_segment > kSegmentHeaderBytes &&
@@ -263,7 +294,7 @@ Result<uint64_t> Topic::Append(uint32_t partition, std::span<const std::string_v
       if (Status s = WritePending(part); !s.ok()) return s;
       if (Status s = NewSegment(part); !s.ok()) return s;
     }
-    AppendFrame(&part.pending, part.next_offset, timestamp_ms, 0, r);
+    AppendFrame(&part.pending, part.next_offset, timestamp_ms, flags, r);
     ++part.next_offset;
     ++part.pending_records;
     Segment& seg = part.segments.back();
@@ -347,6 +378,68 @@ Status Topic::ApplyRetention(int64_t now_ms) {
     }
   }
   return Status::Ok();
+}
+
+Status Topic::WriteMarkers(char type, uint64_t id, const std::vector<uint32_t>& partitions) {
+  const std::string payload = ControlPayload(type, id);
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  for (uint32_t p : partitions) {
+    Partition& part = parts_[p];
+    const uint64_t in_segment = part.segments.back().bytes + part.pending.size();
+    if (in_segment > kSegmentHeaderBytes &&
+        in_segment + frame_bytes(payload.size()) > options_.segment_bytes) {
+      if (Status s = WritePending(part); !s.ok()) return s;
+      if (Status s = NewSegment(part); !s.ok()) return s;
+    }
+    AppendFrame(&part.pending, part.next_offset, now, kFlagControl | kFlagTransactional, payload);
+    ++part.next_offset;
+    ++part.pending_records;
+  }
+  return Sync();
+}
+
+Status Topic::BeginTransaction() {
+  if (!failed_.ok()) return failed_;
+  if (txn_open_) return Status::Error("a transaction is already open on " + path_);
+  if (Status s = Flush(); !s.ok()) return s;  // earlier plain records stay outside it
+  const uint64_t id = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count());
+  if (Status s = WriteTransactionState(path_, TransactionState{id, false, {}}); !s.ok()) return s;
+  txn_id_ = id;
+  txn_open_ = true;
+  txn_touched_.assign(parts_.size(), false);
+  return Status::Ok();
+}
+
+Status Topic::CommitTransaction() {
+  if (!txn_open_) return Status::Error("no transaction is open on " + path_);
+  // The records must be durable before the commit point (txn.state saying
+  // "commit"), or a power loss could commit records that are gone.
+  if (Status s = Sync(); !s.ok()) return s;
+  TransactionState state{txn_id_, true, {}};
+  for (uint32_t p = 0; p < parts_.size(); ++p) {
+    if (txn_touched_[p]) state.partitions.push_back(p);
+  }
+  if (Status s = WriteTransactionState(path_, state); !s.ok()) return s;
+  // From here on the transaction is committed: if writing the markers fails,
+  // the next Open() writes them.
+  txn_open_ = false;
+  if (Status s = WriteMarkers(kControlCommit, txn_id_, state.partitions); !s.ok()) return s;
+  return RemoveTransactionState(path_);
+}
+
+Status Topic::AbortTransaction() {
+  if (!txn_open_) return Status::Error("no transaction is open on " + path_);
+  txn_open_ = false;
+  std::vector<uint32_t> partitions;
+  for (uint32_t p = 0; p < parts_.size(); ++p) {
+    if (txn_touched_[p]) partitions.push_back(p);
+  }
+  if (Status s = WriteMarkers(kControlAbort, txn_id_, partitions); !s.ok()) return s;
+  return RemoveTransactionState(path_);
 }
 
 Status Topic::CommitGroupOffsets(const std::string& group,

@@ -77,6 +77,19 @@ class Topic {
   // written alone exceeds it; the age limit needs this call.
   Status ApplyRetention(int64_t now_ms);
 
+  // Transactions (format in format.h). Between Begin and Commit, every
+  // Append is part of the transaction: readers in read-committed mode see
+  // its records only after CommitTransaction() returns, and never if it is
+  // aborted, by AbortTransaction(), by destroying the Topic, or by a crash
+  // (Open() then aborts it). Plain readers see them as they are appended.
+  // CommitTransaction() makes the records durable (fsync) before the commit
+  // point, so a committed transaction survives power loss. One transaction
+  // at a time; each of Begin/Commit/Abort costs a few fsyncs.
+  Status BeginTransaction();
+  Status CommitTransaction();
+  Status AbortTransaction();
+  bool in_transaction() const { return txn_open_; }
+
   // Consumer-group offsets (group_offsets.h). A commit merges the given
   // partitions into the group's stored set, atomically; offsets must not pass
   // end_offset().
@@ -111,6 +124,9 @@ class Topic {
   Status WritePending(Partition& part);
   Status DeleteOldestSegment(Partition& part);
   Status EnforceSize(Partition& part);
+  Status RecoverTransaction();
+  // Appends a commit or abort marker to each partition, then syncs.
+  Status WriteMarkers(char type, uint64_t id, const std::vector<uint32_t>& partitions);
 
   std::string path_;
   TopicOptions options_;
@@ -119,6 +135,9 @@ class Topic {
   int lock_fd_ = -1;
   size_t write_buffer_bytes_ = 0;
   Status failed_;  // set when a failed write could not be undone; Append refuses after it
+  bool txn_open_ = false;
+  uint64_t txn_id_ = 0;
+  std::vector<bool> txn_touched_;  // per partition, written to by the open transaction
 };
 
 // A read-only summary of a topic, for `millrace log describe`; takes no lock
