@@ -71,6 +71,14 @@ Status XgbBooster::set_param(const std::string& name, const std::string& value) 
   return Status::Ok();
 }
 
+Status XgbBooster::set_feature_names(const std::vector<std::string>& names) {
+  std::vector<const char*> p;
+  for (const auto& n : names) p.push_back(n.c_str());
+  if (XGBoosterSetStrFeatureInfo(handle_, "feature_name", p.data(), p.size()) != 0)
+    return xgb_error("feature names");
+  return Status::Ok();
+}
+
 Status XgbBooster::update(int iteration, const XgbMatrix& train) {
   if (XGBoosterUpdateOneIter(handle_, iteration, train.handle()) != 0) return xgb_error("update");
   return Status::Ok();

@@ -40,6 +40,8 @@ class XgbBooster {
   ~XgbBooster();
 
   Status set_param(const std::string& name, const std::string& value);
+  // Names saved in the model's JSON (learner.feature_names).
+  Status set_feature_names(const std::vector<std::string>& names);
   Status update(int iteration, const XgbMatrix& train);
   // The evaluation line XGBoost prints, e.g. "[3]\tvalid-auc:0.91".
   Result<std::string> eval(int iteration, const std::vector<const XgbMatrix*>& sets,
