@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <cmath>
 #include <limits>
 
@@ -63,6 +64,48 @@ struct MonoEntry {
 inline double bits_to_double(uint64_t b) { return std::bit_cast<double>(b); }
 inline uint64_t double_to_bits(double d) { return std::bit_cast<uint64_t>(d); }
 
+// The key's buffered events in time order: one row per event, word 0 the
+// event time, then one 64-bit cell per column. One allocation per key.
+class EventBuffer {
+ public:
+  explicit EventBuffer(uint32_t columns) : stride_(columns + 1) {}
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  size_t capacity_bytes() const { return cap_ * stride_ * sizeof(uint64_t); }
+  TimeMs time(size_t i) const { return static_cast<TimeMs>(row(i)[0]); }
+  uint64_t cell(size_t i, int c) const { return row(i)[1 + c]; }
+  uint64_t* row(size_t i) { return data_.get() + ((head_ + i) & (cap_ - 1)) * stride_; }
+  const uint64_t* row(size_t i) const {
+    return data_.get() + ((head_ + i) & (cap_ - 1)) * stride_;
+  }
+  // Makes room for a row at position pos and returns it.
+  uint64_t* insert(size_t pos) {
+    if (size_ == cap_) grow();
+    ++size_;
+    for (size_t i = size_ - 1; i > pos; --i) std::memcpy(row(i), row(i - 1), stride_ * 8);
+    return row(pos);
+  }
+  void pop_front() {
+    head_ = (head_ + 1) & (cap_ - 1);
+    --size_;
+  }
+
+ private:
+  void grow() {
+    size_t cap = cap_ ? cap_ * 2 : 2;
+    std::unique_ptr<uint64_t[]> d(new uint64_t[cap * stride_]);
+    for (size_t i = 0; i < size_; ++i) std::memcpy(d.get() + i * stride_, row(i), stride_ * 8);
+    data_ = std::move(d);
+    cap_ = cap;
+    head_ = 0;
+  }
+  std::unique_ptr<uint64_t[]> data_;
+  uint32_t stride_;
+  uint32_t cap_ = 0;
+  uint32_t head_ = 0;
+  uint32_t size_ = 0;
+};
+
 }  // namespace
 
 struct FeatState {
@@ -74,11 +117,13 @@ struct FeatState {
 };
 
 struct SlidingFeatureGroup::KeyState {
+  explicit KeyState(uint32_t columns, size_t features)
+      : buf(columns), feats(new FeatState[features]) {}
   TimeMs max_t = kMinTime;
-  RingBuffer<TimeMs> times;
-  std::vector<RingBuffer<uint64_t>> cols;     // one per column: double bits or string hash
-  std::vector<RingBuffer<std::string>> text;  // string values of Text columns
-  std::vector<FeatState> feats;
+  std::string key;
+  EventBuffer buf;  // cells: double bits or string hash
+  std::unique_ptr<FeatState[]> feats;
+  std::vector<RingBuffer<std::string>> text;  // string values of Text columns, if any
 };
 
 SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<FeatureSpec> features,
@@ -109,6 +154,7 @@ SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<Featu
     }
     features_.push_back(std::move(f));
   }
+  for (const Column& c : columns_) has_text_ |= c.kind == ColumnKind::Text;
 }
 
 SlidingFeatureGroup::~SlidingFeatureGroup() = default;
@@ -126,7 +172,7 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool 
   FeatState& st = ks.feats[fi];
   double x = 0;
   if (f.column >= 0) {
-    uint64_t bits = ks.cols[f.column][pos];
+    uint64_t bits = ks.buf.cell(pos, f.column);
     bool hash = columns_[f.column].kind != ColumnKind::Number;
     if (cell_null(bits, hash)) return;
     if (f.spec.agg == AggKind::CountDistinct) {
@@ -144,7 +190,7 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool 
     case AggKind::Max: {
       ++st.m.n;
       double v = f.spec.agg == AggKind::Max ? x : -x;
-      TimeMs t = ks.times[pos];
+      TimeMs t = ks.buf.time(pos);
       auto& dq = *st.mono;
       if (in_order) {
         while (!dq.empty() && dq.back().v <= v) dq.pop_back();
@@ -175,7 +221,7 @@ void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t fi, size_t pos) 
   FeatState& st = ks.feats[fi];
   double x = 0;
   if (f.column >= 0) {
-    uint64_t bits = ks.cols[f.column][pos];
+    uint64_t bits = ks.buf.cell(pos, f.column);
     bool hash = columns_[f.column].kind != ColumnKind::Number;
     if (cell_null(bits, hash)) return;
     if (f.spec.agg == AggKind::CountDistinct) {
@@ -200,7 +246,7 @@ void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t fi, size_t pos) 
 
 void SlidingFeatureGroup::write_field_value(const KeyState& ks, size_t pos, const Feature& f,
                                             FeatureValue& v) const {
-  uint64_t bits = ks.cols[f.column][pos];
+  uint64_t bits = ks.buf.cell(pos, f.column);
   const Column& c = columns_[f.column];
   if (cell_null(bits, c.kind != ColumnKind::Number)) {
     v.set_null();
@@ -255,11 +301,11 @@ void write_moments(AggKind agg, const Moments& m, FeatureValue& v) {
 void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Feature& f, size_t fi,
                                            FeatureValue& v) {
   FeatState& st = ks.feats[fi];
-  const TimeMs t = ks.times[pos];
+  const TimeMs t = ks.buf.time(pos);
   const TimeMs cutoff = t - f.spec.window;
   if (f.has_head) {
     add_to_head(ks, fi, pos, true);
-    while (st.start < ks.times.size() && ks.times[st.start] <= cutoff) {
+    while (st.start < ks.buf.size() && ks.buf.time(st.start) <= cutoff) {
       remove_from_head(ks, fi, st.start);
       ++st.start;
     }
@@ -290,26 +336,26 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
       return;
     case AggKind::First:
       for (size_t i = st.start; i <= pos; ++i) {
-        if (!cell_null(ks.cols[f.column][i], hash)) return write_field_value(ks, i, f, v);
+        if (!cell_null(ks.buf.cell(i, f.column), hash)) return write_field_value(ks, i, f, v);
       }
       v.set_null();
       return;
     case AggKind::Last:
       for (size_t i = pos + 1; i-- > st.start;) {
-        if (!cell_null(ks.cols[f.column][i], hash)) return write_field_value(ks, i, f, v);
+        if (!cell_null(ks.buf.cell(i, f.column), hash)) return write_field_value(ks, i, f, v);
       }
       v.set_null();
       return;
     case AggKind::Prev:
-      if (pos > 0 && ks.times[pos - 1] > cutoff) {
+      if (pos > 0 && ks.buf.time(pos - 1) > cutoff) {
         write_field_value(ks, pos - 1, f, v);
       } else {
         v.set_null();
       }
       return;
     case AggKind::TimeSinceLast:
-      if (pos > 0 && ks.times[pos - 1] > cutoff) {
-        v.set_int(t - ks.times[pos - 1]);
+      if (pos > 0 && ks.buf.time(pos - 1) > cutoff) {
+        v.set_int(t - ks.buf.time(pos - 1));
       } else {
         v.set_null();
       }
@@ -320,9 +366,9 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
 void SlidingFeatureGroup::compute_out_of_order(KeyState& ks, size_t pos, const Feature& f,
                                                size_t fi, FeatureValue& v) {
   FeatState& st = ks.feats[fi];
-  const TimeMs t = ks.times[pos];
+  const TimeMs t = ks.buf.time(pos);
   const TimeMs cutoff = t - f.spec.window;
-  const size_t n = ks.times.size();
+  const size_t n = ks.buf.size();
   if (f.has_head) {
     if (t > ks.max_t - f.spec.window) {
       add_to_head(ks, fi, pos, false);
@@ -334,7 +380,7 @@ void SlidingFeatureGroup::compute_out_of_order(KeyState& ks, size_t pos, const F
   size_t lo_a = 0, lo_b = pos;
   while (lo_a < lo_b) {
     size_t mid = (lo_a + lo_b) / 2;
-    if (ks.times[mid] <= cutoff) {
+    if (ks.buf.time(mid) <= cutoff) {
       lo_a = mid + 1;
     } else {
       lo_b = mid;
@@ -342,8 +388,8 @@ void SlidingFeatureGroup::compute_out_of_order(KeyState& ks, size_t pos, const F
   }
   const size_t lo = lo_a;
   const bool hash = f.column >= 0 && columns_[f.column].kind != ColumnKind::Number;
-  auto null_at = [&](size_t i) { return f.column >= 0 && cell_null(ks.cols[f.column][i], hash); };
-  auto num_at = [&](size_t i) { return bits_to_double(ks.cols[f.column][i]); };
+  auto null_at = [&](size_t i) { return f.column >= 0 && cell_null(ks.buf.cell(i, f.column), hash); };
+  auto num_at = [&](size_t i) { return bits_to_double(ks.buf.cell(i, f.column)); };
 
   switch (f.spec.agg) {
     case AggKind::Count:
@@ -390,7 +436,7 @@ void SlidingFeatureGroup::compute_out_of_order(KeyState& ks, size_t pos, const F
     case AggKind::CountDistinct:
       scratch_set_.clear();
       for (size_t i = lo; i <= pos; ++i)
-        if (!null_at(i)) scratch_set_.emplace(ks.cols[f.column][i], 1);
+        if (!null_at(i)) scratch_set_.emplace(ks.buf.cell(i, f.column), 1);
       v.set_int(static_cast<int64_t>(scratch_set_.size()));
       return;
     case AggKind::Quantile:
@@ -415,11 +461,11 @@ void SlidingFeatureGroup::compute_out_of_order(KeyState& ks, size_t pos, const F
       return;
     case AggKind::Prev:
     case AggKind::TimeSinceLast:
-      if (pos > 0 && ks.times[pos - 1] > cutoff) {
+      if (pos > 0 && ks.buf.time(pos - 1) > cutoff) {
         if (f.spec.agg == AggKind::Prev) {
           write_field_value(ks, pos - 1, f, v);
         } else {
-          v.set_int(t - ks.times[pos - 1]);
+          v.set_int(t - ks.buf.time(pos - 1));
         }
       } else {
         v.set_null();
@@ -430,18 +476,19 @@ void SlidingFeatureGroup::compute_out_of_order(KeyState& ks, size_t pos, const F
 
 void SlidingFeatureGroup::prune(KeyState& ks, TimeMs watermark) {
   const TimeMs threshold = watermark - lateness_ - retention_;
-  size_t min_start = ks.times.size();
-  for (const auto& st : ks.feats) min_start = std::min(min_start, st.start);
+  if (ks.buf.empty() || ks.buf.time(0) > threshold) return;
+  size_t min_start = ks.buf.size();
+  for (size_t i = 0; i < features_.size(); ++i)
+    if (features_[i].has_head) min_start = std::min(min_start, ks.feats[i].start);
   size_t dropped = 0;
-  while (dropped < min_start && !ks.times.empty() && ks.times.front() <= threshold) {
-    ks.times.pop_front();
-    for (auto& c : ks.cols) c.pop_front();
-    for (size_t c = 0; c < columns_.size(); ++c)
+  while (dropped < min_start && !ks.buf.empty() && ks.buf.time(0) <= threshold) {
+    ks.buf.pop_front();
+    for (size_t c = 0; c < ks.text.size(); ++c)
       if (columns_[c].kind == ColumnKind::Text) ks.text[c].pop_front();
     ++dropped;
   }
   if (dropped == 0) return;
-  for (size_t i = 0; i < ks.feats.size(); ++i)
+  for (size_t i = 0; i < features_.size(); ++i)
     if (features_[i].has_head) ks.feats[i].start -= dropped;
 }
 
@@ -449,10 +496,9 @@ void SlidingFeatureGroup::on_event(std::string_view key, const Event& event, Tim
                                    FeatureValue* out) {
   auto it = keys_.find(absl::string_view(key.data(), key.size()));
   if (it == keys_.end()) {
-    auto ks = std::make_unique<KeyState>();
-    ks->cols.resize(columns_.size());
-    ks->text.resize(columns_.size());
-    ks->feats.resize(features_.size());
+    auto ks = std::make_unique<KeyState>(static_cast<uint32_t>(columns_.size()), features_.size());
+    ks->key.assign(key.data(), key.size());
+    if (has_text_) ks->text.resize(columns_.size());
     for (size_t i = 0; i < features_.size(); ++i) {
       switch (features_[i].spec.agg) {
         case AggKind::Min:
@@ -464,22 +510,22 @@ void SlidingFeatureGroup::on_event(std::string_view key, const Event& event, Tim
         default: break;
       }
     }
-    it = keys_.emplace(std::string(key), std::move(ks)).first;
-    expiry_.emplace(event.time + lateness_ + retention_, std::string(key));
+    expiry_.push({event.time + lateness_ + retention_, ks.get()});
+    it = keys_.emplace(ks->key, std::move(ks)).first;
   }
   KeyState& ks = *it->second;
   prune(ks, watermark);
 
   const TimeMs t = event.time;
-  const bool in_order = ks.times.empty() || t >= ks.max_t;
+  const bool in_order = ks.buf.empty() || t >= ks.max_t;
   size_t pos;
   if (in_order) {
-    pos = ks.times.size();
+    pos = ks.buf.size();
   } else {
-    size_t a = 0, b = ks.times.size();  // upper bound: after equal times (ties by arrival)
+    size_t a = 0, b = ks.buf.size();  // upper bound: after equal times (ties by arrival)
     while (a < b) {
       size_t mid = (a + b) / 2;
-      if (ks.times[mid] <= t) {
+      if (ks.buf.time(mid) <= t) {
         a = mid + 1;
       } else {
         b = mid;
@@ -487,7 +533,8 @@ void SlidingFeatureGroup::on_event(std::string_view key, const Event& event, Tim
     }
     pos = a;
   }
-  ks.times.insert(pos, t);
+  uint64_t* row = ks.buf.insert(pos);
+  row[0] = static_cast<uint64_t>(t);
   for (size_t c = 0; c < columns_.size(); ++c) {
     const FieldValue& fv = event.values[columns_[c].field];
     uint64_t bits;
@@ -498,7 +545,7 @@ void SlidingFeatureGroup::on_event(std::string_view key, const Event& event, Tim
     } else {
       bits = fv.is_null() ? 0 : (hash_string(event.str(fv)) | 1);
     }
-    ks.cols[c].insert(pos, bits);
+    row[1 + c] = bits;
     if (columns_[c].kind == ColumnKind::Text)
       ks.text[c].insert(pos, fv.is_null() ? std::string() : std::string(event.str(fv)));
   }
@@ -514,15 +561,13 @@ void SlidingFeatureGroup::on_event(std::string_view key, const Event& event, Tim
 
 void SlidingFeatureGroup::expire(TimeMs watermark) {
   while (!expiry_.empty() && expiry_.top().first <= watermark) {
-    std::string key = std::move(const_cast<Expiry&>(expiry_.top()).second);
+    KeyState* ks = expiry_.top().second;
     expiry_.pop();
-    auto it = keys_.find(key);
-    if (it == keys_.end()) continue;
-    TimeMs due = it->second->max_t + lateness_ + retention_;
+    TimeMs due = ks->max_t + lateness_ + retention_;
     if (due <= watermark) {
-      keys_.erase(it);
+      keys_.erase(ks->key);  // frees *ks
     } else {
-      expiry_.emplace(due, std::move(key));
+      expiry_.push({due, ks});
     }
   }
 }
@@ -531,12 +576,11 @@ size_t SlidingFeatureGroup::state_bytes() const {
   size_t bytes = keys_.capacity() * (sizeof(std::string) + sizeof(void*) + 1);
   bytes += expiry_.size() * sizeof(Expiry);
   for (const auto& [key, ks] : keys_) {
-    bytes += sizeof(KeyState) + (key.size() > 15 ? key.capacity() : 0);
-    bytes += ks->times.capacity() * sizeof(TimeMs);
-    for (const auto& c : ks->cols) bytes += sizeof(c) + c.capacity() * sizeof(uint64_t);
+    bytes += sizeof(KeyState) + (key.size() > 15 ? 2 * key.capacity() : 0);
+    bytes += ks->buf.capacity_bytes() + features_.size() * sizeof(FeatState);
     for (const auto& c : ks->text) bytes += sizeof(c) + c.capacity() * sizeof(std::string);
-    for (const auto& st : ks->feats) {
-      bytes += sizeof(FeatState);
+    for (size_t i = 0; i < features_.size(); ++i) {
+      const FeatState& st = ks->feats[i];
       if (st.mono) bytes += sizeof(*st.mono) + st.mono->capacity() * sizeof(MonoEntry);
       if (st.distinct) bytes += sizeof(*st.distinct) + st.distinct->capacity() * 13;
       if (st.sketch) bytes += st.sketch->memory_bytes();

@@ -86,8 +86,10 @@ class SlidingFeatureGroup {
   TimeMs lateness_;
   TimeMs retention_;  // longest window
   absl::flat_hash_map<std::string, std::unique_ptr<KeyState>> keys_;
-  // Keys by the watermark at which they expire (lazy: re-checked when popped).
-  using Expiry = std::pair<TimeMs, std::string>;
+  bool has_text_ = false;
+  // Keys by the watermark at which they expire (lazy: re-checked when popped);
+  // every key has exactly one entry.
+  using Expiry = std::pair<TimeMs, KeyState*>;
   std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>> expiry_;
   QuantileSketch scratch_sketch_;
   absl::flat_hash_map<uint64_t, uint32_t> scratch_set_;

@@ -126,6 +126,11 @@ class Pipeline {
   void format_dead(Slot& s, std::string_view error);
   void format_late(Slot& s, TimeMs watermark);
   void broadcast(SlotKind kind, TimeMs wm);
+  // Makes the messages staged for every worker visible.
+  void publish_all() {
+    for (auto& q : queues_) q->publish();
+    staged_ = 0;
+  }
   void fail(const Status& s);
 
   const PipelineSpec& spec_;
@@ -141,6 +146,7 @@ class Pipeline {
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<std::unique_ptr<SpscQueue<Message>>> queues_;
   uint64_t next_seq_ = 0;                  // source only
+  uint32_t staged_ = 0;                    // source only: messages not yet published
   std::atomic<uint64_t> released_{0};      // slots the sink has finished
   std::atomic<uint32_t> released_signal_{0}, released_sleeping_{0};
   std::atomic<uint32_t> ready_signal_{0}, ready_sleeping_{0};
@@ -199,6 +205,7 @@ void Pipeline::fail(const Status& s) {
 
 Slot& Pipeline::acquire(uint64_t seq) {
   const uint64_t n = slots_.size();
+  if (seq - released_.load(std::memory_order_acquire) >= n) publish_all();
   wait_until([&] { return seq - released_.load(std::memory_order_acquire) < n; }, released_signal_,
              released_sleeping_);
   return slot(seq);
@@ -266,7 +273,8 @@ void Pipeline::broadcast(SlotKind kind, TimeMs wm) {
   s.kind = kind;
   s.wm_before = s.wm_after = wm;
   s.pending.store(nworkers_, std::memory_order_relaxed);
-  for (int w = 0; w < nworkers_; ++w) queues_[w]->push(Message{seq, 0});
+  for (int w = 0; w < nworkers_; ++w) queues_[w]->stage(Message{seq, 0});
+  publish_all();
 }
 
 void Pipeline::source_loop() {
@@ -313,6 +321,7 @@ void Pipeline::source_loop() {
       if (opts_.generator || reader_->finished()) break;
       // Following a log: nothing new yet. Let the watermark move (idle
       // partitions) and wait a little.
+      publish_all();
       TimeMs c = wm.combined(now);
       if (has_windows && c > last_broadcast) {
         broadcast(SlotKind::Watermark, c);
@@ -366,7 +375,8 @@ void Pipeline::source_loop() {
       complete(s, seq);
     } else {
       for (int w = 0; w < nworkers_; ++w)
-        if (masks[w]) queues_[w]->push(Message{seq, masks[w]});
+        if (masks[w]) queues_[w]->stage(Message{seq, masks[w]});
+      if (++staged_ >= 32) publish_all();
     }
     // Keep workers that own none of the recent keys moving in event time.
     if (has_windows && ++since_broadcast >= 1024 && s.wm_after > last_broadcast) {

@@ -50,12 +50,23 @@ class SpscQueue {
 
   // Returns false when full.
   bool push(const T& item) {
-    uint64_t tail = tail_.load(std::memory_order_relaxed);
-    if (tail - head_.load(std::memory_order_acquire) > mask_) return false;
-    items_[tail & mask_] = item;
-    tail_.store(tail + 1, std::memory_order_release);
-    wake(signal_, sleeping_);
+    if (!stage(item)) return false;
+    publish();
     return true;
+  }
+
+  // Writes an item without making it visible; publish() shows every staged
+  // item at once (one wake-up for a batch). Returns false when full.
+  bool stage(const T& item) {
+    if (staged_ - head_.load(std::memory_order_acquire) > mask_) return false;
+    items_[staged_ & mask_] = item;
+    ++staged_;
+    return true;
+  }
+  void publish() {
+    if (staged_ == tail_.load(std::memory_order_relaxed)) return;
+    tail_.store(staged_, std::memory_order_release);
+    wake(signal_, sleeping_);
   }
 
   bool try_pop(T* out) {
@@ -78,6 +89,7 @@ class SpscQueue {
   std::unique_ptr<T[]> items_;
   alignas(64) std::atomic<uint64_t> head_{0};
   alignas(64) std::atomic<uint64_t> tail_{0};
+  uint64_t staged_ = 0;  // producer only
   alignas(64) std::atomic<uint32_t> signal_{0};
   std::atomic<uint32_t> sleeping_{0};
 };
