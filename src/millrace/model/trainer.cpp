@@ -86,10 +86,18 @@ Result<TrainReport> train_gbdt(const TrainOptions& o, const TrainProgress& progr
   std::vector<size_t> order(n);
   std::iota(order.begin(), order.end(), 0);
   if (time_col >= 0) {
-    auto times = t.numeric_column(time_col);
-    if (times.ok()) {
+    // Epoch milliseconds need a double (a float is off by minutes).
+    std::vector<double> times(n);
+    bool numeric = true;
+    for (size_t r = 0; r < n && numeric; ++r) {
+      const std::string& cell = t.rows[r][time_col];
+      char* end = nullptr;
+      times[r] = std::strtod(cell.c_str(), &end);
+      numeric = !cell.empty() && end == cell.c_str() + cell.size();
+    }
+    if (numeric) {
       std::stable_sort(order.begin(), order.end(),
-                       [&](size_t a, size_t b) { return (*times)[a] < (*times)[b]; });
+                       [&](size_t a, size_t b) { return times[a] < times[b]; });
     } else {
       std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
         return t.rows[a][time_col] < t.rows[b][time_col];
