@@ -20,7 +20,7 @@ void QuantileSketch::Store::add(int32_t index, int32_t delta) {
   size_t lo = 0;
   while (lo < counts.size() && counts[lo] == 0) ++lo;
   if (lo == counts.size()) {
-    counts.clear();
+    std::vector<int32_t>().swap(counts);  // release: memory follows the live range
     return;
   }
   size_t hi = counts.size();
