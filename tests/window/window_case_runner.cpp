@@ -26,9 +26,14 @@ std::vector<std::string> read_lines(const std::string& path) {
 Result<WindowCaseOutput> run_window_case(const std::string& dir) {
   auto spec = load_spec(dir + "/spec.yaml");
   if (!spec.ok()) return spec.status();
-  const SourceSpec& src = spec->source;
+  return run_window_lines(spec.value(), read_lines(dir + "/input.jsonl"));
+}
+
+Result<WindowCaseOutput> run_window_lines(const PipelineSpec& spec,
+                                          const std::vector<std::string>& lines) {
+  const SourceSpec& src = spec.source;
   std::vector<std::unique_ptr<WindowOperator>> ops;
-  for (const WindowSpec& w : spec->windows) ops.push_back(WindowOperator::Create(w, src.schema));
+  for (const WindowSpec& w : spec.windows) ops.push_back(WindowOperator::Create(w, src.schema));
   EventParser parser(src.schema, src.time_field);
   Event event;
   std::string buf, error;
@@ -40,7 +45,7 @@ Result<WindowCaseOutput> run_window_case(const std::string& dir) {
     for (auto& op : ops) open += op->open_windows();
     result.max_open_windows = std::max(result.max_open_windows, open);
   };
-  for (const std::string& line : read_lines(dir + "/input.jsonl")) {
+  for (const std::string& line : lines) {
     buf.assign(line);
     buf.reserve(line.size() + simdjson::SIMDJSON_PADDING);
     if (!parser.parse(buf.data(), line.size(), buf.capacity(), &event, &error)) continue;

@@ -21,6 +21,11 @@ struct WindowCaseOutput {
   size_t max_open_windows = 0;
 };
 
+// Feeds JSON lines (malformed ones skipped; events late at the source
+// dropped) to one operator per window of `spec`, then ends the input.
+Result<WindowCaseOutput> run_window_lines(const PipelineSpec& spec,
+                                          const std::vector<std::string>& lines);
+
 // Feeds input.jsonl of `dir` (malformed lines skipped; events late at the
 // source dropped) to one operator per `windows:` entry of spec.yaml.
 Result<WindowCaseOutput> run_window_case(const std::string& dir);
