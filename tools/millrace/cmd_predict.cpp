@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "command.h"
+#include "millrace/decision/decision_engine.h"
 #include "millrace/model/csv_table.h"
 #include "millrace/model/model_handle.h"
 #include "millrace/model/registry.h"
@@ -73,8 +74,38 @@ std::vector<double> score_all(const model::CsvTable& t, const model::LoadedModel
   return out;
 }
 
+// Decisions per row, fields read from the row's columns by name.
+std::vector<decision::Decision> decide_all(const model::CsvTable& t,
+                                           const decision::DecisionEngine& engine,
+                                           const std::vector<double>& scores) {
+  std::vector<int> cols;
+  for (const auto& f : engine.fields()) cols.push_back(t.column(f));
+  std::vector<decision::Decision> out;
+  std::vector<decision::FieldValue> values(cols.size());
+  std::vector<double> numbers(cols.size());
+  for (size_t r = 0; r < t.rows.size(); ++r) {
+    for (size_t i = 0; i < cols.size(); ++i) {
+      if (cols[i] < 0 || t.rows[r][cols[i]].empty()) {
+        values[i] = std::monostate{};
+        continue;
+      }
+      const std::string& cell = t.rows[r][cols[i]];
+      char* end = nullptr;
+      numbers[i] = std::strtod(cell.c_str(), &end);
+      if (end == cell.c_str() + cell.size()) {
+        values[i] = numbers[i];
+      } else {
+        values[i] = std::string_view(cell);
+      }
+    }
+    out.push_back(engine.decide(scores[r], values));
+  }
+  return out;
+}
+
 void write_output(const std::string& path, const model::CsvTable& t, const model::LoadedModel& m,
-                  const std::vector<double>& scores) {
+                  const std::vector<double>& scores,
+                  const std::vector<decision::Decision>* decisions = nullptr) {
   FILE* f = path == "-" ? stdout : std::fopen(path.c_str(), "w");
   if (!f) throw CommandError(fmt::format("{}: cannot open for writing", path));
   const int id = t.column("id");
@@ -86,12 +117,19 @@ void write_output(const std::string& path, const model::CsvTable& t, const model
   } else {
     for (size_t j = 0; j < k; ++j) line += fmt::format("{}prediction_{}", j ? "," : "", j);
   }
+  if (decisions) line += ",action,review,reason,model,model_version";
   line += "\n";
   std::fputs(line.c_str(), f);
   for (size_t r = 0; r < t.rows.size(); ++r) {
     line.clear();
     if (id >= 0) line += model::csv_escape(t.rows[r][id]) + ",";
     for (size_t j = 0; j < k; ++j) line += fmt::format("{}{}", j ? "," : "", scores[r * k + j]);
+    if (decisions) {
+      const decision::Decision& d = (*decisions)[r];
+      line += fmt::format(",{},{},{},{},{}", decision::action_name(d.action), d.review,
+                          model::csv_escape(d.reason), model::csv_escape(m.name),
+                          model::csv_escape(m.version));
+    }
     line += "\n";
     std::fputs(line.c_str(), f);
   }
@@ -112,6 +150,7 @@ void register_predict(CLI::App& app) {
   auto shadow = std::make_shared<std::string>();
   auto shadow_output = std::make_shared<std::string>();
   auto label = std::make_shared<std::string>();
+  auto decisions = std::make_shared<std::string>();
   cmd->add_option("--model", *model_ref,
                   "Model file, a directory with model.json/model.txt, or with --registry a "
                   "registry name NAME[@VERSION]")
@@ -129,9 +168,14 @@ void register_predict(CLI::App& app) {
   cmd->add_option("--label", *label,
                   "A 0/1 label column: print the quality (AUC, average precision) of the model, "
                   "and of the shadow beside it");
+  cmd->add_option("--decisions", *decisions,
+                  "A YAML file with a decisions: section (e.g. the pipeline spec): add action, "
+                  "review, reason, model and model_version columns; rule fields are read from "
+                  "the input's columns");
   cmd->footer(
       "Example:\n"
       "  millrace predict --model models/fraud/3/model.json --input rows.csv --output out.csv\n"
+      "  millrace predict --model model.json --input rows.csv --decisions spec.yaml --output -\n"
       "  millrace predict --registry models --model fraud --shadow fraud@4 --input rows.csv \\\n"
       "      --output champion.csv --label is_fraud\n");
   cmd->callback([=] {
@@ -139,7 +183,21 @@ void register_predict(CLI::App& app) {
     if (!table.ok()) throw CommandError(table.status().message());
     const ModelSnapshot champion = resolve_model(*model_ref, *registry);
     const std::vector<double> scores = score_all(*table, *champion);
-    write_output(*output, *table, *champion, scores);
+    std::vector<decision::Decision> decided;
+    if (!decisions->empty()) {
+      if (champion->model->num_outputs() != 1)
+        throw CommandError("--decisions needs a model with one output (a score)");
+      YAML::Node doc;
+      try {
+        doc = YAML::LoadFile(*decisions);
+      } catch (const YAML::Exception& e) {
+        throw CommandError(fmt::format("{}: {}", *decisions, e.what()));
+      }
+      auto engine = decision::DecisionEngine::build(doc["decisions"]);
+      if (!engine.ok()) throw CommandError(*decisions + ": " + engine.status().message());
+      decided = decide_all(*table, *engine, scores);
+    }
+    write_output(*output, *table, *champion, scores, decisions->empty() ? nullptr : &decided);
     ModelSnapshot challenger;
     std::vector<double> shadow_scores;
     if (!shadow->empty()) {
