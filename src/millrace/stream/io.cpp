@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "millrace/log/group_offsets.h"
 #include "millrace/log/reader.h"
 #include "millrace/log/topic.h"
 
@@ -80,21 +81,25 @@ class LogTopicReader : public RecordReader {
  public:
   static Result<std::unique_ptr<RecordReader>> Open(const std::string& path,
                                                      const ReaderOptions& opts) {
-    auto topic = log::Topic::Open(path);
-    if (!topic.ok()) return topic.status();
+    // Readers take no writer lock: a producer may append while this runs.
+    auto info = log::DescribeTopic(path);
+    if (!info.ok()) return info.status();
     auto r = std::unique_ptr<LogTopicReader>(new LogTopicReader());
     r->path_ = path;
     r->opts_ = opts;
-    r->topic_ = std::move(topic.value());
-    uint32_t n = r->topic_->partitions();
+    const uint32_t n = static_cast<uint32_t>(info->partitions.size());
     std::map<uint32_t, uint64_t> start;
     if (!opts.group.empty()) {
-      auto g = r->topic_->GroupOffsets(opts.group);
+      if (!log::IsValidGroupName(opts.group))
+        return Status::Error(fmt::format("consumer group '{}': use 1-100 characters of "
+                                         "[A-Za-z0-9._-]",
+                                         opts.group));
+      auto g = log::ReadGroupOffsets(path, opts.group);
       if (!g.ok()) return g.status();
       start = g.value();
     }
     for (uint32_t p = 0; p < n; ++p) {
-      uint64_t from = start.count(p) ? start[p] : (opts.from_beginning ? 0 : r->topic_->end_offset(p));
+      uint64_t from = start.count(p) ? start[p] : (opts.from_beginning ? 0 : info->partitions[p].end_offset);
       auto reader = log::PartitionReader::Open(path, p, from);
       if (!reader.ok()) return reader.status();
       r->readers_.push_back(std::move(reader.value()));
@@ -140,14 +145,13 @@ class LogTopicReader : public RecordReader {
     for (uint32_t p = 0; p < next_offsets.size(); ++p)
       if (next_offsets[p] != UINT64_MAX) m[p] = next_offsets[p];
     if (m.empty()) return Status::Ok();
-    return topic_->CommitGroupOffsets(opts_.group, m);
+    return log::CommitGroupOffsets(path_, opts_.group, m);
   }
 
  private:
   LogTopicReader() = default;
   std::string path_;
   ReaderOptions opts_;
-  std::unique_ptr<log::Topic> topic_;
   std::vector<std::unique_ptr<log::PartitionReader>> readers_;
   std::vector<bool> finished_;
   uint32_t cur_ = 0;

@@ -216,13 +216,33 @@ void Pipeline::complete(Slot& s, uint64_t seq) {
   wake(ready_signal_, ready_sleeping_);
 }
 
+// Writes an event that has no raw text (made in memory) as a JSON object, without the closing brace.
+void append_event_fields(std::string& out, const Schema& schema, const Event& e) {
+  out += '{';
+  for (size_t i = 0; i < schema.size(); ++i) {
+    append_json_key(out, schema[i].name, i == 0);
+    const FieldValue& v = e.values[i];
+    switch (v.kind) {
+      case FieldValue::Kind::Null: out += "null"; break;
+      case FieldValue::Kind::Int: append_json_int(out, v.i); break;
+      case FieldValue::Kind::Double: append_json_double(out, v.d); break;
+      case FieldValue::Kind::Bool: out += v.b ? "true" : "false"; break;
+      case FieldValue::Kind::String: append_json_string(out, e.str(v)); break;
+    }
+  }
+}
+
 void Pipeline::format_event(Slot& s) {
   if (!emit_events_) return;
-  std::string_view line = s.line;
-  size_t close = line.find_last_of('}');
   std::string& out = s.out;
-  out.assign(line.data(), close);
-  while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+  if (s.line.empty()) {
+    out.clear();
+    append_event_fields(out, spec_.source.schema, s.event);
+  } else {
+    std::string_view line = s.line;
+    out.assign(line.data(), line.find_last_of('}'));  // parsed: the object's brace is there
+    while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
+  }
   bool empty_object = !out.empty() && out.back() == '{';
   for (size_t i = 0; i < spec_.features.size(); ++i) {
     append_json_key(out, spec_.features[i].name, empty_object && i == 0);
