@@ -136,6 +136,7 @@ Status Topic::Load() {
     }
     return ErrnoError("cannot lock", lock_path);
   }
+  RemoveTempFiles(path_);  // an interrupted txn.state or topic.meta replace
   RemoveTempFiles(GroupsDir(path_));
   parts_.resize(options_.partitions);
   for (uint32_t p = 0; p < options_.partitions; ++p) {
