@@ -80,6 +80,7 @@ Figure AppendToLog(const std::string& path, const std::vector<std::string>& pool
 }
 
 Figure FwriteBaseline(const std::string& file, const std::vector<std::string>& pool, uint64_t n) {
+  std::filesystem::remove(file);  // as the log run starts from an empty directory
   auto start = Clock::now();
   FILE* f = std::fopen(file.c_str(), "wb");
   if (!f) Die("cannot create " + file);
