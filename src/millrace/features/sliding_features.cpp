@@ -89,6 +89,10 @@ class EventBuffer {
     head_ = (head_ + 1) & (cap_ - 1);
     --size_;
   }
+  void clear() {
+    head_ = 0;
+    size_ = 0;
+  }
 
  private:
   void grow() {
@@ -124,6 +128,22 @@ struct SlidingFeatureGroup::KeyState {
   EventBuffer buf;  // cells: double bits or string hash
   std::unique_ptr<FeatState[]> feats;
   std::vector<RingBuffer<std::string>> text;  // string values of Text columns, if any
+
+  // Makes a freed key's state ready for another key, keeping its memory.
+  void reset(size_t features) {
+    max_t = kMinTime;
+    key.clear();
+    buf.clear();
+    for (size_t i = 0; i < features; ++i) {
+      FeatState& st = feats[i];
+      st.start = 0;
+      st.m = Moments();
+      if (st.mono) st.mono->clear();
+      if (st.distinct) st.distinct->clear();
+      if (st.sketch) st.sketch->clear();
+    }
+    for (auto& t : text) t.clear();
+  }
 };
 
 SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<FeatureSpec> features,
@@ -496,21 +516,27 @@ void SlidingFeatureGroup::on_event(std::string_view key, const Event& event, Tim
                                    FeatureValue* out) {
   auto it = keys_.find(absl::string_view(key.data(), key.size()));
   if (it == keys_.end()) {
-    auto ks = std::make_unique<KeyState>(static_cast<uint32_t>(columns_.size()), features_.size());
-    ks->key.assign(key.data(), key.size());
-    if (has_text_) ks->text.resize(columns_.size());
-    for (size_t i = 0; i < features_.size(); ++i) {
-      switch (features_[i].spec.agg) {
-        case AggKind::Min:
-        case AggKind::Max: ks->feats[i].mono = std::make_unique<RingBuffer<MonoEntry>>(); break;
-        case AggKind::CountDistinct:
-          ks->feats[i].distinct = std::make_unique<absl::flat_hash_map<uint64_t, uint32_t>>();
-          break;
-        case AggKind::Quantile: ks->feats[i].sketch = std::make_unique<QuantileSketch>(); break;
-        default: break;
+    std::unique_ptr<KeyState> ks;
+    if (!free_.empty()) {
+      ks = std::move(free_.back());
+      free_.pop_back();
+    } else {
+      ks = std::make_unique<KeyState>(static_cast<uint32_t>(columns_.size()), features_.size());
+      if (has_text_) ks->text.resize(columns_.size());
+      for (size_t i = 0; i < features_.size(); ++i) {
+        switch (features_[i].spec.agg) {
+          case AggKind::Min:
+          case AggKind::Max: ks->feats[i].mono = std::make_unique<RingBuffer<MonoEntry>>(); break;
+          case AggKind::CountDistinct:
+            ks->feats[i].distinct = std::make_unique<absl::flat_hash_map<uint64_t, uint32_t>>();
+            break;
+          case AggKind::Quantile: ks->feats[i].sketch = std::make_unique<QuantileSketch>(); break;
+          default: break;
+        }
       }
     }
-    expiry_.push({event.time + lateness_ + retention_, ks.get()});
+    ks->key.assign(key.data(), key.size());
+    expiry_.push_back({event.time + lateness_ + retention_, ks.get()});
     it = keys_.emplace(ks->key, std::move(ks)).first;
   }
   KeyState& ks = *it->second;
@@ -560,14 +586,22 @@ void SlidingFeatureGroup::on_event(std::string_view key, const Event& event, Tim
 }
 
 void SlidingFeatureGroup::expire(TimeMs watermark) {
-  while (!expiry_.empty() && expiry_.top().first <= watermark) {
-    KeyState* ks = expiry_.top().second;
-    expiry_.pop();
+  // A FIFO in order of creation: nearly in order of due time. An entry that is
+  // not due yet holds back the ones behind it, which only delays freeing.
+  while (!expiry_.empty() && expiry_.front().first <= watermark) {
+    KeyState* ks = expiry_.front().second;
+    expiry_.pop_front();
     TimeMs due = ks->max_t + lateness_ + retention_;
-    if (due <= watermark) {
-      keys_.erase(ks->key);  // frees *ks
-    } else {
-      expiry_.push({due, ks});
+    if (due > watermark) {
+      expiry_.push_back({due, ks});
+      continue;
+    }
+    auto it = keys_.find(ks->key);
+    std::unique_ptr<KeyState> owned = std::move(it->second);
+    keys_.erase(it);
+    if (free_.size() < kMaxFree) {
+      owned->reset(features_.size());
+      free_.push_back(std::move(owned));
     }
   }
 }

@@ -22,7 +22,6 @@
 #pragma once
 
 #include <memory>
-#include <queue>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -87,10 +86,13 @@ class SlidingFeatureGroup {
   TimeMs retention_;  // longest window
   absl::flat_hash_map<std::string, std::unique_ptr<KeyState>> keys_;
   bool has_text_ = false;
-  // Keys by the watermark at which they expire (lazy: re-checked when popped);
+  // Keys with the watermark at which they expire (re-checked when popped);
   // every key has exactly one entry.
   using Expiry = std::pair<TimeMs, KeyState*>;
-  std::priority_queue<Expiry, std::vector<Expiry>, std::greater<Expiry>> expiry_;
+  RingBuffer<Expiry> expiry_;
+  // States of freed keys, reused for new keys.
+  static constexpr size_t kMaxFree = 1024;
+  std::vector<std::unique_ptr<KeyState>> free_;
   QuantileSketch scratch_sketch_;
   absl::flat_hash_map<uint64_t, uint32_t> scratch_set_;
 };

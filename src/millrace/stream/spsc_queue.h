@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <thread>
@@ -35,6 +36,25 @@ void wait_until(Pred pred, std::atomic<uint32_t>& word, std::atomic<uint32_t>& s
     if (!pred()) word.wait(seen, std::memory_order_seq_cst);
     sleeping.fetch_sub(1, std::memory_order_seq_cst);
   }
+}
+
+// Waits until `pred()` holds without anyone having to wake the waiter: a short
+// spin, a few yields, then naps of ~50 us. For waits where the other side
+// makes progress on every item (the sink waiting for results), so that no
+// item costs a wake-up system call; adds at most a nap to latency.
+template <typename Pred>
+void poll_until(Pred pred) {
+  for (int i = 0; i < 64; ++i) {
+    if (pred()) return;
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#endif
+  }
+  for (int i = 0; i < 4; ++i) {
+    if (pred()) return;
+    std::this_thread::yield();
+  }
+  while (!pred()) std::this_thread::sleep_for(std::chrono::microseconds(50));
 }
 
 // Called by the side that changes what a wait_until() predicate reads, after the change.
