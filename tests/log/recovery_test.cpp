@@ -2,6 +2,9 @@
 // then reopened. Nothing damaged may come back as data, and everything
 // before the damage must.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <string>
@@ -231,6 +234,60 @@ TEST(LogRecovery, LeftoverTempSegmentIsRemoved) {
   ASSERT_TRUE(topic.ok());
   EXPECT_FALSE(fs::exists(tmp_seg));
   EXPECT_EQ((*topic)->end_offset(0), 3u);
+}
+
+}  // namespace
+}  // namespace millrace::log
+
+namespace millrace::log {
+namespace {
+
+TEST(LogRecovery, KillDashNineWhileAppendingLeavesAGaplessPrefix) {
+  // A child process appends large batches as fast as it can and is killed
+  // with SIGKILL at some point, possibly inside a write(). Reopening must
+  // yield a gapless prefix of exactly what was appended, then accept more.
+  testing::TempDir tmp;
+  const std::string path = tmp.path() + "/t";
+  ASSERT_TRUE(Topic::Create(path, TopicOptions{.partitions = 2, .segment_bytes = 1 << 20}).ok());
+  for (int round = 0; round < 3; ++round) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto topic = Topic::Open(path);
+      if (!topic.ok()) ::_exit(1);
+      std::vector<std::string> owned(2000);
+      std::vector<std::string_view> views(2000);
+      for (uint64_t batch = 0;; ++batch) {
+        const uint32_t p = batch % 2;
+        const uint64_t first = (*topic)->end_offset(p);
+        for (size_t i = 0; i < owned.size(); ++i) {
+          owned[i] = Record(p, first + i);
+          owned[i].resize(100, '.');
+          views[i] = owned[i];
+        }
+        if (!(*topic)->Append(p, views, 0).ok()) ::_exit(1);
+      }
+    }
+    ::usleep(150'000 + round * 70'000);
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the child failed before it was killed";
+    auto topic = Topic::Open(path);
+    ASSERT_TRUE(topic.ok()) << topic.status().message();
+    for (const auto& w : (*topic)->warnings()) std::printf("repaired: %s\n", w.c_str());
+    for (uint32_t p = 0; p < 2; ++p) {
+      auto recs = ReadAll(path, p);
+      ASSERT_EQ(recs.size(), (*topic)->end_offset(p));
+      ASSERT_GT(recs.size(), 0u);
+      for (size_t i = 0; i < recs.size(); ++i) {
+        std::string want = Record(p, i);
+        want.resize(100, '.');
+        ASSERT_EQ(recs[i].offset, i);
+        ASSERT_EQ(recs[i].data, want) << "partition " << p << " offset " << i;
+      }
+    }
+  }
 }
 
 }  // namespace
