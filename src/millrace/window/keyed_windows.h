@@ -6,7 +6,7 @@
 // by AccumulatorLayout. Header word 0 is the node's start time, word 1 its
 // key id (low 32 bits) and the next node of the same key (high 32 bits); a
 // key's nodes form a list sorted by start, headed in the key table. Session
-// nodes add word 2 (end) and word 3 (flags).
+// nodes add word 2 (end) and word 3 (timer time and fired flag).
 //
 // Timers: a node with something due at time T (a window end to fire, a time
 // past which its state is dropped) has an entry at T; advance(wm) runs the

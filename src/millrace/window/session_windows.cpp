@@ -1,6 +1,6 @@
 // Session windows: each event covers [t, t + gap); a key's intervals that
 // overlap merge, and a session is [first event, last event + gap). A node is
-// one session (header: start, key/next, end, flags).
+// one session (header: start, key/next, end, timer).
 //
 // A session is late for an event only if the event touches no session still
 // held and its own interval [t, t + gap) ended allowed_lateness before the
