@@ -166,17 +166,6 @@ float xgb_sigmoid(float x) {
 
 }  // namespace
 
-double Model::score(const float* row) const {
-  if (num_outputs() == 1) {
-    double out;
-    predict_row(row, &out);
-    return out;
-  }
-  std::vector<double> out(num_outputs());
-  predict_row(row, out.data());
-  return out[0];
-}
-
 Result<std::shared_ptr<GbdtModel>> GbdtModel::compile(TreeEnsemble e) {
   std::shared_ptr<GbdtModel> m(new GbdtModel());
   const size_t num_features = e.feature_names.size();

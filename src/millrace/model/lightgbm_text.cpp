@@ -203,7 +203,10 @@ Status read_tree(const Parser& p, const Block& b, const std::string& where, uint
 }  // namespace
 
 float lightgbm_threshold_to_float(double threshold) {
-  if (std::isnan(threshold)) return threshold;
+  constexpr double kMax = std::numeric_limits<float>::max();
+  if (std::isnan(threshold)) return static_cast<float>(threshold);
+  if (threshold >= kMax) return std::numeric_limits<float>::infinity();
+  if (threshold < -kMax) return static_cast<float>(-kMax);  // only -inf is <= it
   float f = static_cast<float>(threshold);
   if (static_cast<double>(f) > threshold)
     f = std::nextafter(f, -std::numeric_limits<float>::infinity());

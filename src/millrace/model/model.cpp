@@ -2,12 +2,24 @@
 
 #include <fstream>
 #include <sstream>
+#include <vector>
 
 #include "millrace/model/lightgbm_text.h"
 #include "millrace/model/linear.h"
 #include "millrace/model/xgboost_json.h"
 
 namespace millrace::model {
+
+double Model::score(const float* row) const {
+  if (num_outputs() == 1) {
+    double out;
+    predict_row(row, &out);
+    return out;
+  }
+  std::vector<double> out(num_outputs());
+  predict_row(row, out.data());
+  return out[0];
+}
 
 Result<std::string> read_file_to_string(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
