@@ -27,6 +27,7 @@
 #include <vector>
 
 #include <absl/container/flat_hash_map.h>
+#include <xxhash.h>
 
 #include "millrace/core/event.h"
 #include "millrace/core/ring_buffer.h"
@@ -84,7 +85,17 @@ class SlidingFeatureGroup {
   std::vector<Feature> features_;
   TimeMs lateness_;
   TimeMs retention_;  // longest window
-  absl::flat_hash_map<std::string, std::unique_ptr<KeyState>> keys_;
+  // Keys hashed with XXH3 (faster than the default on short keys), looked up
+  // by string_view without a copy.
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(absl::string_view s) const { return XXH3_64bits(s.data(), s.size()); }
+  };
+  struct KeyEq {
+    using is_transparent = void;
+    bool operator()(absl::string_view a, absl::string_view b) const { return a == b; }
+  };
+  absl::flat_hash_map<std::string, std::unique_ptr<KeyState>, KeyHash, KeyEq> keys_;
   bool has_text_ = false;
   // Keys with the watermark at which they expire (re-checked when popped);
   // every key has exactly one entry.

@@ -1,5 +1,6 @@
 #include "millrace/stream/pipeline.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -558,8 +559,16 @@ Result<RunStats> Pipeline::run() {
   }
   auto started = Clock::now();
   std::vector<std::thread> threads;
-  for (int w = 0; w < nworkers_; ++w) threads.emplace_back([this, w] { worker_loop(w); });
-  std::thread sink([this] { sink_loop(); });
+  for (int w = 0; w < nworkers_; ++w) {
+    threads.emplace_back([this, w] {
+      pthread_setname_np(pthread_self(), fmt::format("mr-worker-{}", w).c_str());
+      worker_loop(w);
+    });
+  }
+  std::thread sink([this] {
+    pthread_setname_np(pthread_self(), "mr-sink");
+    sink_loop();
+  });
   source_loop();
   for (auto& t : threads) t.join();
   sink.join();
