@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 
@@ -12,6 +13,7 @@ namespace millrace::model {
 namespace {
 
 std::atomic<uint64_t> g_sighups{0};
+constexpr std::chrono::milliseconds kSighupTick{20};
 struct sigaction g_previous_sighup {};
 std::once_flag g_sighup_once;
 
@@ -138,23 +140,29 @@ Status ModelWatcher::reload() {
 }
 
 void ModelWatcher::run() {
+  // SIGHUP is checked every tick; the files every poll_interval.
+  const auto tick = std::min<std::chrono::milliseconds>(options_.poll_interval, kSighupTick);
+  auto next_poll = std::chrono::steady_clock::now() + options_.poll_interval;
   std::unique_lock<std::mutex> lock(stop_mu_);
   while (!stop_) {
-    stop_cv_.wait_for(lock, options_.poll_interval, [this] { return stop_; });
+    stop_cv_.wait_for(lock, tick, [this] { return stop_; });
     if (stop_) break;
     lock.unlock();
-    const uint64_t hups = g_sighups.load();
     bool want = false;
+    const uint64_t hups = g_sighups.load();
     if (options_.watch_sighup && hups != seen_sighups_) {
       seen_sighups_ = hups;
       want = true;
     }
-    std::string served;
-    {
-      std::lock_guard<std::mutex> rl(reload_mu_);
-      served = served_stamp_;
+    if (std::chrono::steady_clock::now() >= next_poll) {
+      next_poll = std::chrono::steady_clock::now() + options_.poll_interval;
+      std::string served;
+      {
+        std::lock_guard<std::mutex> rl(reload_mu_);
+        served = served_stamp_;
+      }
+      if (stamp() != served) want = true;
     }
-    if (stamp() != served) want = true;
     if (want) (void)reload();
     lock.lock();
   }

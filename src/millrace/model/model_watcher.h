@@ -2,7 +2,7 @@
 // registry model (or the content of a plain model file), reloading it when
 //  - the registry's NAME/PROMOTED file, or the served model file, changes
 //    (checked every poll_interval by the watcher's thread),
-//  - the process receives SIGHUP (if watch_sighup), or
+//  - the process receives SIGHUP (if watch_sighup; noticed within 20 ms), or
 //  - reload() is called (e.g. by the HTTP server for POST /v1/models/reload).
 // A reload loads and validates the new version completely before one atomic
 // swap; if loading or validation fails, the handle keeps the old model and the
@@ -47,9 +47,9 @@ class ModelWatcher {
 
   const std::shared_ptr<ModelHandle>& handle() const { return handle_; }
 
-  // Loads what should be served now and swaps it in if it differs from the
-  // current model (another version, or a changed file). Thread-safe; reloads
-  // are serialised. Returns the error that kept the old model, if any.
+  // Loads what should be served now (the promoted version, or the file) and
+  // swaps it in. Thread-safe; reloads are serialised. Returns the error that
+  // kept the old model, if any.
   Status reload();
 
   uint64_t reloads() const { return reloads_.load(); }  // successful swaps
