@@ -33,7 +33,8 @@ double parse_only(const std::string& data, uint64_t* checksum) {
   uint64_t sum = 0;
   while (pos < data.size()) {
     size_t nl = data.find('\n', pos);
-    simdjson::padded_string_view line(padded.data() + pos, nl - pos, padded.size() + simdjson::SIMDJSON_PADDING - pos);
+    simdjson::padded_string_view line(padded.data() + pos, nl - pos,
+                                      padded.size() + simdjson::SIMDJSON_PADDING - pos);
     auto doc = parser.iterate(line);
     simdjson::ondemand::object obj = doc.get_object();
     for (auto field : obj) {
@@ -89,15 +90,18 @@ int main(int argc, char** argv) {
     out << data;
   }
   unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  std::printf("pipeline benchmark: %llu card transactions (%.1f MB), 100k cards, 5k merchants, %u hardware threads\n\n",
-              static_cast<unsigned long long>(events), data.size() / 1e6, hw);
+  std::printf(
+      "pipeline benchmark: %llu card transactions (%.1f MB), 100k cards, 5k merchants, %u hardware "
+      "threads\n\n",
+      static_cast<unsigned long long>(events), data.size() / 1e6, hw);
 
   uint64_t checksum = 0;
   double base = 0;
   for (int rep = 0; rep < 3; ++rep) base = std::max(base, parse_only(data, &checksum));
   std::printf("%-52s %12s %8s\n", "run", "events/s", "ratio");
-  std::printf("%-52s %12.0f %8.2f   (baseline; checksum %llu)\n", "simdjson parse-only loop, 1 thread",
-              base, 1.0, static_cast<unsigned long long>(checksum % 1000));
+  std::printf("%-52s %12.0f %8.2f   (baseline; checksum %llu)\n",
+              "simdjson parse-only loop, 1 thread", base, 1.0,
+              static_cast<unsigned long long>(checksum % 1000));
 
   auto run = [&](const char* name, const PipelineSpec& spec, int workers, RunStats* out) {
     RunOptions opts;
@@ -116,7 +120,8 @@ int main(int argc, char** argv) {
   auto trivial = parse_spec(kTrivialSpec, "trivial");
   auto quick = load_spec(std::string(MILLRACE_SOURCE_DIR) + "/apps/quickstart/spec.yaml");
   if (!trivial.ok() || !quick.ok()) {
-    std::fprintf(stderr, "spec: %s%s\n", trivial.status().message().c_str(), quick.status().message().c_str());
+    std::fprintf(stderr, "spec: %s%s\n", trivial.status().message().c_str(),
+                 quick.status().message().c_str());
     return 1;
   }
   run("parse + route, 1 trivial feature, 1 worker", trivial.value(), 1, nullptr);
@@ -124,9 +129,10 @@ int main(int argc, char** argv) {
   run("quickstart spec (4 features, 2 keys), 1 worker", quick.value(), 1, &one);
   std::string label = "quickstart spec, " + std::to_string(hw) + " workers (all)";
   run(label.c_str(), quick.value(), static_cast<int>(hw), &all);
-  std::printf("\nstate: %zu keys (cards + merchants), %.0f bytes per key at the end of the input "
-              "(24 h of events kept for the 24 h average)\n",
-              one.keys, one.keys ? static_cast<double>(one.state_bytes) / one.keys : 0.0);
+  std::printf(
+      "\nstate: %zu keys (cards + merchants), %.0f bytes per key at the end of the input "
+      "(24 h of events kept for the 24 h average)\n",
+      one.keys, one.keys ? static_cast<double>(one.state_bytes) / one.keys : 0.0);
   std::printf("peak RSS: %.0f MB\n", peak_rss_kb() / 1024.0);
   std::remove(path.c_str());
   return 0;

@@ -79,17 +79,33 @@ FeatureValue brute_force(const FeatureSpec& f, const Row& e, const std::vector<R
   double sum = 0;
   for (double x : xs) sum += x;
   switch (f.agg) {
-    case AggKind::Count: v.set_int(f.field < 0 ? events : static_cast<int64_t>(xs.size())); break;
-    case AggKind::CountDistinct: v.set_int(static_cast<int64_t>(distinct.size())); break;
+    case AggKind::Count:
+      v.set_int(f.field < 0 ? events : static_cast<int64_t>(xs.size()));
+      break;
+    case AggKind::CountDistinct:
+      v.set_int(static_cast<int64_t>(distinct.size()));
+      break;
     default:
       if (xs.empty()) return v;
       switch (f.agg) {
-        case AggKind::Sum: v.set_double(sum); break;
-        case AggKind::Avg: v.set_double(sum / xs.size()); break;
-        case AggKind::Min: v.set_double(*std::min_element(xs.begin(), xs.end())); break;
-        case AggKind::Max: v.set_double(*std::max_element(xs.begin(), xs.end())); break;
-        case AggKind::First: v.set_double(xs.front()); break;
-        case AggKind::Last: v.set_double(xs.back()); break;
+        case AggKind::Sum:
+          v.set_double(sum);
+          break;
+        case AggKind::Avg:
+          v.set_double(sum / xs.size());
+          break;
+        case AggKind::Min:
+          v.set_double(*std::min_element(xs.begin(), xs.end()));
+          break;
+        case AggKind::Max:
+          v.set_double(*std::max_element(xs.begin(), xs.end()));
+          break;
+        case AggKind::First:
+          v.set_double(xs.front());
+          break;
+        case AggKind::Last:
+          v.set_double(xs.back());
+          break;
         case AggKind::Stddev: {
           double mean = sum / xs.size(), ss = 0;
           for (double x : xs) ss += (x - mean) * (x - mean);
@@ -101,7 +117,8 @@ FeatureValue brute_force(const FeatureSpec& f, const Row& e, const std::vector<R
           v.set_double(xs[static_cast<size_t>(std::floor(f.q * (xs.size() - 1)))]);
           break;
         }
-        default: break;
+        default:
+          break;
       }
   }
   return v;
@@ -112,9 +129,9 @@ struct Scenario {
   int events;
   int keys;
   TimeMs step;
-  double disorder;        // fraction sent back in time
-  TimeMs max_delay;       // how far back
-  TimeMs ooo, lateness;   // watermark settings
+  double disorder;       // fraction sent back in time
+  TimeMs max_delay;      // how far back
+  TimeMs ooo, lateness;  // watermark settings
   double null_rate;
 };
 

@@ -111,8 +111,8 @@ TEST_P(CaseTest, MatchesExpected) {
 
   auto expected = read_jsonl(dir + "/expected.jsonl");
   auto got = read_jsonl(opts.output);
-  std::map<std::string, json> events;                   // per-event outputs by id
-  std::map<std::string, std::vector<json>> instances;   // window results per instance
+  std::map<std::string, json> events;                  // per-event outputs by id
+  std::map<std::string, std::vector<json>> instances;  // window results per instance
   for (const auto& r : got) {
     if (r.contains("window")) {
       instances[instance_of(r, spec.value())].push_back(r);
@@ -166,8 +166,8 @@ TEST_P(CaseTest, MatchesExpected) {
     }
   }
   for (const auto& [inst, g] : instances)
-    EXPECT_TRUE(expected_instances.count(inst)) << "unexpected window instance " << inst << ": "
-                                                << g.front().dump();
+    EXPECT_TRUE(expected_instances.count(inst))
+        << "unexpected window instance " << inst << ": " << g.front().dump();
 
   if (fs::exists(dir + "/expected-late.jsonl")) {
     // A multiset of (window, event id): lines of the expected file are either

@@ -230,8 +230,8 @@ std::pair<int, std::string> millrace(const std::string& args) {
 TEST(Cli, RunRejectsABadSpecWithItsLine) {
   TempDir dir;
   std::ofstream(dir.file("bad.yaml")) << "source:\n  time: ts\n  schema: {ts: int64, amount: "
-                                          "double}\nfeatures:\n  - {name: x, key: [card], agg: "
-                                          "count, window: 1m}\n";
+                                         "double}\nfeatures:\n  - {name: x, key: [card], agg: "
+                                         "count, window: 1m}\n";
   auto [code, out] = millrace("run --spec " + dir.file("bad.yaml") + " --input /dev/null");
   EXPECT_EQ(code, 2);
   EXPECT_NE(out.find("bad.yaml:5: feature 'x': key field 'card' is not in the source schema"),
@@ -242,10 +242,11 @@ TEST(Cli, RunRejectsABadSpecWithItsLine) {
 TEST(Cli, RunFromStdinCountsDeadLettersAndGoesOn) {
   TempDir dir;
   std::ofstream(dir.file("s.yaml")) << kSpec;
-  std::ofstream(dir.file("in.jsonl"))
-      << "{\"id\": \"a\", \"card_id\": \"c\", \"merchant_id\": \"m\", \"amount\": 1, \"ts\": 1000}\n"
-      << "garbage\n"
-      << "{\"id\": \"b\", \"card_id\": \"c\", \"merchant_id\": \"m\", \"amount\": 3, \"ts\": 2000}\n";
+  std::ofstream(dir.file("in.jsonl")) << "{\"id\": \"a\", \"card_id\": \"c\", \"merchant_id\": "
+                                         "\"m\", \"amount\": 1, \"ts\": 1000}\n"
+                                      << "garbage\n"
+                                      << "{\"id\": \"b\", \"card_id\": \"c\", \"merchant_id\": "
+                                         "\"m\", \"amount\": 3, \"ts\": 2000}\n";
   auto [code, out] = millrace("run --spec " + dir.file("s.yaml") + " --output - --dead-letter " +
                               dir.file("dead.jsonl") + " < " + dir.file("in.jsonl"));
   EXPECT_EQ(code, 0) << out;

@@ -47,10 +47,12 @@ TEST(Spec, ErrorsNameTheLineAndTheField) {
             "s.yaml:5: feature 'x': key field 'cardd' is not in the source schema");
   EXPECT_EQ(error_of(h + "features:\n  - {name: x, key: [card], agg: sum, window: 5m}\n"),
             "s.yaml:5: feature 'x': sum needs a 'field'");
-  EXPECT_EQ(error_of(h + "features:\n  - {name: x, key: [card], agg: sum, field: id, window: 5m}\n"),
-            "s.yaml:5: feature 'x': sum needs a numeric field, 'id' is string");
-  EXPECT_EQ(error_of(h + "features:\n  - {name: x, key: [card], agg: count, window: 5q}\n"),
-            "s.yaml:5: feature 'x': window: bad duration '5q': unknown unit 'q' (use ms, s, m, h or d)");
+  EXPECT_EQ(
+      error_of(h + "features:\n  - {name: x, key: [card], agg: sum, field: id, window: 5m}\n"),
+      "s.yaml:5: feature 'x': sum needs a numeric field, 'id' is string");
+  EXPECT_EQ(
+      error_of(h + "features:\n  - {name: x, key: [card], agg: count, window: 5q}\n"),
+      "s.yaml:5: feature 'x': window: bad duration '5q': unknown unit 'q' (use ms, s, m, h or d)");
   EXPECT_EQ(error_of(h + "features:\n  - {name: x, key: [card], agg: count}\n"),
             "s.yaml:5: feature 'x': missing 'window' (e.g. 5m)");
   EXPECT_EQ(error_of(h + "features:\n  - {name: x, key: [card], agg: count, windw: 5m}\n"),
@@ -71,10 +73,14 @@ TEST(Spec, ErrorsNameTheLineAndTheField) {
 
 TEST(Spec, WindowErrors) {
   std::string h = std::string(kHeader) + "windows:\n";
-  EXPECT_EQ(error_of(h + "  - {name: w, key: card, type: hopping, size: 1m, aggs: [{name: n, agg: count}]}\n"),
-            "s.yaml:5: window 'w': hopping window needs 'slide'");
-  EXPECT_EQ(error_of(h + "  - {name: w, key: card, type: rolling, size: 1m, aggs: [{name: n, agg: count}]}\n"),
-            "s.yaml:5: window 'w': type 'rolling' (expected tumbling, hopping or session)");
+  EXPECT_EQ(
+      error_of(
+          h + "  - {name: w, key: card, type: hopping, size: 1m, aggs: [{name: n, agg: count}]}\n"),
+      "s.yaml:5: window 'w': hopping window needs 'slide'");
+  EXPECT_EQ(
+      error_of(
+          h + "  - {name: w, key: card, type: rolling, size: 1m, aggs: [{name: n, agg: count}]}\n"),
+      "s.yaml:5: window 'w': type 'rolling' (expected tumbling, hopping or session)");
   EXPECT_EQ(error_of(h + "  - {name: w, key: card, type: session, gap: 1m, aggs: []}\n"),
             "s.yaml:5: window 'w': 'aggs' must list at least one aggregate");
 }

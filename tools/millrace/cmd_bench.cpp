@@ -31,7 +31,8 @@ class WindowBenchEvents : public EventGenerator {
     e->reset(3);
     e->time = 1'767'225'600'000 + static_cast<TimeMs>(i_ / 1000);
     char buf[24];
-    int len = std::snprintf(buf, sizeof buf, "k%llu", static_cast<unsigned long long>(rng_() % keys_));
+    int len =
+        std::snprintf(buf, sizeof buf, "k%llu", static_cast<unsigned long long>(rng_() % keys_));
     e->set_string(0, std::string_view(buf, static_cast<size_t>(len)));
     e->values[1].kind = FieldValue::Kind::Double;
     e->values[1].d = static_cast<double>(rng_() % 10000) / 100;
@@ -49,7 +50,8 @@ class WindowBenchEvents : public EventGenerator {
 double cpu_seconds() {
   struct rusage ru;
   getrusage(RUSAGE_SELF, &ru);
-  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 void register_bench(CLI::App& app) {
@@ -108,9 +110,9 @@ void register_bench(CLI::App& app) {
         "per key (%zu keys)\n",
         a->type.c_str(), window.c_str(), static_cast<unsigned long long>(a->events),
         static_cast<unsigned long long>(a->keys), stats->workers, stats->records / stats->seconds,
-        stats->records / cpu, stats->seconds, static_cast<unsigned long long>(stats->window_results),
-        ru.ru_maxrss / 1024.0, stats->keys ? double(stats->state_bytes) / stats->keys : 0.0,
-        stats->keys);
+        stats->records / cpu, stats->seconds,
+        static_cast<unsigned long long>(stats->window_results), ru.ru_maxrss / 1024.0,
+        stats->keys ? double(stats->state_bytes) / stats->keys : 0.0, stats->keys);
   });
 }
 

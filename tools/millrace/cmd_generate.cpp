@@ -15,11 +15,13 @@ void register_generate(CLI::App& app) {
   gen->require_subcommand(1);
   auto opts = std::make_shared<TransactionStreamOptions>();
   auto events = std::make_shared<uint64_t>(100'000);
-  auto* tx = gen->add_subcommand("transactions", "Card transactions: id, card_id, merchant_id, amount, ts");
+  auto* tx = gen->add_subcommand("transactions",
+                                 "Card transactions: id, card_id, merchant_id, amount, ts");
   tx->add_option("--events", *events, "How many (default 100000)");
   tx->add_option("--cards", opts->cards, "Distinct cards (default 10000)");
   tx->add_option("--merchants", opts->merchants, "Distinct merchants (default 1000)");
-  tx->add_option("--gap-ms", opts->mean_gap_ms, "Mean event-time gap between transactions (default 10)");
+  tx->add_option("--gap-ms", opts->mean_gap_ms,
+                 "Mean event-time gap between transactions (default 10)");
   tx->add_option("--out-of-order", opts->out_of_order,
                  "Fraction of events up to 3 s behind (default 0.02)");
   tx->add_option("--seed", opts->seed, "Random seed: the same seed gives the same stream");

@@ -16,7 +16,9 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
-void on_signal(int) { g_stop.store(true); }
+void on_signal(int) {
+  g_stop.store(true);
+}
 
 struct RunArgs {
   std::string spec;
@@ -67,7 +69,8 @@ void register_run(CLI::App& app) {
     std::signal(SIGTERM, on_signal);
     auto stats = run_pipeline(spec.value(), args->opts);
     if (!stats.ok()) throw CommandError(stats.status().message());
-    if (!args->quiet) std::fprintf(stderr, "millrace: %s\n", format_run_stats(stats.value()).c_str());
+    if (!args->quiet)
+      std::fprintf(stderr, "millrace: %s\n", format_run_stats(stats.value()).c_str());
   });
 }
 

@@ -30,10 +30,14 @@ struct FieldValue {
   // Numeric value (int, double or bool); NaN for null or strings.
   double as_double() const {
     switch (kind) {
-      case Kind::Int: return static_cast<double>(i);
-      case Kind::Double: return d;
-      case Kind::Bool: return b ? 1.0 : 0.0;
-      default: return __builtin_nan("");
+      case Kind::Int:
+        return static_cast<double>(i);
+      case Kind::Double:
+        return d;
+      case Kind::Bool:
+        return b ? 1.0 : 0.0;
+      default:
+        return __builtin_nan("");
     }
   }
 };

@@ -12,12 +12,18 @@ namespace {
 
 const char* json_type_name(json_type t) {
   switch (t) {
-    case json_type::array: return "array";
-    case json_type::object: return "object";
-    case json_type::number: return "number";
-    case json_type::string: return "string";
-    case json_type::boolean: return "boolean";
-    case json_type::null: return "null";
+    case json_type::array:
+      return "array";
+    case json_type::object:
+      return "object";
+    case json_type::number:
+      return "number";
+    case json_type::string:
+      return "string";
+    case json_type::boolean:
+      return "boolean";
+    case json_type::null:
+      return "null";
   }
   return "value";
 }
@@ -54,8 +60,8 @@ bool EventParser::parse_value(int field, simdjson::ondemand::value v, Event* out
   }
   FieldValue& fv = out->values[field];
   auto wrong = [&](const char* expected) {
-    *error = fmt::format("field '{}': expected {}, got {}", def.name, expected,
-                         json_type_name(type));
+    *error =
+        fmt::format("field '{}': expected {}, got {}", def.name, expected, json_type_name(type));
     return false;
   };
   if (field == time_field_) {

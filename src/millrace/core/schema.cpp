@@ -6,11 +6,16 @@ namespace millrace {
 
 const char* field_type_name(FieldType t) {
   switch (t) {
-    case FieldType::String: return "string";
-    case FieldType::Int64: return "int64";
-    case FieldType::Double: return "double";
-    case FieldType::Bool: return "bool";
-    case FieldType::Timestamp: return "timestamp";
+    case FieldType::String:
+      return "string";
+    case FieldType::Int64:
+      return "int64";
+    case FieldType::Double:
+      return "double";
+    case FieldType::Bool:
+      return "bool";
+    case FieldType::Timestamp:
+      return "timestamp";
   }
   return "?";
 }

@@ -15,8 +15,8 @@ Result<TimeMs> parse_duration_ms(std::string_view text) {
     size_t start = i;
     while (i < text.size() && text[i] >= '0' && text[i] <= '9') ++i;
     if (i == start) {
-      return Status::Error(fmt::format(
-          "bad duration '{}': expected a number followed by ms, s, m, h or d", text));
+      return Status::Error(
+          fmt::format("bad duration '{}': expected a number followed by ms, s, m, h or d", text));
     }
     int64_t n = 0;
     std::from_chars(text.data() + start, text.data() + i, n);

@@ -37,19 +37,32 @@ struct FeatureValue {
   double as_double() const {
     switch (kind) {
       case Kind::Int:
-      case Kind::Bool: return static_cast<double>(i);
-      case Kind::Double: return d;
-      default: return __builtin_nan("");
+      case Kind::Bool:
+        return static_cast<double>(i);
+      case Kind::Double:
+        return d;
+      default:
+        return __builtin_nan("");
     }
   }
 
   void append_json(std::string& out) const {
     switch (kind) {
-      case Kind::Null: out += "null"; break;
-      case Kind::Int: append_json_int(out, i); break;
-      case Kind::Double: append_json_double(out, d); break;
-      case Kind::Bool: out += i ? "true" : "false"; break;
-      case Kind::String: append_json_string(out, s); break;
+      case Kind::Null:
+        out += "null";
+        break;
+      case Kind::Int:
+        append_json_int(out, i);
+        break;
+      case Kind::Double:
+        append_json_double(out, d);
+        break;
+      case Kind::Bool:
+        out += i ? "true" : "false";
+        break;
+      case Kind::String:
+        append_json_string(out, s);
+        break;
     }
   }
 };

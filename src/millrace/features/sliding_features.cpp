@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "millrace/core/hash.h"
@@ -61,8 +61,12 @@ struct MonoEntry {
   double v = 0;  // value times the sign: the deque always keeps maxima
 };
 
-inline double bits_to_double(uint64_t b) { return std::bit_cast<double>(b); }
-inline uint64_t double_to_bits(double d) { return std::bit_cast<uint64_t>(d); }
+inline double bits_to_double(uint64_t b) {
+  return std::bit_cast<double>(b);
+}
+inline uint64_t double_to_bits(double d) {
+  return std::bit_cast<uint64_t>(d);
+}
 
 // The key's buffered events in time order: one row per event, word 0 the
 // event time, then one 64-bit cell per column. One allocation per key.
@@ -75,9 +79,7 @@ class EventBuffer {
   TimeMs time(size_t i) const { return static_cast<TimeMs>(row(i)[0]); }
   uint64_t cell(size_t i, int c) const { return row(i)[1 + c]; }
   uint64_t* row(size_t i) { return data_.get() + ((head_ + i) & (cap_ - 1)) * stride_; }
-  const uint64_t* row(size_t i) const {
-    return data_.get() + ((head_ + i) & (cap_ - 1)) * stride_;
-  }
+  const uint64_t* row(size_t i) const { return data_.get() + ((head_ + i) & (cap_ - 1)) * stride_; }
   // Makes room for a row at position pos and returns it.
   uint64_t* insert(size_t pos) {
     if (size_ == cap_) grow();
@@ -205,7 +207,9 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool 
   switch (f.spec.agg) {
     case AggKind::Sum:
     case AggKind::Avg:
-    case AggKind::Stddev: st.m.add(x); return;
+    case AggKind::Stddev:
+      st.m.add(x);
+      return;
     case AggKind::Min:
     case AggKind::Max: {
       ++st.m.n;
@@ -232,7 +236,9 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool 
       ++st.m.n;
       st.sketch->add(x);
       return;
-    default: ++st.m.n; return;  // count, first, last
+    default:
+      ++st.m.n;
+      return;  // count, first, last
   }
 }
 
@@ -255,12 +261,16 @@ void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t fi, size_t pos) 
   switch (f.spec.agg) {
     case AggKind::Sum:
     case AggKind::Avg:
-    case AggKind::Stddev: st.m.remove(x); return;
+    case AggKind::Stddev:
+      st.m.remove(x);
+      return;
     case AggKind::Quantile:
       --st.m.n;
       st.sketch->remove(x);
       return;
-    default: --st.m.n; return;  // min/max leave the deque by time
+    default:
+      --st.m.n;
+      return;  // min/max leave the deque by time
   }
 }
 
@@ -279,9 +289,14 @@ void SlidingFeatureGroup::write_field_value(const KeyState& ks, size_t pos, cons
   double d = bits_to_double(bits);
   switch (f.field_type) {
     case FieldType::Int64:
-    case FieldType::Timestamp: v.set_int(static_cast<int64_t>(d)); break;
-    case FieldType::Bool: v.set_bool(d != 0); break;
-    default: v.set_double(d);
+    case FieldType::Timestamp:
+      v.set_int(static_cast<int64_t>(d));
+      break;
+    case FieldType::Bool:
+      v.set_bool(d != 0);
+      break;
+    default:
+      v.set_double(d);
   }
 }
 
@@ -290,7 +305,9 @@ namespace {
 // Writes the numeric result of an invertible aggregate.
 void write_moments(AggKind agg, const Moments& m, FeatureValue& v) {
   switch (agg) {
-    case AggKind::Count: v.set_int(m.n); return;
+    case AggKind::Count:
+      v.set_int(m.n);
+      return;
     case AggKind::Sum:
       if (m.n == 0) {
         v.set_null();
@@ -312,7 +329,8 @@ void write_moments(AggKind agg, const Moments& m, FeatureValue& v) {
         v.set_double(m.stddev());
       }
       return;
-    default: v.set_null();
+    default:
+      v.set_null();
   }
 }
 
@@ -337,7 +355,9 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
     case AggKind::Count:
     case AggKind::Sum:
     case AggKind::Avg:
-    case AggKind::Stddev: write_moments(f.spec.agg, st.m, v); return;
+    case AggKind::Stddev:
+      write_moments(f.spec.agg, st.m, v);
+      return;
     case AggKind::Min:
     case AggKind::Max:
       if (st.mono->empty()) {
@@ -346,7 +366,9 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
         v.set_double(f.spec.agg == AggKind::Max ? st.mono->front().v : -st.mono->front().v);
       }
       return;
-    case AggKind::CountDistinct: v.set_int(static_cast<int64_t>(st.distinct->size())); return;
+    case AggKind::CountDistinct:
+      v.set_int(static_cast<int64_t>(st.distinct->size()));
+      return;
     case AggKind::Quantile:
       if (st.sketch->empty()) {
         v.set_null();
@@ -408,7 +430,9 @@ void SlidingFeatureGroup::compute_out_of_order(KeyState& ks, size_t pos, const F
   }
   const size_t lo = lo_a;
   const bool hash = f.column >= 0 && columns_[f.column].kind != ColumnKind::Number;
-  auto null_at = [&](size_t i) { return f.column >= 0 && cell_null(ks.buf.cell(i, f.column), hash); };
+  auto null_at = [&](size_t i) {
+    return f.column >= 0 && cell_null(ks.buf.cell(i, f.column), hash);
+  };
   auto num_at = [&](size_t i) { return bits_to_double(ks.buf.cell(i, f.column)); };
 
   switch (f.spec.agg) {
@@ -526,12 +550,17 @@ void SlidingFeatureGroup::on_event(std::string_view key, const Event& event, Tim
       for (size_t i = 0; i < features_.size(); ++i) {
         switch (features_[i].spec.agg) {
           case AggKind::Min:
-          case AggKind::Max: ks->feats[i].mono = std::make_unique<RingBuffer<MonoEntry>>(); break;
+          case AggKind::Max:
+            ks->feats[i].mono = std::make_unique<RingBuffer<MonoEntry>>();
+            break;
           case AggKind::CountDistinct:
             ks->feats[i].distinct = std::make_unique<absl::flat_hash_map<uint64_t, uint32_t>>();
             break;
-          case AggKind::Quantile: ks->feats[i].sketch = std::make_unique<QuantileSketch>(); break;
-          default: break;
+          case AggKind::Quantile:
+            ks->feats[i].sketch = std::make_unique<QuantileSketch>();
+            break;
+          default:
+            break;
         }
       }
     }

@@ -73,8 +73,7 @@ class SlidingFeatureGroup {
   };
 
   void compute_in_order(KeyState& ks, size_t pos, const Feature& f, size_t fi, FeatureValue& v);
-  void compute_out_of_order(KeyState& ks, size_t pos, const Feature& f, size_t fi,
-                            FeatureValue& v);
+  void compute_out_of_order(KeyState& ks, size_t pos, const Feature& f, size_t fi, FeatureValue& v);
   void write_field_value(const KeyState& ks, size_t pos, const Feature& f, FeatureValue& v) const;
   void add_to_head(KeyState& ks, size_t fi, size_t pos, bool in_order);
   void remove_from_head(KeyState& ks, size_t fi, size_t pos);

@@ -59,7 +59,8 @@ class LineFileReader : public RecordReader {
       do {
         n = ::read(fd_, buf_.data() + end_, buf_.size() - end_);
       } while (n < 0 && errno == EINTR);
-      if (n < 0) return Status::Error(fmt::format("{}: read failed: {}", name_, std::strerror(errno)));
+      if (n < 0)
+        return Status::Error(fmt::format("{}: read failed: {}", name_, std::strerror(errno)));
       if (n == 0) eof_ = true;
       end_ += static_cast<size_t>(n);
     }
@@ -80,7 +81,7 @@ class LineFileReader : public RecordReader {
 class LogTopicReader : public RecordReader {
  public:
   static Result<std::unique_ptr<RecordReader>> Open(const std::string& path,
-                                                     const ReaderOptions& opts) {
+                                                    const ReaderOptions& opts) {
     // Readers take no writer lock: a producer may append while this runs.
     auto info = log::DescribeTopic(path);
     if (!info.ok()) return info.status();
@@ -91,15 +92,17 @@ class LogTopicReader : public RecordReader {
     std::map<uint32_t, uint64_t> start;
     if (!opts.group.empty()) {
       if (!log::IsValidGroupName(opts.group))
-        return Status::Error(fmt::format("consumer group '{}': use 1-100 characters of "
-                                         "[A-Za-z0-9._-]",
-                                         opts.group));
+        return Status::Error(
+            fmt::format("consumer group '{}': use 1-100 characters of "
+                        "[A-Za-z0-9._-]",
+                        opts.group));
       auto g = log::ReadGroupOffsets(path, opts.group);
       if (!g.ok()) return g.status();
       start = g.value();
     }
     for (uint32_t p = 0; p < n; ++p) {
-      uint64_t from = start.count(p) ? start[p] : (opts.from_beginning ? 0 : info->partitions[p].end_offset);
+      uint64_t from =
+          start.count(p) ? start[p] : (opts.from_beginning ? 0 : info->partitions[p].end_offset);
       auto reader = log::PartitionReader::Open(path, p, from);
       if (!reader.ok()) return reader.status();
       r->readers_.push_back(std::move(reader.value()));
@@ -119,7 +122,9 @@ class LogTopicReader : public RecordReader {
       std::string_view data;
       uint64_t offset;
       auto got = readers_[cur_]->Next(&data, &offset);
-      if (!got.ok()) return Status::Error(fmt::format("{} partition {}: {}", path_, cur_, got.status().message()));
+      if (!got.ok())
+        return Status::Error(
+            fmt::format("{} partition {}: {}", path_, cur_, got.status().message()));
       if (got.value()) {
         ++run_;
         rec->data = data;
@@ -160,7 +165,8 @@ class LogTopicReader : public RecordReader {
 
 class FileWriter : public RecordWriter {
  public:
-  FileWriter(FILE* f, std::string name, bool owned) : f_(f), name_(std::move(name)), owned_(owned) {}
+  FileWriter(FILE* f, std::string name, bool owned)
+      : f_(f), name_(std::move(name)), owned_(owned) {}
   ~FileWriter() override {
     (void)flush();
     if (owned_) std::fclose(f_);
@@ -235,8 +241,10 @@ class LogWriter : public RecordWriter {
 
 }  // namespace
 
-Result<std::unique_ptr<RecordReader>> open_reader(const std::string& uri, const ReaderOptions& opts) {
-  if (uri.rfind(kLogScheme, 0) == 0) return LogTopicReader::Open(uri.substr(kLogScheme.size()), opts);
+Result<std::unique_ptr<RecordReader>> open_reader(const std::string& uri,
+                                                  const ReaderOptions& opts) {
+  if (uri.rfind(kLogScheme, 0) == 0)
+    return LogTopicReader::Open(uri.substr(kLogScheme.size()), opts);
   if (uri == "-") return std::unique_ptr<RecordReader>(new LineFileReader(0, "stdin"));
   int fd = ::open(uri.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -255,7 +263,8 @@ Result<std::unique_ptr<RecordWriter>> open_writer(const std::string& uri) {
   }
   if (uri == "-") return std::unique_ptr<RecordWriter>(new FileWriter(stdout, "stdout", false));
   FILE* f = std::fopen(uri.c_str(), "wb");
-  if (!f) return Status::Error(fmt::format("{}: cannot open output: {}", uri, std::strerror(errno)));
+  if (!f)
+    return Status::Error(fmt::format("{}: cannot open output: {}", uri, std::strerror(errno)));
   return std::unique_ptr<RecordWriter>(new FileWriter(f, uri, true));
 }
 

@@ -20,7 +20,7 @@ namespace millrace {
 struct RecordRef {
   std::string_view data;  // valid until the next call to next()
   uint32_t partition = 0;
-  uint64_t offset = 0;    // line number (files) or log offset
+  uint64_t offset = 0;  // line number (files) or log offset
 };
 
 class RecordReader {
@@ -38,12 +38,13 @@ class RecordReader {
 };
 
 struct ReaderOptions {
-  bool follow = false;      // log input: keep waiting for new records
-  std::string group;        // log input: consumer group (resume from its offsets, commit to it)
+  bool follow = false;  // log input: keep waiting for new records
+  std::string group;    // log input: consumer group (resume from its offsets, commit to it)
   bool from_beginning = true;
 };
 
-Result<std::unique_ptr<RecordReader>> open_reader(const std::string& uri, const ReaderOptions& opts);
+Result<std::unique_ptr<RecordReader>> open_reader(const std::string& uri,
+                                                  const ReaderOptions& opts);
 
 class RecordWriter {
  public:

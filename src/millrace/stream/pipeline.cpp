@@ -66,7 +66,9 @@ void build_key(const Event& e, const std::vector<int>& fields, std::string* key)
     if (i) key->push_back('\x1f');
     const FieldValue& v = e.values[fields[i]];
     switch (v.kind) {
-      case FieldValue::Kind::String: key->append(e.str(v)); break;
+      case FieldValue::Kind::String:
+        key->append(e.str(v));
+        break;
       case FieldValue::Kind::Int: {
         char buf[24];
         auto r = std::to_chars(buf, buf + sizeof buf, v.i);
@@ -79,8 +81,12 @@ void build_key(const Event& e, const std::vector<int>& fields, std::string* key)
         key->append(buf, r.ptr);
         break;
       }
-      case FieldValue::Kind::Bool: key->append(v.b ? "true" : "false"); break;
-      case FieldValue::Kind::Null: key->append("\x1e"); break;
+      case FieldValue::Kind::Bool:
+        key->append(v.b ? "true" : "false");
+        break;
+      case FieldValue::Kind::Null:
+        key->append("\x1e");
+        break;
     }
   }
 }
@@ -99,7 +105,7 @@ struct Slot {
   std::string out;                   // the formatted record for the sink
   std::vector<WindowOutput> wout;    // per (worker, window)
   std::atomic<int32_t> pending{0};
-  std::atomic<uint64_t> ready{0};    // seq + 1 once the slot is complete
+  std::atomic<uint64_t> ready{0};  // seq + 1 once the slot is complete
 };
 
 struct Message {
@@ -146,9 +152,9 @@ class Pipeline {
 
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<std::unique_ptr<SpscQueue<Message>>> queues_;
-  uint64_t next_seq_ = 0;                  // source only
-  uint32_t staged_ = 0;                    // source only: messages not yet published
-  std::atomic<uint64_t> released_{0};      // slots the sink has finished
+  uint64_t next_seq_ = 0;              // source only
+  uint32_t staged_ = 0;                // source only: messages not yet published
+  std::atomic<uint64_t> released_{0};  // slots the sink has finished
 
   // Worker state, indexed by worker.
   struct Worker {
@@ -213,18 +219,29 @@ void Pipeline::complete(Slot& s, uint64_t seq) {
   s.ready.store(seq + 1, std::memory_order_release);  // the sink polls: no wake-up per event
 }
 
-// Writes an event that has no raw text (made in memory) as a JSON object, without the closing brace.
+// Writes an event that has no raw text (made in memory) as a JSON object, without the closing
+// brace.
 void append_event_fields(std::string& out, const Schema& schema, const Event& e) {
   out += '{';
   for (size_t i = 0; i < schema.size(); ++i) {
     append_json_key(out, schema[i].name, i == 0);
     const FieldValue& v = e.values[i];
     switch (v.kind) {
-      case FieldValue::Kind::Null: out += "null"; break;
-      case FieldValue::Kind::Int: append_json_int(out, v.i); break;
-      case FieldValue::Kind::Double: append_json_double(out, v.d); break;
-      case FieldValue::Kind::Bool: out += v.b ? "true" : "false"; break;
-      case FieldValue::Kind::String: append_json_string(out, e.str(v)); break;
+      case FieldValue::Kind::Null:
+        out += "null";
+        break;
+      case FieldValue::Kind::Int:
+        append_json_int(out, v.i);
+        break;
+      case FieldValue::Kind::Double:
+        append_json_double(out, v.d);
+        break;
+      case FieldValue::Kind::Bool:
+        out += v.b ? "true" : "false";
+        break;
+      case FieldValue::Kind::String:
+        append_json_string(out, e.str(v));
+        break;
     }
   }
 }
@@ -457,7 +474,8 @@ void Pipeline::worker_loop(int w) {
       advance(s.wm_before, s);
       for (uint32_t mask = m.mask; mask; mask &= mask - 1) {
         int g = __builtin_ctz(mask);
-        if (me.sliding[g]) me.sliding[g]->on_event(s.keys[g], s.event, s.wm_before, s.values.data());
+        if (me.sliding[g])
+          me.sliding[g]->on_event(s.keys[g], s.event, s.wm_before, s.values.data());
         for (int wi : groups_[g].windows)
           me.windows[wi]->on_event(s.event, s.line, s.wm_before, &s.wout[w * nwin + wi]);
       }
@@ -495,14 +513,16 @@ void Pipeline::sink_loop() {
         if (opts_.dead_letter.empty() && dead_shown_.fetch_add(1) < 5)
           std::fprintf(stderr, "millrace: dead letter: %s", s.out.c_str());
         break;
-      default: break;
+      default:
+        break;
     }
     if (s.kind == SlotKind::Event || s.kind == SlotKind::Late || s.kind == SlotKind::Dead)
       if (s.partition < next_offsets.size()) next_offsets[s.partition] = s.offset + 1;
     for (size_t i = 0; i < s.wout.size(); ++i) {
       WindowOutput& wo = s.wout[i];
       if (!wo.results.empty()) {
-        RecordWriter* out = window_outputs_[i % nwin] ? window_outputs_[i % nwin].get() : output_.get();
+        RecordWriter* out =
+            window_outputs_[i % nwin] ? window_outputs_[i % nwin].get() : output_.get();
         check(out->write(wo.results, static_cast<uint32_t>(hash_string(wo.results))));
         wo.results.clear();
       }
@@ -528,11 +548,12 @@ void Pipeline::sink_loop() {
 
 Result<RunStats> Pipeline::run() {
   if (groups_.size() > 32)
-    return Status::Error(fmt::format("{}: {} different keys; at most 32 are supported", spec_.file,
-                                     groups_.size()));
+    return Status::Error(
+        fmt::format("{}: {} different keys; at most 32 are supported", spec_.file, groups_.size()));
   if (auto s = open_io(); !s.ok()) return s;
   nworkers_ = opts_.workers > 0 ? opts_.workers : spec_.workers;
-  if (nworkers_ <= 0) nworkers_ = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (nworkers_ <= 0)
+    nworkers_ = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   nworkers_ = std::min<int>(nworkers_, static_cast<int>(kKeyGroups));
   emit_events_ = !spec_.features.empty();
   size_t nslots = 64;
@@ -550,12 +571,14 @@ Result<RunStats> Pipeline::run() {
     queues_.push_back(std::make_unique<SpscQueue<Message>>(nslots));
     Worker& wk = workers_[w];
     for (const auto& g : groups_) {
-      wk.sliding.push_back(g.features.empty() ? nullptr
-                                              : std::make_unique<SlidingFeatureGroup>(
-                                                    spec_.source.schema, g.features,
-                                                    g.feature_outputs, spec_.source.allowed_lateness));
+      wk.sliding.push_back(g.features.empty()
+                               ? nullptr
+                               : std::make_unique<SlidingFeatureGroup>(
+                                     spec_.source.schema, g.features, g.feature_outputs,
+                                     spec_.source.allowed_lateness));
     }
-    for (const auto& ws : spec_.windows) wk.windows.push_back(WindowOperator::Create(ws, spec_.source.schema));
+    for (const auto& ws : spec_.windows)
+      wk.windows.push_back(WindowOperator::Create(ws, spec_.source.schema));
   }
   auto started = Clock::now();
   std::vector<std::thread> threads;

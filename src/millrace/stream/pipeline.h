@@ -33,33 +33,33 @@ class EventGenerator {
 };
 
 struct RunOptions {
-  std::string input = "-";         // file, "-" or log:DIR/TOPIC
-  std::string output = "-";        // enriched events and window results
-  std::string late_output;         // late events ("" : counted only)
-  std::string dead_letter;         // malformed records ("" : counted, first ones on stderr)
-  bool follow = false;             // log input: wait for new records
-  std::string group;               // log input: consumer group
-  int workers = 0;                 // 0: spec's `workers`, else one per hardware thread
-  size_t max_in_flight = 8192;     // ring slots between source and sink (a power of two)
-  bool progress = false;           // print progress on stderr
+  std::string input = "-";              // file, "-" or log:DIR/TOPIC
+  std::string output = "-";             // enriched events and window results
+  std::string late_output;              // late events ("" : counted only)
+  std::string dead_letter;              // malformed records ("" : counted, first ones on stderr)
+  bool follow = false;                  // log input: wait for new records
+  std::string group;                    // log input: consumer group
+  int workers = 0;                      // 0: spec's `workers`, else one per hardware thread
+  size_t max_in_flight = 8192;          // ring slots between source and sink (a power of two)
+  bool progress = false;                // print progress on stderr
   EventGenerator* generator = nullptr;  // instead of `input`
   std::atomic<bool>* stop = nullptr;    // set to end the run (signals)
 };
 
 struct RunStats {
-  uint64_t records = 0;        // records read
-  uint64_t accepted = 0;       // events that reached the features
+  uint64_t records = 0;   // records read
+  uint64_t accepted = 0;  // events that reached the features
   uint64_t late_dropped = 0;
   uint64_t late_side_output = 0;
   uint64_t dead_letters = 0;
-  uint64_t outputs = 0;        // enriched events written
+  uint64_t outputs = 0;  // enriched events written
   uint64_t window_results = 0;
   uint64_t window_late_dropped = 0;
   uint64_t window_late_side_output = 0;
   double seconds = 0;
   int workers = 0;
-  size_t keys = 0;             // live keys at the end of the input, over all key groups
-  size_t state_bytes = 0;      // feature and window state then (before the final flush)
+  size_t keys = 0;         // live keys at the end of the input, over all key groups
+  size_t state_bytes = 0;  // feature and window state then (before the final flush)
   TimeMs watermark = 0;
 };
 

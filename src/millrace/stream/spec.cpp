@@ -32,8 +32,8 @@ struct SpecReader {
       if (!ok) {
         std::string list;
         for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-        return error(it.first, fmt::format("{}: unknown key '{}' (expected one of: {})", what, k,
-                                           list));
+        return error(it.first,
+                     fmt::format("{}: unknown key '{}' (expected one of: {})", what, k, list));
       }
     }
     return Status::Ok();
@@ -74,8 +74,8 @@ struct SpecReader {
   }
 
   // Parses agg/field/q of a feature or a window aggregate.
-  Status aggregate(const YAML::Node& n, const Schema& schema, const std::string& what,
-                   AggKind* agg, int* field, double* q) const {
+  Status aggregate(const YAML::Node& n, const Schema& schema, const std::string& what, AggKind* agg,
+                   int* field, double* q) const {
     const YAML::Node a = n["agg"];
     if (!a) return error(n, fmt::format("{}: missing 'agg'", what));
     auto kind = parse_agg_kind(a.Scalar());
@@ -90,8 +90,8 @@ struct SpecReader {
     if (const YAML::Node f = n["field"]) {
       *field = schema.index_of(f.Scalar());
       if (*field < 0)
-        return error(f, fmt::format("{}: field '{}' is not in the source schema", what,
-                                    f.Scalar()));
+        return error(f,
+                     fmt::format("{}: field '{}' is not in the source schema", what, f.Scalar()));
       FieldType t = schema[*field].type;
       bool numeric = t == FieldType::Int64 || t == FieldType::Double || t == FieldType::Bool ||
                      t == FieldType::Timestamp;
@@ -131,7 +131,8 @@ Status parse_source(const SpecReader& r, const YAML::Node& n, SourceSpec* src) {
   if (!time) return r.error(n, "source: missing 'time' (the field holding event time)");
   src->time_field = src->schema.index_of(time.Scalar());
   if (src->time_field < 0)
-    return r.error(time, fmt::format("source.time: field '{}' is not in the schema", time.Scalar()));
+    return r.error(time,
+                   fmt::format("source.time: field '{}' is not in the schema", time.Scalar()));
   FieldType tt = src->schema[src->time_field].type;
   if (tt == FieldType::Double || tt == FieldType::Bool)
     return r.error(time, fmt::format("source.time: field '{}' is {}; expected int64 (epoch ms), "
@@ -189,8 +190,7 @@ Status parse_feature(const SpecReader& r, const YAML::Node& n, const Schema& sch
   return Status::Ok();
 }
 
-Status parse_window(const SpecReader& r, const YAML::Node& n, const Schema& schema,
-                    WindowSpec* w) {
+Status parse_window(const SpecReader& r, const YAML::Node& n, const Schema& schema, WindowSpec* w) {
   if (!n.IsMap()) return r.error(n, "windows: each entry must be a mapping");
   if (!n["name"]) return r.error(n, "window: missing 'name'");
   w->name = n["name"].as<std::string>();
@@ -222,15 +222,14 @@ Status parse_window(const SpecReader& r, const YAML::Node& n, const Schema& sche
     w->type = WindowType::Hopping;
     if (auto s = need("size", &w->size); !s.ok()) return s;
     if (auto s = need("slide", &w->slide); !s.ok()) return s;
-    if (w->slide > w->size)
-      return r.error(n["slide"], what + ": slide must not exceed size");
+    if (w->slide > w->size) return r.error(n["slide"], what + ": slide must not exceed size");
   } else if (type == "session") {
     w->type = WindowType::Session;
     if (auto s = need("gap", &w->gap); !s.ok()) return s;
   } else {
-    return r.error(n["type"] ? n["type"] : n,
-                   fmt::format("{}: type '{}' (expected tumbling, hopping or session)", what,
-                               type));
+    return r.error(
+        n["type"] ? n["type"] : n,
+        fmt::format("{}: type '{}' (expected tumbling, hopping or session)", what, type));
   }
   const YAML::Node aggs = n["aggs"];
   if (!aggs || !aggs.IsSequence() || aggs.size() == 0)
@@ -272,14 +271,14 @@ std::string quote_optional_types(const std::string& text) {
   std::string out;
   out.reserve(text.size() + 16);
   for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '?' && i > 0 && (std::isalnum(static_cast<unsigned char>(text[i - 1])) ||
-                                    text[i - 1] == '_')) {
+    if (text[i] == '?' && i > 0 &&
+        (std::isalnum(static_cast<unsigned char>(text[i - 1])) || text[i - 1] == '_')) {
       size_t j = i + 1;
       while (j < text.size() && text[j] == ' ') ++j;
       if (j < text.size() && (text[j] == ',' || text[j] == '}' || text[j] == ']')) {
         size_t start = out.size();
-        while (start > 0 && (std::isalnum(static_cast<unsigned char>(out[start - 1])) ||
-                             out[start - 1] == '_'))
+        while (start > 0 &&
+               (std::isalnum(static_cast<unsigned char>(out[start - 1])) || out[start - 1] == '_'))
           --start;
         out.insert(start, 1, '"');
         out += "?\"";
@@ -298,8 +297,7 @@ Result<PipelineSpec> parse_spec(const std::string& text, const std::string& file
   try {
     spec.root = YAML::Load(quote_optional_types(text));
   } catch (const YAML::Exception& e) {
-    return Status::Error(
-        fmt::format("{}:{}: not valid YAML: {}", file, e.mark.line + 1, e.msg));
+    return Status::Error(fmt::format("{}:{}: not valid YAML: {}", file, e.mark.line + 1, e.msg));
   }
   const YAML::Node& root = spec.root;
   if (!root.IsMap()) return Status::Error(file + ": expected a mapping with 'source:' at the top");

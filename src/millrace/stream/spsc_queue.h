@@ -66,7 +66,8 @@ inline void wake(std::atomic<uint32_t>& word, std::atomic<uint32_t>& sleeping) {
 template <typename T>
 class SpscQueue {
  public:
-  explicit SpscQueue(size_t capacity_pow2) : mask_(capacity_pow2 - 1), items_(new T[capacity_pow2]) {}
+  explicit SpscQueue(size_t capacity_pow2)
+      : mask_(capacity_pow2 - 1), items_(new T[capacity_pow2]) {}
 
   // Returns false when full.
   bool push(const T& item) {
@@ -99,8 +100,11 @@ class SpscQueue {
 
   void pop_wait(T* out) {
     if (try_pop(out)) return;
-    wait_until([&] { return head_.load(std::memory_order_relaxed) != tail_.load(std::memory_order_acquire); },
-               signal_, sleeping_);
+    wait_until(
+        [&] {
+          return head_.load(std::memory_order_relaxed) != tail_.load(std::memory_order_acquire);
+        },
+        signal_, sleeping_);
     try_pop(out);
   }
 

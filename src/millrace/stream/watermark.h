@@ -44,8 +44,8 @@ class WatermarkTracker {
       wm = std::min(wm, part.max_time == kMinTime ? kMinTime : part.max_time - ooo_);
     }
     if (!any) {
-      bool all_finished = std::all_of(parts_.begin(), parts_.end(),
-                                      [](const Part& p) { return p.finished; });
+      bool all_finished =
+          std::all_of(parts_.begin(), parts_.end(), [](const Part& p) { return p.finished; });
       if (!all_finished) return combined_;  // all idle: hold
     }
     combined_ = std::max(combined_, wm);

@@ -8,7 +8,7 @@
 namespace millrace {
 
 enum class AggKind {
-  Count,          // number of events (of non-null `field` values when a field is named)
+  Count,  // number of events (of non-null `field` values when a field is named)
   Sum,
   Avg,
   Min,

@@ -60,14 +60,17 @@ double QuantileSketch::quantile(double q) const {
     seen += pos_.counts[i];
     if (seen > rank) return value_of(pos_.offset + static_cast<int32_t>(i));
   }
-  return pos_.counts.empty() ? 0.0 : value_of(pos_.offset + static_cast<int32_t>(pos_.counts.size()) - 1);
+  return pos_.counts.empty() ? 0.0
+                             : value_of(pos_.offset + static_cast<int32_t>(pos_.counts.size()) - 1);
 }
 
 void QuantileSketch::merge(const QuantileSketch& other) {
   for (size_t i = 0; i < other.pos_.counts.size(); ++i)
-    if (other.pos_.counts[i]) pos_.add(other.pos_.offset + static_cast<int32_t>(i), other.pos_.counts[i]);
+    if (other.pos_.counts[i])
+      pos_.add(other.pos_.offset + static_cast<int32_t>(i), other.pos_.counts[i]);
   for (size_t i = 0; i < other.neg_.counts.size(); ++i)
-    if (other.neg_.counts[i]) neg_.add(other.neg_.offset + static_cast<int32_t>(i), other.neg_.counts[i]);
+    if (other.neg_.counts[i])
+      neg_.add(other.neg_.offset + static_cast<int32_t>(i), other.neg_.counts[i]);
   zero_ += other.zero_;
   count_ += other.count_;
 }
