@@ -84,18 +84,19 @@ void padded_row(const PaddedNode* nodes, const Acc* leaves, const uint32_t* grou
                 size_t t_end, const float* wide, Acc* acc) {
   constexpr uint32_t kInner = (1u << D) - 1;
   constexpr uint32_t kLeaves = 1u << D;
+  constexpr uint32_t kStride = 1u << D;  // node slots per tree (one unused: 64-byte aligned)
   constexpr size_t kLanes = 8;
   size_t t = t_begin;
   for (; t + kLanes <= t_end; t += kLanes) {
-    const PaddedNode* n = nodes + t * kInner;
+    const PaddedNode* n = nodes + t * kStride;
     uint32_t i[kLanes] = {};
     for (int d = 0; d < D; ++d)
-      for (size_t k = 0; k < kLanes; ++k) i[k] = padded_step(n + k * kInner, i[k], wide);
+      for (size_t k = 0; k < kLanes; ++k) i[k] = padded_step(n + k * kStride, i[k], wide);
     const Acc* l = leaves + t * kLeaves;
     for (size_t k = 0; k < kLanes; ++k) acc[group[t + k]] += l[k * kLeaves + i[k] - kInner];
   }
   for (; t < t_end; ++t) {
-    const PaddedNode* n = nodes + t * kInner;
+    const PaddedNode* n = nodes + t * kStride;
     uint32_t i = 0;
     for (int d = 0; d < D; ++d) i = padded_step(n, i, wide);
     acc[group[t]] += leaves[t * kLeaves + i - kInner];
@@ -110,7 +111,7 @@ template <int D, typename Acc>
 void padded_block(const PaddedNode* nodes, const Acc* leaves, const uint32_t* group,
                   size_t num_trees, const float* wide, size_t wide_stride, size_t n,
                   uint32_t groups, Acc* acc) {
-  constexpr size_t kTreeBytes = ((1u << D) - 1) * sizeof(PaddedNode) + (1u << D) * sizeof(Acc);
+  constexpr size_t kTreeBytes = (1u << D) * (sizeof(PaddedNode) + sizeof(Acc));
   constexpr size_t kSlice = std::max<size_t>(8, 24 * 1024 / kTreeBytes / 8 * 8);
   for (size_t t0 = 0; t0 < num_trees; t0 += kSlice) {
     const size_t t1 = std::min(num_trees, t0 + kSlice);
@@ -264,11 +265,16 @@ Result<std::shared_ptr<GbdtModel>> GbdtModel::compile(TreeEnsemble e) {
     const int d_max = m->max_depth_;
     const size_t inner = (size_t{1} << d_max) - 1;
     const size_t leaves = size_t{1} << d_max;
-    m->padded_nodes_.assign(e.trees.size() * inner, PaddedNode{0.0f, 0});
+    // One slot per tree more than its 2^D - 1 nodes, and a 64-byte aligned
+    // start, so each tree's top levels share one cache line.
+    const size_t stride = size_t{1} << d_max;
+    m->padded_nodes_.assign(e.trees.size() * stride + 8, PaddedNode{0.0f, 0});
+    const auto addr = reinterpret_cast<uintptr_t>(m->padded_nodes_.data());
+    m->padded_base_ = (64 - addr % 64) % 64 / sizeof(PaddedNode);
     m->padded_leaves_d_.assign(e.trees.size() * leaves, 0.0);
     for (size_t t = 0; t < e.trees.size(); ++t) {
       const Tree& tree = e.trees[t];
-      PaddedNode* pn = m->padded_nodes_.data() + t * inner;
+      PaddedNode* pn = m->padded_nodes_.data() + m->padded_base_ + t * stride;
       double* pl = m->padded_leaves_d_.data() + t * leaves;
       // (source node, heap position, depth); a leaf above d_max fills its whole subtree.
       std::vector<std::tuple<int32_t, size_t, int>> stack{{0, 0, 0}};
@@ -322,7 +328,8 @@ void GbdtModel::margins_row(const float* row, Acc* acc) const {
     }
     widen_row(row, f, wide);
     with_depth(padded_depth_, [&]<int D>() {
-      padded_row<D, Acc>(padded_nodes_.data(), leaves, group, 0, num_trees_, wide, acc);
+      padded_row<D, Acc>(padded_nodes_.data() + padded_base_, leaves, group, 0, num_trees_, wide,
+                         acc);
     });
     return;
   }
@@ -353,8 +360,8 @@ void GbdtModel::margins_batch(const float* rows, size_t n, size_t stride, Acc* a
     std::vector<float> wide(n * 2 * f);
     for (size_t r = 0; r < n; ++r) widen_row(rows + r * stride, f, wide.data() + r * 2 * f);
     with_depth(padded_depth_, [&]<int D>() {
-      padded_block<D, Acc>(padded_nodes_.data(), leaves, group, num_trees_, wide.data(), 2 * f, n,
-                           groups, acc);
+      padded_block<D, Acc>(padded_nodes_.data() + padded_base_, leaves, group, num_trees_,
+                           wide.data(), 2 * f, n, groups, acc);
     });
     return;
   }

@@ -90,7 +90,8 @@ class GbdtModel final : public Model {
 
   // Padded layout (padded_depth_ >= 0).
   int padded_depth_ = -1;
-  std::vector<PaddedNode> padded_nodes_;  // num_trees * (2^D - 1)
+  std::vector<PaddedNode> padded_nodes_;  // from padded_base_: num_trees * 2^D slots
+  size_t padded_base_ = 0;                // first 64-byte aligned slot
   std::vector<float> padded_leaves_f_;    // num_trees * 2^D
   std::vector<double> padded_leaves_d_;
 
