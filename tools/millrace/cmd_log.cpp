@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <simdjson.h>
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -260,6 +261,8 @@ void AddConsume(CLI::App* log) {
     auto options = log::ReadTopicMeta(args->path);
     if (!options.ok()) throw CommandError(options.status().message());
     std::vector<uint32_t> parts = args->partitions;
+    std::sort(parts.begin(), parts.end());
+    parts.erase(std::unique(parts.begin(), parts.end()), parts.end());
     if (parts.empty()) {
       for (uint32_t p = 0; p < options->partitions; ++p) parts.push_back(p);
     }
