@@ -40,6 +40,8 @@ void register_run(CLI::App& app) {
   cmd->add_option("--dead-letter", args->opts.dead_letter,
                   "Where malformed records go, with the reason (default: counted; the first "
                   "five are shown on stderr)");
+  cmd->add_option("--shadow-output", args->opts.shadow_output,
+                  "Where the shadow model's scores go (spec model.shadow)");
   cmd->add_option("--workers", args->opts.workers,
                   "Worker threads (default: the spec's `workers`, else one per hardware thread)");
   cmd->add_option("--max-in-flight", args->opts.max_in_flight,

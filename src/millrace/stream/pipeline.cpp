@@ -17,7 +17,9 @@
 #include "millrace/core/json_writer.h"
 #include "millrace/features/feature_value.h"
 #include "millrace/features/sliding_features.h"
+#include "millrace/model/score_quality.h"
 #include "millrace/stream/io.h"
+#include "millrace/stream/scoring.h"
 #include "millrace/stream/spsc_queue.h"
 #include "millrace/stream/watermark.h"
 #include "millrace/window/window_operator.h"
@@ -104,6 +106,8 @@ struct Slot {
   std::vector<FeatureValue> values;  // per feature
   std::string out;                   // the formatted record for the sink
   std::vector<WindowOutput> wout;    // per (worker, window)
+  ScoreResult score;                 // when the spec has a model
+  std::string shadow_out;
   std::atomic<int32_t> pending{0};
   std::atomic<uint64_t> ready{0};  // seq + 1 once the slot is complete
 };
@@ -143,6 +147,8 @@ class Pipeline {
   const PipelineSpec& spec_;
   const RunOptions& opts_;
   std::vector<KeyGroupPlan> groups_;
+  std::unique_ptr<Scorer> scorer_;
+  std::unique_ptr<RecordWriter> shadow_;
   int nworkers_ = 1;
   bool emit_events_ = false;
 
@@ -261,6 +267,33 @@ void Pipeline::format_event(Slot& s) {
   for (size_t i = 0; i < spec_.features.size(); ++i) {
     append_json_key(out, spec_.features[i].name, empty_object && i == 0);
     s.values[i].append_json(out);
+  }
+  if (scorer_) {
+    scorer_->score(s.event, s.values.data(), &s.score);
+    Scorer::append_fields(s.score, out);
+    if (s.score.has_shadow) {
+      std::string& sh = s.shadow_out;
+      sh = "{";
+      int id = spec_.source.schema.index_of("id");
+      if (id >= 0 && !s.event.values[id].is_null()) {
+        append_json_key(sh, "id", true);
+        if (s.event.values[id].kind == FieldValue::Kind::String) {
+          append_json_string(sh, s.event.str(id));
+        } else {
+          append_json_double(sh, s.event.values[id].as_double());
+        }
+        sh += ", ";
+      }
+      sh += "\"score\": ";
+      append_json_double(sh, s.score.shadow_score);
+      append_json_key(sh, "model");
+      append_json_string(sh, s.score.shadow_snapshot->name);
+      append_json_key(sh, "model_version");
+      append_json_string(sh, s.score.shadow_snapshot->version);
+      append_json_key(sh, "champion_score");
+      append_json_double(sh, s.score.score);
+      sh += "}\n";
+    }
   }
   out += "}\n";
 }
@@ -490,6 +523,9 @@ void Pipeline::worker_loop(int w) {
 
 void Pipeline::sink_loop() {
   const size_t nwin = spec_.windows.size();
+  model::ScoreQuality champion_quality(1u << 30), shadow_quality(1u << 30);
+  double shadow_diff = 0;
+  uint64_t shadow_n = 0;
   std::vector<uint64_t> next_offsets(reader_ ? reader_->partitions() : 1, UINT64_MAX);
   auto check = [&](const Status& st) {
     if (!st.ok()) fail(st);
@@ -503,6 +539,22 @@ void Pipeline::sink_loop() {
         if (emit_events_) {
           check(output_->write(s.out, s.partition));
           ++stats_.outputs;
+        }
+        if (scorer_) {
+          ++stats_.decisions[static_cast<int>(s.score.decision.action)];
+          int lf = scorer_->label_field();
+          if (lf >= 0 && !s.event.values[lf].is_null()) {
+            bool label = s.event.values[lf].as_double() > 0;
+            champion_quality.add(s.score.score, label);
+            if (s.score.has_shadow) shadow_quality.add(s.score.shadow_score, label);
+          }
+          if (s.score.has_shadow) {
+            check(shadow_->write(s.shadow_out, s.partition));
+            shadow_diff += std::fabs(s.score.shadow_score - s.score.score);
+            ++shadow_n;
+          }
+          s.score.snapshot.reset();
+          s.score.shadow_snapshot.reset();
         }
         break;
       case SlotKind::Late:
@@ -538,6 +590,13 @@ void Pipeline::sink_loop() {
     released_.store(seq + 1, std::memory_order_release);
     if (stop) break;
   }
+  if (scorer_) {
+    if (champion_quality.count()) stats_.champion_quality = champion_quality.summary();
+    if (shadow_quality.count()) stats_.shadow_quality = shadow_quality.summary();
+    if (shadow_n) stats_.shadow_mean_abs_diff = shadow_diff / shadow_n;
+    stats_.model_reloads = scorer_->reloads();
+    check(shadow_->flush());
+  }
   check(output_->flush());
   check(late_->flush());
   check(dead_->flush());
@@ -550,12 +609,20 @@ Result<RunStats> Pipeline::run() {
   if (groups_.size() > 32)
     return Status::Error(
         fmt::format("{}: {} different keys; at most 32 are supported", spec_.file, groups_.size()));
+  auto scorer = Scorer::Create(spec_);
+  if (!scorer.ok()) return scorer.status();
+  scorer_ = std::move(scorer.value());
+  if (scorer_) {
+    auto sh = open_writer(opts_.shadow_output);
+    if (!sh.ok()) return sh.status();
+    shadow_ = std::move(sh.value());
+  }
   if (auto s = open_io(); !s.ok()) return s;
   nworkers_ = opts_.workers > 0 ? opts_.workers : spec_.workers;
   if (nworkers_ <= 0)
     nworkers_ = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   nworkers_ = std::min<int>(nworkers_, static_cast<int>(kKeyGroups));
-  emit_events_ = !spec_.features.empty();
+  emit_events_ = !spec_.features.empty() || scorer_ != nullptr;
   size_t nslots = 64;
   while (nslots < opts_.max_in_flight) nslots <<= 1;
   const size_t nwin = spec_.windows.size();

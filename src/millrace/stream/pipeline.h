@@ -37,6 +37,7 @@ struct RunOptions {
   std::string output = "-";             // enriched events and window results
   std::string late_output;              // late events ("" : counted only)
   std::string dead_letter;              // malformed records ("" : counted, first ones on stderr)
+  std::string shadow_output;            // scores of the shadow model, if the spec has one
   bool follow = false;                  // log input: wait for new records
   std::string group;                    // log input: consumer group
   int workers = 0;                      // 0: spec's `workers`, else one per hardware thread
@@ -56,6 +57,11 @@ struct RunStats {
   uint64_t window_results = 0;
   uint64_t window_late_dropped = 0;
   uint64_t window_late_side_output = 0;
+  uint64_t decisions[3] = {0, 0, 0};  // approve, challenge, decline
+  std::string champion_quality;       // with `model.label`: "n=... auc=... ap=..."
+  std::string shadow_quality;
+  double shadow_mean_abs_diff = -1;  // mean |shadow - champion| score, -1 without a shadow
+  uint64_t model_reloads = 0;        // models swapped in while running
   double seconds = 0;
   int workers = 0;
   size_t keys = 0;         // live keys at the end of the input, over all key groups

@@ -1,0 +1,180 @@
+#include "millrace/stream/scoring.h"
+
+#include <cmath>
+#include <mutex>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "millrace/core/json_writer.h"
+#include "millrace/model/registry.h"
+
+namespace millrace {
+namespace {
+
+Result<std::unique_ptr<model::ModelWatcher>> watch(const YAML::Node& n, const std::string& registry,
+                                                   const std::string& what,
+                                                   model::WatchOptions options) {
+  std::string reg = n["registry"] ? n["registry"].as<std::string>() : registry;
+  if (n["path"]) return model::ModelWatcher::watch_file(n["path"].as<std::string>(), options);
+  if (!n["name"])
+    return Status::Error(fmt::format("{}: needs 'name' (with 'registry') or 'path'", what));
+  if (reg.empty())
+    return Status::Error(fmt::format("{}: 'name' needs a 'registry' directory", what));
+  return model::ModelWatcher::watch_registry(model::ModelRegistry(reg), n["name"].as<std::string>(),
+                                             options);
+}
+
+}  // namespace
+
+Scorer::~Scorer() = default;
+
+Result<std::vector<Scorer::Source>> Scorer::bind(const model::LoadedModel& m) const {
+  auto binding = model::bind_features(m, names_);
+  if (!binding.ok()) return binding.status();
+  std::vector<Source> out;
+  const int nfeat = static_cast<int>(spec_->features.size());
+  for (size_t idx : binding->spec_index) {
+    Source s;
+    if (static_cast<int>(idx) < nfeat) {
+      s.feature = static_cast<int>(idx);
+    } else {
+      s.field = static_cast<int>(idx) - nfeat;
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+Result<std::unique_ptr<Scorer>> Scorer::Create(const PipelineSpec& spec) {
+  const YAML::Node m = spec.root["model"];
+  if (!m) return std::unique_ptr<Scorer>();
+  auto where = [&](const YAML::Node& n) {
+    return fmt::format("{}:{}", spec.file, n.Mark().line + 1);
+  };
+  if (!m.IsMap()) return Status::Error(where(m) + ": model: expected a mapping");
+  std::unique_ptr<Scorer> s(new Scorer());
+  s->spec_ = &spec;
+  for (const auto& f : spec.features) s->names_.push_back(f.name);
+  for (const auto& f : spec.source.schema.fields()) s->names_.push_back(f.name);
+  const Scorer* self = s.get();
+  model::WatchOptions opts;
+  opts.validate = [self](const model::LoadedModel& lm) -> Status {
+    auto b = self->bind(lm);
+    return b.ok() ? Status::Ok() : b.status();
+  };
+  std::string registry = m["registry"] ? m["registry"].as<std::string>() : "";
+  auto champion = watch(m, registry, where(m) + ": model", opts);
+  if (!champion.ok()) return Status::Error(where(m) + ": model: " + champion.status().message());
+  s->champion_ = std::move(champion.value());
+  if (const YAML::Node sh = m["shadow"]) {
+    auto shadow = watch(sh, registry, where(sh) + ": model.shadow", opts);
+    if (!shadow.ok())
+      return Status::Error(where(sh) + ": model.shadow: " + shadow.status().message());
+    s->shadow_ = std::move(shadow.value());
+  }
+  if (const YAML::Node l = m["label"]) {
+    s->label_field_ = spec.source.schema.index_of(l.as<std::string>());
+    if (s->label_field_ < 0)
+      return Status::Error(fmt::format("{}: model.label: field '{}' is not in the source schema",
+                                       where(l), l.as<std::string>()));
+  }
+  auto decisions = decision::DecisionEngine::build(spec.root["decisions"]);
+  if (!decisions.ok()) return Status::Error(spec.file + ": " + decisions.status().message());
+  s->decisions_ = std::move(decisions.value());
+  for (const auto& name : s->decisions_.fields()) {
+    Source src;
+    for (size_t i = 0; i < spec.features.size(); ++i)
+      if (spec.features[i].name == name) src.feature = static_cast<int>(i);
+    if (src.feature < 0) src.field = spec.source.schema.index_of(name);
+    if (src.feature < 0 && src.field < 0)
+      return Status::Error(fmt::format(
+          "{}: decisions: '{}' is neither a feature nor a field of the source", spec.file, name));
+    s->decision_sources_.push_back(src);
+  }
+  return s;
+}
+
+double Scorer::run_model(const model::ModelSnapshot& snap, const Event& event,
+                         const FeatureValue* features) const {
+  // Bindings per model version, cached per thread: a swap binds once per thread.
+  thread_local std::unordered_map<const model::LoadedModel*, std::vector<Source>> bindings;
+  thread_local std::vector<float> row;
+  auto it = bindings.find(snap.get());
+  if (it == bindings.end()) {
+    if (bindings.size() > 16) bindings.clear();
+    auto b = bind(*snap);
+    it = bindings.emplace(snap.get(), b.ok() ? b.value() : std::vector<Source>()).first;
+  }
+  const auto& srcs = it->second;
+  row.resize(srcs.size());
+  for (size_t i = 0; i < srcs.size(); ++i) {
+    double v = srcs[i].feature >= 0 ? features[srcs[i].feature].as_double()
+                                    : event.values[srcs[i].field].as_double();
+    row[i] = static_cast<float>(v);
+  }
+  return snap->model->score(row.data());
+}
+
+void Scorer::score(const Event& event, const FeatureValue* features, ScoreResult* out) const {
+  out->snapshot = champion_->handle()->current();
+  out->model = out->snapshot.get();
+  out->score = run_model(out->snapshot, event, features);
+  thread_local std::vector<decision::FieldValue> values;
+  values.resize(decision_sources_.size());
+  for (size_t i = 0; i < decision_sources_.size(); ++i) {
+    const Source& src = decision_sources_[i];
+    if (src.feature >= 0) {
+      const FeatureValue& f = features[src.feature];
+      if (f.is_null()) {
+        values[i] = std::monostate();
+      } else if (f.kind == FeatureValue::Kind::String) {
+        values[i] = std::string_view(f.s);
+      } else {
+        values[i] = f.as_double();
+      }
+    } else {
+      const FieldValue& v = event.values[src.field];
+      if (v.is_null()) {
+        values[i] = std::monostate();
+      } else if (v.kind == FieldValue::Kind::String) {
+        values[i] = event.str(v);
+      } else {
+        values[i] = v.as_double();
+      }
+    }
+  }
+  out->decision = decisions_.decide(out->score, values);
+  out->has_shadow = shadow_ != nullptr;
+  if (shadow_) {
+    out->shadow_snapshot = shadow_->handle()->current();
+    out->shadow_score = run_model(out->shadow_snapshot, event, features);
+  }
+}
+
+void Scorer::append_fields(const ScoreResult& r, std::string& out) {
+  append_json_key(out, "score");
+  append_json_double(out, r.score);
+  append_json_key(out, "action");
+  append_json_string(out, decision::action_name(r.decision.action));
+  if (r.decision.action == decision::Action::kChallenge && !r.decision.step_up.empty()) {
+    append_json_key(out, "step_up");
+    append_json_string(out, r.decision.step_up);
+  }
+  if (r.decision.review) {
+    append_json_key(out, "review");
+    out += "true";
+  }
+  append_json_key(out, "reason");
+  append_json_string(out, r.decision.reason);
+  append_json_key(out, "model");
+  append_json_string(out, r.model->name);
+  append_json_key(out, "model_version");
+  append_json_string(out, r.model->version);
+}
+
+uint64_t Scorer::reloads() const {
+  return champion_->reloads();
+}
+
+}  // namespace millrace

@@ -1,0 +1,204 @@
+// Inline scoring in the pipeline: features -> model -> decision, the version
+// that scored each event, a live swap on promote, the shadow model's output.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "millrace/model/registry.h"
+#include "millrace/stream/pipeline.h"
+#include "millrace/stream/spec.h"
+#include "tests/support/temp_dir.h"
+
+namespace millrace {
+namespace {
+
+using millrace::testing::TempDir;
+using nlohmann::json;
+
+void write_model(const std::string& dir, double w_count, double w_amount, double bias) {
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/model.json") << json{
+      {"kind", "logistic_regression"},
+      {"features", {"c_count_1h", "amount"}},
+      {"weights", {w_count, w_amount}},
+      {"bias", bias}}.dump();
+}
+
+double logistic(double z) {
+  return 1 / (1 + std::exp(-z));
+}
+
+std::string spec_text(const std::string& registry, const std::string& extra = "") {
+  return R"(
+source:
+  time: ts
+  schema: {id: string, card: string, amount: double, is_fraud: bool, ts: int64}
+features:
+  - {name: c_count_1h, key: card, agg: count, window: 1h}
+model:
+  registry: )" +
+         registry + R"(
+  name: fraud
+  label: is_fraud
+)" + extra +
+         R"(
+decisions:
+  thresholds: {challenge: 0.3, decline: 0.7}
+  rules:
+    - {name: huge, when: {field: amount, op: ">", value: 5000}, action: decline}
+)";
+}
+
+// Events whose amounts spread scores over all three bands; optionally calls
+// `at_half` once half of them are out (and waits as long as it says).
+class Events : public EventGenerator {
+ public:
+  Events(const Schema& schema, int n, std::function<void()> at_half = nullptr)
+      : schema_(schema), n_(n), at_half_(std::move(at_half)) {}
+  bool next(Event* e) override {
+    if (i_ == n_) return false;
+    if (i_ == n_ / 2 && at_half_) at_half_();
+    e->reset(schema_.size());
+    e->time = 1'000'000 + i_ * 1000;
+    e->set_string(0, "e" + std::to_string(i_));
+    e->set_string(1, "c" + std::to_string(i_ % 7));
+    e->values[2].kind = FieldValue::Kind::Double;
+    e->values[2].d = (i_ % 50) * 2.0 + (i_ % 97 == 0 ? 6000 : 0);
+    e->values[3].kind = FieldValue::Kind::Bool;
+    e->values[3].b = i_ % 5 == 0;
+    e->values[4].kind = FieldValue::Kind::Int;
+    e->values[4].i = e->time;
+    ++i_;
+    return true;
+  }
+
+ private:
+  const Schema& schema_;
+  int n_, i_ = 0;
+  std::function<void()> at_half_;
+};
+
+TEST(Scoring, EveryEventIsScoredDecidedAndNamesItsModel) {
+  TempDir dir;
+  write_model(dir.file("models/fraud/1"), 0.05, 0.04, -3.0);
+  write_model(dir.file("models/challenger/1"), 0.0, 0.05, -2.0);
+  auto spec = parse_spec(spec_text(dir.file("models"), "  shadow: {name: challenger}\n"), "s.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  Events events(spec->source.schema, 3000);
+  RunOptions opts;
+  opts.generator = &events;
+  opts.output = dir.file("out.jsonl");
+  opts.shadow_output = dir.file("shadow.jsonl");
+  auto stats = run_pipeline(spec.value(), opts);
+  ASSERT_TRUE(stats.ok()) << stats.status().message();
+  std::ifstream in(opts.output);
+  std::string line;
+  int n = 0, rule = 0;
+  std::map<std::string, int> actions;
+  while (std::getline(in, line)) {
+    json r = json::parse(line);
+    double want =
+        logistic(-3.0 + 0.05 * r["c_count_1h"].get<double>() + 0.04 * r["amount"].get<double>());
+    ASSERT_NEAR(r["score"].get<double>(), want, 1e-9) << line;
+    EXPECT_EQ(r["model"], "fraud");
+    EXPECT_EQ(r["model_version"], "1");
+    std::string action = r["action"];
+    ++actions[action];
+    if (r["amount"].get<double>() > 5000) {
+      EXPECT_EQ(action, "decline") << line;
+      ++rule;
+    } else if (want < 0.3) {
+      EXPECT_EQ(action, "approve") << line;
+    } else if (want < 0.7) {
+      EXPECT_EQ(action, "challenge") << line;
+    } else {
+      EXPECT_EQ(action, "decline") << line;
+    }
+    ++n;
+  }
+  EXPECT_EQ(n, 3000);
+  EXPECT_GT(rule, 0);
+  EXPECT_GT(actions["approve"], 0);
+  EXPECT_GT(actions["challenge"], 0);
+  EXPECT_GT(actions["decline"], rule);
+  EXPECT_EQ(stats->decisions[0] + stats->decisions[1] + stats->decisions[2], 3000u);
+  EXPECT_NE(stats->champion_quality.find("n=3000"), std::string::npos) << stats->champion_quality;
+  EXPECT_NE(stats->shadow_quality.find("n=3000"), std::string::npos) << stats->shadow_quality;
+  // The shadow's scores go to their own output, one per event.
+  std::ifstream sh(opts.shadow_output);
+  int shadow = 0;
+  while (std::getline(sh, line)) {
+    json r = json::parse(line);
+    EXPECT_EQ(r["model"], "challenger");
+    ++shadow;
+  }
+  EXPECT_EQ(shadow, 3000);
+}
+
+TEST(Scoring, PromotingAVersionSwapsItInWhileRunning) {
+  TempDir dir;
+  write_model(dir.file("models/fraud/1"), 0.05, 0.04, -3.0);
+  write_model(dir.file("models/fraud/2"), 0.01, 0.02, -1.0);
+  model::ModelRegistry registry(dir.file("models"));
+  ASSERT_TRUE(registry.promote("fraud", "1").ok());
+  auto spec = parse_spec(spec_text(dir.file("models")), "s.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  Events events(spec->source.schema, 4000, [&] {
+    ASSERT_TRUE(registry.promote("fraud", "2").ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // the watcher polls every 200 ms
+  });
+  RunOptions opts;
+  opts.generator = &events;
+  opts.output = dir.file("out.jsonl");
+  auto stats = run_pipeline(spec.value(), opts);
+  ASSERT_TRUE(stats.ok()) << stats.status().message();
+  EXPECT_GE(stats->model_reloads, 1u);
+  std::ifstream in(opts.output);
+  std::string line;
+  int n = 0;
+  std::map<std::string, int> versions;
+  std::string last_version;
+  while (std::getline(in, line)) {
+    json r = json::parse(line);
+    std::string v = r["model_version"];
+    double x = r["c_count_1h"].get<double>(), a = r["amount"].get<double>();
+    double want =
+        v == "1" ? logistic(-3.0 + 0.05 * x + 0.04 * a) : logistic(-1.0 + 0.01 * x + 0.02 * a);
+    ASSERT_TRUE(v == "1" || v == "2") << line;
+    ASSERT_NEAR(r["score"].get<double>(), want, 1e-9) << line;  // scored by the version it names
+    if (!last_version.empty())
+      EXPECT_GE(v, last_version) << "no event after the swap uses the old model";
+    last_version = v;
+    ++versions[v];
+    ++n;
+  }
+  EXPECT_EQ(n, 4000);  // none lost
+  EXPECT_GT(versions["1"], 0);
+  EXPECT_GE(versions["2"], 2000);  // everything after the swap
+}
+
+TEST(Scoring, AModelInputThatIsNotAFeatureIsAnError) {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("models/fraud/1"));
+  std::ofstream(dir.file("models/fraud/1/model.json"))
+      << R"({"features": ["c_count_1h", "velocity"], "weights": [1, 1], "bias": 0})";
+  auto spec = parse_spec(spec_text(dir.file("models")), "s.yaml");
+  ASSERT_TRUE(spec.ok());
+  Events events(spec->source.schema, 10);
+  RunOptions opts;
+  opts.generator = &events;
+  opts.output = "";
+  auto stats = run_pipeline(spec.value(), opts);
+  ASSERT_FALSE(stats.ok());
+  EXPECT_NE(stats.status().message().find("velocity"), std::string::npos)
+      << stats.status().message();
+}
+
+}  // namespace
+}  // namespace millrace
