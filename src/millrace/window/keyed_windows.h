@@ -8,6 +8,10 @@
 // key's nodes form a list sorted by start, headed in the key table. Session
 // nodes add word 2 (end) and word 3 (timer time and fired flag).
 //
+// Lateness is judged against the operator's watermark after on_event's own
+// advance(watermark_before): the larger of the two when a caller advanced the
+// operator further, so that no state already dropped can come back.
+//
 // Timers: a node with something due at time T (a window end to fire, a time
 // past which its state is dropped) has an entry at T; advance(wm) runs the
 // entries with T <= wm in time order.
