@@ -172,8 +172,9 @@ TEST(Scoring, PromotingAVersionSwapsItInWhileRunning) {
         v == "1" ? logistic(-3.0 + 0.05 * x + 0.04 * a) : logistic(-1.0 + 0.01 * x + 0.02 * a);
     ASSERT_TRUE(v == "1" || v == "2") << line;
     ASSERT_NEAR(r["score"].get<double>(), want, 1e-9) << line;  // scored by the version it names
-    if (!last_version.empty())
+    if (!last_version.empty()) {
       EXPECT_GE(v, last_version) << "no event after the swap uses the old model";
+    }
     last_version = v;
     ++versions[v];
     ++n;

@@ -128,6 +128,9 @@ class Pipeline {
   Status open_io();
   void source_loop();
   void worker_loop(int w);
+  bool process(int w, const Message& m);
+  void advance(int w, TimeMs wm, Slot& s);
+  void dispatch(int w, const Message& m);
   void sink_loop();
 
   Slot& slot(uint64_t seq) { return *slots_[seq & (slots_.size() - 1)]; }
@@ -150,6 +153,7 @@ class Pipeline {
   std::unique_ptr<Scorer> scorer_;
   std::unique_ptr<RecordWriter> shadow_;
   int nworkers_ = 1;
+  bool inline_worker_ = false;  // one worker, run on the source thread
   bool emit_events_ = false;
 
   std::unique_ptr<RecordReader> reader_;
@@ -340,7 +344,7 @@ void Pipeline::broadcast(SlotKind kind, TimeMs wm) {
   s.kind = kind;
   s.wm_before = s.wm_after = wm;
   s.pending.store(nworkers_, std::memory_order_relaxed);
-  for (int w = 0; w < nworkers_; ++w) queues_[w]->stage(Message{seq, 0});
+  for (int w = 0; w < nworkers_; ++w) dispatch(w, Message{seq, 0});
   publish_all();
 }
 
@@ -444,7 +448,7 @@ void Pipeline::source_loop() {
       complete(s, seq);
     } else {
       for (int w = 0; w < nworkers_; ++w)
-        if (masks[w]) queues_[w]->stage(Message{seq, masks[w]});
+        if (masks[w]) dispatch(w, Message{seq, masks[w]});
       if (++staged_ >= 32) publish_all();
     }
     // Keep workers that own none of the recent keys moving in event time.
@@ -469,55 +473,72 @@ void Pipeline::source_loop() {
   broadcast(SlotKind::Stop, kMaxTime);
 }
 
-void Pipeline::worker_loop(int w) {
+// Advances worker w's watermark: fires windows, frees expired keys.
+void Pipeline::advance(int w, TimeMs wm, Slot& s) {
+  Worker& me = workers_[w];
+  if (wm <= me.watermark) return;
+  me.watermark = wm;
+  const size_t nwin = spec_.windows.size();
+  for (size_t i = 0; i < nwin; ++i) me.windows[i]->advance(wm, &s.wout[w * nwin + i]);
+  for (auto& g : me.sliding)
+    if (g) g->expire(wm);
+}
+
+bool Pipeline::process(int w, const Message& m) {
   Worker& me = workers_[w];
   const size_t nwin = spec_.windows.size();
-  auto advance = [&](TimeMs wm, Slot& s) {
-    if (wm <= me.watermark) return;
-    me.watermark = wm;
-    for (size_t i = 0; i < nwin; ++i) me.windows[i]->advance(wm, &s.wout[w * nwin + i]);
-    for (auto& g : me.sliding)
-      if (g) g->expire(wm);
-  };
-  Message m;
-  for (;;) {
-    queues_[w]->pop_wait(&m);
-    Slot& s = slot(m.seq);
-    if (s.kind == SlotKind::Stop) {
-      if (s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) complete(s, m.seq);
-      return;
-    }
-    if (s.kind == SlotKind::Watermark) {
-      if (s.wm_after == kMaxTime) {
-        // Measure state at the end of the input, before the final flush frees it.
-        me.keys = 0;
-        me.state_bytes = 0;
-        for (auto& g : me.sliding)
-          if (g) {
-            me.keys += g->keys();
-            me.state_bytes += g->state_bytes();
-          }
-        for (auto& op : me.windows) {
-          me.keys += op->keys();
-          me.state_bytes += op->state_bytes();
+  Slot& s = slot(m.seq);
+  if (s.kind == SlotKind::Stop) {
+    if (s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) complete(s, m.seq);
+    return false;
+  }
+  if (s.kind == SlotKind::Watermark) {
+    if (s.wm_after == kMaxTime) {
+      // Measure state at the end of the input, before the final flush frees it.
+      me.keys = 0;
+      me.state_bytes = 0;
+      for (auto& g : me.sliding)
+        if (g) {
+          me.keys += g->keys();
+          me.state_bytes += g->state_bytes();
         }
+      for (auto& op : me.windows) {
+        me.keys += op->keys();
+        me.state_bytes += op->state_bytes();
       }
-      advance(s.wm_after, s);
-    } else {
-      advance(s.wm_before, s);
-      for (uint32_t mask = m.mask; mask; mask &= mask - 1) {
-        int g = __builtin_ctz(mask);
-        if (me.sliding[g])
-          me.sliding[g]->on_event(s.keys[g], s.event, s.wm_before, s.values.data());
-        for (int wi : groups_[g].windows)
-          me.windows[wi]->on_event(s.event, s.line, s.wm_before, &s.wout[w * nwin + wi]);
-      }
-      advance(s.wm_after, s);
     }
-    if (s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      if (s.kind == SlotKind::Event) format_event(s);
-      complete(s, m.seq);
+    advance(w, s.wm_after, s);
+  } else {
+    advance(w, s.wm_before, s);
+    for (uint32_t mask = m.mask; mask; mask &= mask - 1) {
+      int g = __builtin_ctz(mask);
+      if (me.sliding[g]) me.sliding[g]->on_event(s.keys[g], s.event, s.wm_before, s.values.data());
+      for (int wi : groups_[g].windows)
+        me.windows[wi]->on_event(s.event, s.line, s.wm_before, &s.wout[w * nwin + wi]);
     }
+    advance(w, s.wm_after, s);
+  }
+  if (s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    if (s.kind == SlotKind::Event) format_event(s);
+    complete(s, m.seq);
+  }
+  return true;
+}
+
+void Pipeline::worker_loop(int w) {
+  Message m;
+  do {
+    queues_[w]->pop_wait(&m);
+  } while (process(w, m));
+}
+
+// Hands a message to worker w: through its queue, or, with a single inline
+// worker, by running it on the source thread (no hand-off at all).
+void Pipeline::dispatch(int w, const Message& m) {
+  if (inline_worker_) {
+    process(w, m);
+  } else {
+    queues_[w]->stage(m);
   }
 }
 
@@ -649,7 +670,8 @@ Result<RunStats> Pipeline::run() {
   }
   auto started = Clock::now();
   std::vector<std::thread> threads;
-  for (int w = 0; w < nworkers_; ++w) {
+  inline_worker_ = nworkers_ == 1 && !opts_.worker_thread;
+  for (int w = 0; w < nworkers_ && !inline_worker_; ++w) {
     threads.emplace_back([this, w] {
       pthread_setname_np(pthread_self(), fmt::format("mr-worker-{}", w).c_str());
       worker_loop(w);

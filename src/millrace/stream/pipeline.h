@@ -41,6 +41,7 @@ struct RunOptions {
   bool follow = false;                  // log input: wait for new records
   std::string group;                    // log input: consumer group
   int workers = 0;                      // 0: spec's `workers`, else one per hardware thread
+  bool worker_thread = false;           // with one worker: run it on its own thread, not inline
   size_t max_in_flight = 8192;          // ring slots between source and sink (a power of two)
   bool progress = false;                // print progress on stderr
   EventGenerator* generator = nullptr;  // instead of `input`
