@@ -3,16 +3,17 @@
 // Two layouts, chosen at compile time of the model:
 //  - padded (every split numerical, no zero-as-missing, depth <= kMaxPaddedDepth):
 //    each tree becomes a complete binary tree of depth D in heap order (children
-//    of node i at 2i+1 and 2i+2), 8 bytes per internal node {threshold, index},
-//    plus 2^D leaf values. A leaf above depth D is copied into every padded slot
-//    below it, so traversal is exactly D branch-free steps. Rows are first
+//    of node i at 2i+1 and 2i+2), 8 bytes per internal node {threshold, index}
+//    in a 64-byte aligned stride of 2^D slots, plus 2^D leaf values. A leaf above depth D is copied
+//    into every padded slot below it, so traversal is exactly D branch-free steps. Rows are first
 //    "widened" to 2F floats, [NaN -> -inf | NaN -> +inf], and a node reads the
 //    half matching its default direction, so right = (x >= t) routes missing
 //    values too. One row walks 8 trees in lockstep (independent load chains for
 //    the out-of-order core); a batch walks L1-sized slices of trees for a block
 //    of 64 rows. (AVX2 gathers, 8 trees or 8 rows per vector, measured slower
 //    than this scalar lockstep on the Xeon used for development.)
-//  - general (any depth, categorical splits, zero-as-missing): 12-byte nodes with
+//  - general (any depth, categorical splits, zero-as-missing, or a NaN-goes-left
+//    split at -inf, which widening cannot express): 12-byte nodes with
 //    siblings adjacent (right child = left child + 1), walked until a leaf.
 // Leaves are summed per row in tree order, in float for XGBoost models and in
 // double for LightGBM ones, starting from the base margin, exactly as the source
