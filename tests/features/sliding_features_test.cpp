@@ -85,6 +85,9 @@ FeatureValue brute_force(const FeatureSpec& f, const Row& e, const std::vector<R
     case AggKind::CountDistinct:
       v.set_int(static_cast<int64_t>(distinct.size()));
       break;
+    case AggKind::Sum:
+      v.set_double(sum);  // 0 for no values
+      break;
     default:
       if (xs.empty()) return v;
       switch (f.agg) {

@@ -79,6 +79,8 @@ def aggregate(agg, values, q=None):
         return len(values)
     if agg == "count_distinct":
         return len(set(values))
+    if agg == "sum":
+        return math.fsum(values)  # 0 for no values, as windows do
     if not values:
         return None
     if agg == "sum":

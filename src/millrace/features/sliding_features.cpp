@@ -309,12 +309,8 @@ void write_moments(AggKind agg, const Moments& m, FeatureValue& v) {
       v.set_int(m.n);
       return;
     case AggKind::Sum:
-      if (m.n == 0) {
-        v.set_null();
-      } else {
-        v.set_double(m.sum());
-      }
-      return;
+      v.set_double(m.n == 0 ? 0.0 : m.sum());
+      return;  // a sum of nothing is 0
     case AggKind::Avg:
       if (m.n == 0) {
         v.set_null();
