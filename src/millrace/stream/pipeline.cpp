@@ -138,6 +138,7 @@ class Pipeline {
   void complete(Slot& s, uint64_t seq);
   void format_event(Slot& s);
   void format_dead(Slot& s, std::string_view error);
+  void append_origin(const Slot& s, std::string& out) const;
   void format_late(Slot& s, TimeMs watermark);
   void broadcast(SlotKind kind, TimeMs wm);
   // Makes the messages staged for every worker visible.
@@ -302,19 +303,23 @@ void Pipeline::format_event(Slot& s) {
   out += "}\n";
 }
 
+// Appends `, "source": NAME, "partition": P, "offset": O`: where a record came from.
+void Pipeline::append_origin(const Slot& s, std::string& out) const {
+  append_json_key(out, "source");
+  append_json_string(out, spec_.source.name);
+  append_json_key(out, "partition");
+  append_json_int(out, s.partition);
+  append_json_key(out, "offset");
+  append_json_int(out, static_cast<int64_t>(s.offset));
+}
+
 void Pipeline::format_dead(Slot& s, std::string_view error) {
   std::string& out = s.out;
-  out.clear();
-  out += "{\"error\": ";
+  out = "{\"error\": ";
   append_json_string(out, error);
-  out += ", \"raw\": ";
+  append_json_key(out, "raw");
   append_json_string(out, s.line);
-  out += ", \"source\": ";
-  append_json_string(out, spec_.source.name);
-  out += ", \"partition\": ";
-  append_json_int(out, s.partition);
-  out += ", \"offset\": ";
-  append_json_int(out, static_cast<int64_t>(s.offset));
+  append_origin(s, out);
   out += "}\n";
 }
 
@@ -325,12 +330,7 @@ void Pipeline::format_late(Slot& s, TimeMs watermark) {
   append_json_string(
       out, fmt::format("late: event time {} is older than watermark {} - allowed lateness {}",
                        s.event.time, watermark, format_duration(spec_.source.allowed_lateness)));
-  out += ", \"source\": ";
-  append_json_string(out, spec_.source.name);
-  out += ", \"partition\": ";
-  append_json_int(out, s.partition);
-  out += ", \"offset\": ";
-  append_json_int(out, static_cast<int64_t>(s.offset));
+  append_origin(s, out);
   out += ", \"watermark\": ";
   append_json_int(out, watermark);
   out += ", \"event\": ";

@@ -15,21 +15,28 @@
 
 namespace millrace {
 
-// Waits until `pred()` holds: a short spin, a few yields, then sleeping on
-// `word` changing from the value it had (the waker stores to it and notifies
-// when `sleeping` is set).
+// True if `pred()` came to hold during a short spin and a few yields.
 template <typename Pred>
-void wait_until(Pred pred, std::atomic<uint32_t>& word, std::atomic<uint32_t>& sleeping) {
+bool spin_briefly(Pred& pred) {
   for (int i = 0; i < 64; ++i) {
-    if (pred()) return;
+    if (pred()) return true;
 #if defined(__x86_64__)
     __builtin_ia32_pause();
 #endif
   }
   for (int i = 0; i < 4; ++i) {
-    if (pred()) return;
+    if (pred()) return true;
     std::this_thread::yield();
   }
+  return false;
+}
+
+// Waits until `pred()` holds: a short spin, a few yields, then sleeping on
+// `word` changing from the value it had (the waker stores to it and notifies
+// when `sleeping` is set).
+template <typename Pred>
+void wait_until(Pred pred, std::atomic<uint32_t>& word, std::atomic<uint32_t>& sleeping) {
+  if (spin_briefly(pred)) return;
   while (!pred()) {
     uint32_t seen = word.load(std::memory_order_seq_cst);
     sleeping.fetch_add(1, std::memory_order_seq_cst);
@@ -44,16 +51,7 @@ void wait_until(Pred pred, std::atomic<uint32_t>& word, std::atomic<uint32_t>& s
 // item costs a wake-up system call; adds at most a nap to latency.
 template <typename Pred>
 void poll_until(Pred pred) {
-  for (int i = 0; i < 64; ++i) {
-    if (pred()) return;
-#if defined(__x86_64__)
-    __builtin_ia32_pause();
-#endif
-  }
-  for (int i = 0; i < 4; ++i) {
-    if (pred()) return;
-    std::this_thread::yield();
-  }
+  if (spin_briefly(pred)) return;
   while (!pred()) std::this_thread::sleep_for(std::chrono::microseconds(50));
 }
 
