@@ -8,6 +8,7 @@
 #include <fstream>
 #include <thread>
 
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "millrace/model/registry.h"
@@ -182,6 +183,60 @@ TEST(Scoring, PromotingAVersionSwapsItInWhileRunning) {
   EXPECT_EQ(n, 4000);  // none lost
   EXPECT_GT(versions["1"], 0);
   EXPECT_GE(versions["2"], 2000);  // everything after the swap
+}
+
+TEST(Scoring, HttpApiServesHealthMetricsAndReloadsTheModel) {
+  TempDir dir;
+  write_model(dir.file("models/fraud/1"), 0.05, 0.04, -3.0);
+  write_model(dir.file("models/fraud/2"), 0.01, 0.02, -1.0);
+  model::ModelRegistry registry(dir.file("models"));
+  ASSERT_TRUE(registry.promote("fraud", "1").ok());
+  auto spec = parse_spec(spec_text(dir.file("models")), "s.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  std::atomic<int> port{0};
+  std::string health, metrics, reload;
+  int reload_status = 0;
+  // Halfway through the stream, from the source thread: ask the API.
+  Events events(spec->source.schema, 2000, [&] {
+    httplib::Client client("127.0.0.1", port.load());
+    auto h = client.Get("/v1/health");
+    auto m = client.Get("/v1/metrics");
+    ASSERT_TRUE(registry.promote("fraud", "2").ok());
+    auto r = client.Post("/v1/models/reload", "", "application/json");
+    ASSERT_TRUE(h && m && r);
+    health = h->body;
+    metrics = m->body;
+    reload = r->body;
+    reload_status = r->status;
+  });
+  RunOptions opts;
+  opts.generator = &events;
+  opts.output = dir.file("out.jsonl");
+  opts.serve = "127.0.0.1:0";
+  opts.on_serving = [&](int p) { port = p; };
+  auto stats = run_pipeline(spec.value(), opts);
+  ASSERT_TRUE(stats.ok()) << stats.status().message();
+  EXPECT_GT(port.load(), 0);
+  EXPECT_NE(health.find("\"status\": \"ok\""), std::string::npos) << health;
+  EXPECT_NE(metrics.find("# TYPE millrace_records_total counter"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("millrace_decisions_total{action=\"approve\"}"), std::string::npos);
+  EXPECT_EQ(reload_status, 200) << reload;
+  EXPECT_NE(reload.find("\"model_version\": \"2\""), std::string::npos) << reload;
+  // Every event read after the reload was scored by version 2 at once (no
+  // polling delay); events still in flight then may have been scored by either.
+  std::ifstream in(opts.output);
+  std::string line;
+  int n = 0, v1 = 0;
+  while (std::getline(in, line)) {
+    json r = json::parse(line);
+    if (n >= 1000) {
+      EXPECT_EQ(r["model_version"], "2") << line;
+    }
+    v1 += r["model_version"] == "1";
+    ++n;
+  }
+  EXPECT_EQ(n, 2000);
+  EXPECT_GT(v1, 500);
 }
 
 TEST(Scoring, AModelInputThatIsNotAFeatureIsAnError) {

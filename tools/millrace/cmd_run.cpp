@@ -49,6 +49,9 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--follow", args->opts.follow, "Log input: keep waiting for new records");
   cmd->add_option("--group", args->opts.group,
                   "Log input: consumer group; resumes from and commits its offsets");
+  cmd->add_option("--serve", args->opts.serve,
+                  "Serve the HTTP API on HOST:PORT: GET /v1/health, GET /v1/metrics, "
+                  "POST /v1/models/reload");
   cmd->add_flag("--check", args->check, "Only check the spec and exit");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress and no summary on stderr");
   cmd->footer(
@@ -67,6 +70,13 @@ void register_run(CLI::App& app) {
     }
     args->opts.progress = !args->quiet && isatty(STDERR_FILENO);
     args->opts.stop = &g_stop;
+    std::string host = args->opts.serve.substr(0, args->opts.serve.rfind(':'));
+    args->opts.on_serving = [host](int port) {
+      std::fprintf(stderr,
+                   "millrace: serving http://%s:%d (/v1/health, /v1/metrics, "
+                   "POST /v1/models/reload)\n",
+                   host.c_str(), port);
+    };
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
     auto stats = run_pipeline(spec.value(), args->opts);

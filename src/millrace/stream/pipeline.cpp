@@ -18,6 +18,7 @@
 #include "millrace/features/feature_value.h"
 #include "millrace/features/sliding_features.h"
 #include "millrace/model/score_quality.h"
+#include "millrace/serve/http_server.h"
 #include "millrace/stream/io.h"
 #include "millrace/stream/scoring.h"
 #include "millrace/stream/spsc_queue.h"
@@ -176,6 +177,16 @@ class Pipeline {
   };
   std::vector<Worker> workers_;
 
+  // Counters readable while the pipeline runs (HTTP API), published in batches.
+  struct Live {
+    std::atomic<uint64_t> records{0}, accepted{0}, late_dropped{0}, late_side_output{0},
+        dead_letters{0}, outputs{0}, window_results{0}, decisions[3]{};
+    std::atomic<TimeMs> watermark{kMinTime};
+  } live_;
+  void publish_source_counters(TimeMs watermark);
+  std::string metrics_text() const;
+  std::unique_ptr<HttpServer> http_;
+
   std::mutex error_mu_;
   Status error_;
   std::atomic<bool> failed_{false};
@@ -211,6 +222,51 @@ Status Pipeline::open_io() {
     window_outputs_.push_back(std::move(wo.value()));
   }
   return Status::Ok();
+}
+
+void Pipeline::publish_source_counters(TimeMs watermark) {
+  live_.records.store(stats_.records, std::memory_order_relaxed);
+  live_.accepted.store(stats_.accepted, std::memory_order_relaxed);
+  live_.late_dropped.store(stats_.late_dropped, std::memory_order_relaxed);
+  live_.late_side_output.store(stats_.late_side_output, std::memory_order_relaxed);
+  live_.dead_letters.store(stats_.dead_letters, std::memory_order_relaxed);
+  live_.watermark.store(watermark, std::memory_order_relaxed);
+}
+
+std::string Pipeline::metrics_text() const {
+  std::string out;
+  auto counter = [&](const char* name, const char* help, uint64_t v, const char* labels = "") {
+    out += fmt::format("# HELP {0} {1}\n# TYPE {0} counter\n{0}{2} {3}\n", name, help, labels, v);
+  };
+  auto load = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  counter("millrace_records_total", "Records read from the input.", load(live_.records));
+  counter("millrace_events_accepted_total", "Events that reached features and windows.",
+          load(live_.accepted));
+  counter("millrace_late_events_total", "Events late at the source.",
+          load(live_.late_dropped) + load(live_.late_side_output));
+  counter("millrace_dead_letters_total", "Malformed records sent to the dead-letter output.",
+          load(live_.dead_letters));
+  counter("millrace_outputs_total", "Enriched events written.", load(live_.outputs));
+  counter("millrace_window_results_total", "Window results written.", load(live_.window_results));
+  if (scorer_) {
+    out +=
+        "# HELP millrace_decisions_total Decisions by action.\n# TYPE millrace_decisions_total "
+        "counter\n";
+    const char* actions[] = {"approve", "challenge", "decline"};
+    for (int i = 0; i < 3; ++i)
+      out += fmt::format("millrace_decisions_total{{action=\"{}\"}} {}\n", actions[i],
+                         load(live_.decisions[i]));
+    out += fmt::format(
+        "# HELP millrace_model_swaps_total Models swapped in while running.\n"
+        "# TYPE millrace_model_swaps_total counter\nmillrace_model_swaps_total {}\n",
+        scorer_->reloads());
+  }
+  TimeMs wm = live_.watermark.load(std::memory_order_relaxed);
+  out += fmt::format(
+      "# HELP millrace_watermark_ms Event-time watermark (epoch ms).\n"
+      "# TYPE millrace_watermark_ms gauge\nmillrace_watermark_ms {}\n",
+      wm == kMinTime ? 0 : wm);
+  return out;
 }
 
 void Pipeline::fail(const Status& s) {
@@ -457,6 +513,7 @@ void Pipeline::source_loop() {
       last_broadcast = s.wm_after;
       since_broadcast = 0;
     }
+    if ((stats_.records & 255) == 0) publish_source_counters(s.wm_after);
     if (opts_.progress && (stats_.records & 0xffff) == 0) {
       auto t = Clock::now();
       if (t - last_progress > std::chrono::milliseconds(500)) {
@@ -467,6 +524,7 @@ void Pipeline::source_loop() {
       }
     }
   }
+  publish_source_counters(wm.current());
   if (opts_.progress) std::fprintf(stderr, "\r%*s\r", 40, "");
   // End of a bounded input: every open window fires, then everything stops.
   broadcast(SlotKind::Watermark, kMaxTime);
@@ -608,6 +666,12 @@ void Pipeline::sink_loop() {
       stats_.window_late_side_output += wo.late_side_output;
       wo.results_emitted = wo.late_dropped = wo.late_side_output = 0;
     }
+    if ((seq & 255) == 0 || stop) {
+      live_.outputs.store(stats_.outputs, std::memory_order_relaxed);
+      live_.window_results.store(stats_.window_results, std::memory_order_relaxed);
+      for (int i = 0; i < 3; ++i)
+        live_.decisions[i].store(stats_.decisions[i], std::memory_order_relaxed);
+    }
     released_.store(seq + 1, std::memory_order_release);
     if (stop) break;
   }
@@ -668,6 +732,19 @@ Result<RunStats> Pipeline::run() {
     for (const auto& ws : spec_.windows)
       wk.windows.push_back(WindowOperator::Create(ws, spec_.source.schema));
   }
+  if (!opts_.serve.empty()) {
+    HttpHandlers h;
+    h.health = [this] {
+      return fmt::format("{{\"status\": \"ok\", \"records\": {}, \"watermark\": {}}}",
+                         live_.records.load(), live_.watermark.load());
+    };
+    h.metrics = [this] { return metrics_text(); };
+    if (scorer_) h.reload_models = [this](std::string* body) { return scorer_->reload(body); };
+    auto server = HttpServer::Start(opts_.serve, std::move(h));
+    if (!server.ok()) return server.status();
+    http_ = std::move(server.value());
+    if (opts_.on_serving) opts_.on_serving(http_->port());
+  }
   auto started = Clock::now();
   std::vector<std::thread> threads;
   inline_worker_ = nworkers_ == 1 && !opts_.worker_thread;
@@ -685,6 +762,7 @@ Result<RunStats> Pipeline::run() {
   for (auto& t : threads) t.join();
   sink.join();
   stats_.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  http_.reset();
   stats_.workers = nworkers_;
   for (const auto& wk : workers_) {
     stats_.keys += wk.keys;

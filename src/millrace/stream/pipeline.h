@@ -33,19 +33,21 @@ class EventGenerator {
 };
 
 struct RunOptions {
-  std::string input = "-";              // file, "-" or log:DIR/TOPIC
-  std::string output = "-";             // enriched events and window results
-  std::string late_output;              // late events ("" : counted only)
-  std::string dead_letter;              // malformed records ("" : counted, first ones on stderr)
-  std::string shadow_output;            // scores of the shadow model, if the spec has one
-  bool follow = false;                  // log input: wait for new records
-  std::string group;                    // log input: consumer group
-  int workers = 0;                      // 0: spec's `workers`, else one per hardware thread
-  bool worker_thread = false;           // with one worker: run it on its own thread, not inline
-  size_t max_in_flight = 8192;          // ring slots between source and sink (a power of two)
-  bool progress = false;                // print progress on stderr
-  EventGenerator* generator = nullptr;  // instead of `input`
-  std::atomic<bool>* stop = nullptr;    // set to end the run (signals)
+  std::string input = "-";      // file, "-" or log:DIR/TOPIC
+  std::string output = "-";     // enriched events and window results
+  std::string late_output;      // late events ("" : counted only)
+  std::string dead_letter;      // malformed records ("" : counted, first ones on stderr)
+  std::string shadow_output;    // scores of the shadow model, if the spec has one
+  bool follow = false;          // log input: wait for new records
+  std::string group;            // log input: consumer group
+  int workers = 0;              // 0: spec's `workers`, else one per hardware thread
+  bool worker_thread = false;   // with one worker: run it on its own thread, not inline
+  size_t max_in_flight = 8192;  // ring slots between source and sink (a power of two)
+  bool progress = false;        // print progress on stderr
+  std::string serve;            // HOST:PORT of the HTTP API ("" : none)
+  std::function<void(int port)> on_serving;  // told the port once the API listens
+  EventGenerator* generator = nullptr;       // instead of `input`
+  std::atomic<bool>* stop = nullptr;         // set to end the run (signals)
 };
 
 struct RunStats {

@@ -178,3 +178,29 @@ uint64_t Scorer::reloads() const {
 }
 
 }  // namespace millrace
+
+namespace millrace {
+
+Status Scorer::reload(std::string* json) const {
+  if (Status st = champion_->reload(); !st.ok()) return st;
+  if (shadow_) {
+    if (Status st = shadow_->reload(); !st.ok()) return st;
+  }
+  auto describe = [](const model::ModelSnapshot& m, std::string& out) {
+    out += "{\"model\": ";
+    append_json_string(out, m->name);
+    append_json_key(out, "model_version");
+    append_json_string(out, m->version);
+    out += "}";
+  };
+  *json = "{\"champion\": ";
+  describe(champion_->handle()->current(), *json);
+  if (shadow_) {
+    append_json_key(*json, "shadow");
+    describe(shadow_->handle()->current(), *json);
+  }
+  *json += "}";
+  return Status::Ok();
+}
+
+}  // namespace millrace

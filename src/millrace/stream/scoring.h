@@ -51,6 +51,10 @@ class Scorer {
   // Appends `, "score": ..., "action": ..., "reason": ..., "model": ..., "model_version": ...`.
   static void append_fields(const ScoreResult& r, std::string& out);
 
+  // Reloads the champion (and the shadow) now; on success describes what is
+  // served as JSON. For POST /v1/models/reload.
+  Status reload(std::string* json) const;
+
   int label_field() const { return label_field_; }
   bool has_shadow() const { return shadow_ != nullptr; }
   uint64_t reloads() const;

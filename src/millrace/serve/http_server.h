@@ -1,0 +1,46 @@
+// HttpServer: the small HTTP API of a running pipeline (`millrace run --serve
+// HOST:PORT`), served from one background thread:
+//   GET  /v1/health          {"status": "ok", ...} while the pipeline runs
+//   GET  /v1/metrics         counters in the Prometheus text format
+//   POST /v1/models/reload   reloads the served model(s) now; 200 with the
+//                            versions served, 500 with the error that kept the
+//                            old model
+// Handlers run on the server's thread; they must be thread-safe.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "millrace/core/status.h"
+
+namespace httplib {
+class Server;
+}
+
+namespace millrace {
+
+struct HttpHandlers {
+  std::function<std::string()> health;   // JSON body
+  std::function<std::string()> metrics;  // Prometheus text
+  // Empty Status and a JSON body on success.
+  std::function<Status(std::string* body)> reload_models;
+};
+
+class HttpServer {
+ public:
+  // Listens on "HOST:PORT" (PORT 0 picks a free one; see port()).
+  static Result<std::unique_ptr<HttpServer>> Start(const std::string& host_port,
+                                                   HttpHandlers handlers);
+  ~HttpServer();  // stops and joins the thread
+  int port() const { return port_; }
+
+ private:
+  HttpServer() = default;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+};
+
+}  // namespace millrace
