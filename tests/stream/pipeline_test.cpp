@@ -259,8 +259,9 @@ TEST(Cli, RunFromStdinCountsDeadLettersAndGoesOn) {
 }
 
 TEST(Cli, EveryCommandHasHelpWithAnExample) {
-  for (const char* cmd : {"run", "generate transactions", "log create", "log produce",
-                          "log consume", "log describe"}) {
+  for (const char* cmd :
+       {"run", "generate transactions", "bench windows", "log create", "log produce", "log consume",
+        "log describe", "train", "predict", "models list", "models describe", "models promote"}) {
     auto [code, out] = millrace(std::string(cmd) + " --help");
     EXPECT_EQ(code, 0) << cmd;
     EXPECT_NE(out.find("Example"), std::string::npos) << cmd << ":\n" << out;

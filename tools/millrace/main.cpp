@@ -27,10 +27,11 @@ int exit_code() {
 int main(int argc, char** argv) {
   using namespace millrace::cli;
   CLI::App app{
-      "millrace: a real-time machine-learning engine (event log, stream features, online store,\n"
-      "inline model scoring, decisions, monitoring) in one binary.\n\n"
+      "millrace: a real-time machine-learning engine in one binary: an event log, per-entity\n"
+      "features over event-time windows, windowed results, inline model scoring and decisions.\n\n"
       "Example:\n"
-      "  millrace run --spec apps/fraud/quickstart.yaml --input events.jsonl --output -\n"};
+      "  millrace generate transactions --events 1000 > tx.jsonl\n"
+      "  millrace run --spec apps/quickstart/spec.yaml --input tx.jsonl --output -\n"};
   app.name("millrace");
   app.require_subcommand(1);
   app.set_version_flag("--version", "millrace 0.1.0");
