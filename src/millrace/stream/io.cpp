@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <thread>
 
@@ -230,13 +231,23 @@ class LogWriter : public RecordWriter {
       if (nl > start) records_.emplace_back(text.data() + start, nl - start);
       start = nl + 1;
     }
-    auto r = topic_->Append(p, records_, 0);
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    auto r = topic_->Append(p, records_, now);
     text.clear();
-    return r.ok() ? Status::Ok() : r.status();
+    if (!r.ok()) return r.status();
+    // Size retention is applied by Append; age retention needs a call now and then.
+    if (now - last_retention_ms_ >= 10'000) {
+      last_retention_ms_ = now;
+      return topic_->ApplyRetention(now);
+    }
+    return Status::Ok();
   }
   std::unique_ptr<log::Topic> topic_;
   std::vector<std::string> pending_;
   std::vector<std::string_view> records_;
+  int64_t last_retention_ms_ = 0;
 };
 
 }  // namespace
