@@ -167,6 +167,16 @@ float xgb_sigmoid(float x) {
 
 }  // namespace
 
+Result<std::shared_ptr<GbdtModel>> GbdtModel::load(const std::string& path, Parser parse) {
+  auto text = read_file_to_string(path);
+  if (!text.ok()) return text.status();
+  auto e = parse(*text, path);
+  if (!e.ok()) return e.status();
+  auto m = compile(std::move(e.value()));
+  if (!m.ok()) return Status::Error(path + ": " + m.status().message());
+  return m;
+}
+
 Result<std::shared_ptr<GbdtModel>> GbdtModel::compile(TreeEnsemble e) {
   std::shared_ptr<GbdtModel> m(new GbdtModel());
   const size_t num_features = e.feature_names.size();

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "millrace/core/status.h"
@@ -37,6 +38,11 @@ class GbdtModel final : public Model {
 
   // Validates (child indices in range, no cycles, features < names) and compiles.
   static Result<std::shared_ptr<GbdtModel>> compile(TreeEnsemble ensemble);
+
+  // Reads the file at `path`, parses it with `parse` (a format's parser, which
+  // names `path` in its errors) and compiles the result.
+  using Parser = Result<TreeEnsemble> (*)(std::string_view text, const std::string& origin);
+  static Result<std::shared_ptr<GbdtModel>> load(const std::string& path, Parser parse);
 
   const std::vector<std::string>& feature_names() const override { return feature_names_; }
   size_t num_outputs() const override { return num_outputs_; }

@@ -326,13 +326,7 @@ Result<TreeEnsemble> parse_lightgbm_text(std::string_view text, const std::strin
 }
 
 Result<std::shared_ptr<GbdtModel>> load_lightgbm_text(const std::string& path) {
-  auto text = read_file_to_string(path);
-  if (!text.ok()) return text.status();
-  auto e = parse_lightgbm_text(*text, path);
-  if (!e.ok()) return e.status();
-  auto m = GbdtModel::compile(std::move(e.value()));
-  if (!m.ok()) return Status::Error(path + ": " + m.status().message());
-  return m;
+  return GbdtModel::load(path, parse_lightgbm_text);
 }
 
 }  // namespace millrace::model

@@ -340,13 +340,7 @@ Result<TreeEnsemble> parse_xgboost_json(std::string_view text, const std::string
 }
 
 Result<std::shared_ptr<GbdtModel>> load_xgboost_json(const std::string& path) {
-  auto text = read_file_to_string(path);
-  if (!text.ok()) return text.status();
-  auto e = parse_xgboost_json(*text, path);
-  if (!e.ok()) return e.status();
-  auto m = GbdtModel::compile(std::move(e.value()));
-  if (!m.ok()) return Status::Error(path + ": " + m.status().message());
-  return m;
+  return GbdtModel::load(path, parse_xgboost_json);
 }
 
 }  // namespace millrace::model
