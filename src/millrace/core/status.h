@@ -53,3 +53,10 @@ class [[nodiscard]] Result {
 };
 
 }  // namespace millrace
+
+// Declares `var` as the value of a Result-returning `expr`, or returns its
+// Status from the enclosing function (which returns Status or a Result).
+#define MR_TRY_ASSIGN(var, expr)                        \
+  auto var##_result = (expr);                           \
+  if (!var##_result.ok()) return var##_result.status(); \
+  auto var = std::move(var##_result.value())

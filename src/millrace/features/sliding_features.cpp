@@ -189,20 +189,28 @@ inline bool cell_null(uint64_t bits, bool hash) {
 
 }  // namespace
 
+bool SlidingFeatureGroup::read_cell(const KeyState& ks, const Feature& f, size_t pos,
+                                    uint64_t* bits, double* x) const {
+  *bits = 0;
+  *x = 0;
+  if (f.column < 0) return true;  // the feature reads no field (count)
+  *bits = ks.buf.cell(pos, f.column);
+  const bool hash = columns_[f.column].kind != ColumnKind::Number;
+  if (cell_null(*bits, hash)) return false;
+  if (!hash) *x = bits_to_double(*bits);
+  return true;
+}
+
 void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool in_order) {
   const Feature& f = features_[fi];
   FeatState& st = ks.feats[fi];
-  double x = 0;
-  if (f.column >= 0) {
-    uint64_t bits = ks.buf.cell(pos, f.column);
-    bool hash = columns_[f.column].kind != ColumnKind::Number;
-    if (cell_null(bits, hash)) return;
-    if (f.spec.agg == AggKind::CountDistinct) {
-      ++st.m.n;
-      ++(*st.distinct)[bits];
-      return;
-    }
-    if (!hash) x = bits_to_double(bits);
+  uint64_t bits;
+  double x;
+  if (!read_cell(ks, f, pos, &bits, &x)) return;
+  if (f.spec.agg == AggKind::CountDistinct) {
+    ++st.m.n;
+    ++(*st.distinct)[bits];
+    return;
   }
   switch (f.spec.agg) {
     case AggKind::Sum:
@@ -245,18 +253,14 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool 
 void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t fi, size_t pos) {
   const Feature& f = features_[fi];
   FeatState& st = ks.feats[fi];
-  double x = 0;
-  if (f.column >= 0) {
-    uint64_t bits = ks.buf.cell(pos, f.column);
-    bool hash = columns_[f.column].kind != ColumnKind::Number;
-    if (cell_null(bits, hash)) return;
-    if (f.spec.agg == AggKind::CountDistinct) {
-      --st.m.n;
-      auto it = st.distinct->find(bits);
-      if (--it->second == 0) st.distinct->erase(it);
-      return;
-    }
-    if (!hash) x = bits_to_double(bits);
+  uint64_t bits;
+  double x;
+  if (!read_cell(ks, f, pos, &bits, &x)) return;
+  if (f.spec.agg == AggKind::CountDistinct) {
+    --st.m.n;
+    auto it = st.distinct->find(bits);
+    if (--it->second == 0) st.distinct->erase(it);
+    return;
   }
   switch (f.spec.agg) {
     case AggKind::Sum:

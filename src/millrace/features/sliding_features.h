@@ -75,6 +75,9 @@ class SlidingFeatureGroup {
   void compute_in_order(KeyState& ks, size_t pos, const Feature& f, size_t fi, FeatureValue& v);
   void compute_out_of_order(KeyState& ks, size_t pos, const Feature& f, size_t fi, FeatureValue& v);
   void write_field_value(const KeyState& ks, size_t pos, const Feature& f, FeatureValue& v) const;
+  // The cell of feature f's field at ring position pos: its bits and, for a
+  // number, its value. False when the value is null (the event is skipped).
+  bool read_cell(const KeyState& ks, const Feature& f, size_t pos, uint64_t* bits, double* x) const;
   void add_to_head(KeyState& ks, size_t fi, size_t pos, bool in_order);
   void remove_from_head(KeyState& ks, size_t fi, size_t pos);
   void prune(KeyState& ks, TimeMs watermark);

@@ -95,11 +95,6 @@ class Parser {
   std::string origin_;
 };
 
-#define MR_TRY_ASSIGN(var, expr)                        \
-  auto var##_result = (expr);                           \
-  if (!var##_result.ok()) return var##_result.status(); \
-  auto var = std::move(var##_result.value())
-
 Status read_tree(const Parser& p, const Block& b, const std::string& where, uint32_t num_features,
                  Tree* tree) {
   MR_TRY_ASSIGN(num_leaves, p.integer(b, where, "num_leaves"));

@@ -53,18 +53,7 @@ Result<std::unique_ptr<ModelWatcher>> ModelWatcher::watch_registry(ModelRegistry
   w->registry_ = std::make_unique<ModelRegistry>(std::move(registry));
   w->name_ = std::move(name);
   w->options_ = std::move(options);
-  if (w->options_.watch_sighup) install_sighup_handler();
-  w->seen_sighups_ = g_sighups.load();
-  w->served_stamp_ = w->stamp();
-  auto first = w->load_target();
-  if (!first.ok()) return first.status();
-  if (w->options_.validate) {
-    Status s = w->options_.validate(**first);
-    if (!s.ok()) return s;
-  }
-  w->handle_ = std::make_shared<ModelHandle>(*first);
-  if (w->options_.on_swap) w->options_.on_swap(nullptr, *first);
-  w->thread_ = std::thread([p = w.get()] { p->run(); });
+  if (Status st = w->start(); !st.ok()) return st;
   return w;
 }
 
@@ -73,19 +62,23 @@ Result<std::unique_ptr<ModelWatcher>> ModelWatcher::watch_file(std::string path,
   std::unique_ptr<ModelWatcher> w(new ModelWatcher());
   w->path_ = std::move(path);
   w->options_ = std::move(options);
-  if (w->options_.watch_sighup) install_sighup_handler();
-  w->seen_sighups_ = g_sighups.load();
-  w->served_stamp_ = w->stamp();
-  auto first = w->load_target();
-  if (!first.ok()) return first.status();
-  if (w->options_.validate) {
-    Status s = w->options_.validate(**first);
-    if (!s.ok()) return s;
-  }
-  w->handle_ = std::make_shared<ModelHandle>(*first);
-  if (w->options_.on_swap) w->options_.on_swap(nullptr, *first);
-  w->thread_ = std::thread([p = w.get()] { p->run(); });
+  if (Status st = w->start(); !st.ok()) return st;
   return w;
+}
+
+Status ModelWatcher::start() {
+  if (options_.watch_sighup) install_sighup_handler();
+  seen_sighups_ = g_sighups.load();
+  served_stamp_ = stamp();
+  auto first = load_target();
+  if (!first.ok()) return first.status();
+  if (options_.validate) {
+    if (Status s = options_.validate(**first); !s.ok()) return s;
+  }
+  handle_ = std::make_shared<ModelHandle>(*first);
+  if (options_.on_swap) options_.on_swap(nullptr, *first);
+  thread_ = std::thread([this] { run(); });
+  return Status::Ok();
 }
 
 ModelWatcher::~ModelWatcher() {

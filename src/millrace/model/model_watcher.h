@@ -61,6 +61,8 @@ class ModelWatcher {
 
  private:
   ModelWatcher() = default;
+  // Loads and validates the first model, then starts the watching thread.
+  Status start();
   Result<ModelSnapshot> load_target() const;
   std::string stamp() const;  // changes when the watched files change
   void run();

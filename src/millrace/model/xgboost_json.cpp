@@ -133,11 +133,6 @@ class Reader {
   std::string origin_;
 };
 
-#define MR_TRY_ASSIGN(var, expr)                        \
-  auto var##_result = (expr);                           \
-  if (!var##_result.ok()) return var##_result.status(); \
-  auto var = std::move(var##_result.value())
-
 Status read_tree(const Reader& rd, const Json& jt, const std::string& path, uint32_t num_feature,
                  Tree* tree) {
   MR_TRY_ASSIGN(param, rd.member(jt, path, "tree_param"));
