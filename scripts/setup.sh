@@ -9,7 +9,7 @@ packages=(
   libabsl-dev libxxhash-dev librocksdb-dev librdkafka-dev libhiredis-dev redis-server
   libxgboost-dev libhnswlib-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  clang-format python3
+  clang-format python3 ccache
 )
 
 missing=()
