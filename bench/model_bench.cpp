@@ -2,14 +2,21 @@
 // dense prediction, one thread), on the same models and rows in the same run.
 //
 // Models: 100, 300 and 1000 trees of depth 6 over 50 features, trained here
-// through the C API (binary:logistic). For each: single-row latency p50/p99 and
-// batch (1024 rows) throughput, with the ratio millrace / XGBoost, and the
-// largest difference between the two predictions. The two are measured
-// alternately (call by call, round by round) so both see the same machine load;
-// throughput is the best round of each.
+// through the C API (binary:logistic). For each: single-row latency
+// p50/p99/p99.9 and batch (1024 rows) throughput, with the ratio millrace /
+// XGBoost, and the largest difference between the two predictions.
+//
+// Latency: every call is timed on its own with the time-stamp counter (lfence;
+// rdtsc), minus the cost of an empty timing measured in the same run, and
+// converted to ns with the counter's rate measured against steady_clock. Calls
+// run in rounds of consecutive calls to one engine (warm caches, as when a
+// stream processor scores event after event), the rounds of the two engines
+// alternating so both see the same machine load. Throughput is the best of
+// alternating rounds.
 //
 // Usage: model_bench [--quick]   (--quick: fewer timed calls)
 #include <unistd.h>
+#include <x86intrin.h>
 
 #include <algorithm>
 #include <chrono>
@@ -52,28 +59,69 @@ std::vector<float> random_rows(size_t n, uint32_t seed) {
   return x;
 }
 
+inline uint64_t ticks() {
+  _mm_lfence();  // earlier instructions complete before the counter is read
+  const uint64_t t = __rdtsc();
+  _mm_lfence();  // and later ones start after it
+  return t;
+}
+
+// The counter's rate and the cost of an empty ticks() pair, measured in this run.
+struct TickClock {
+  double ns_per_tick = 0;
+  double overhead_ticks = 0;
+
+  static TickClock measure() {
+    TickClock c;
+    const auto w0 = Clock::now();
+    const uint64_t t0 = ticks();
+    while (Clock::now() - w0 < std::chrono::milliseconds(200)) {
+    }
+    const uint64_t t1 = ticks();
+    const auto w1 = Clock::now();
+    c.ns_per_tick = std::chrono::duration<double, std::nano>(w1 - w0).count() / (t1 - t0);
+    std::vector<uint64_t> empty(20000);
+    for (auto& e : empty) {
+      const uint64_t a = ticks();
+      e = ticks() - a;
+    }
+    std::sort(empty.begin(), empty.end());
+    c.overhead_ticks = static_cast<double>(empty[empty.size() / 2]);
+    return c;
+  }
+};
+
 struct Latency {
-  double p50_us, p99_us;
+  double p50_us, p99_us, p999_us;
 };
 
 Latency percentiles(std::vector<double>& ns) {
   std::sort(ns.begin(), ns.end());
-  return {ns[ns.size() / 2] / 1000.0, ns[ns.size() * 99 / 100] / 1000.0};
+  auto at = [&](double q) { return ns[static_cast<size_t>(q * (ns.size() - 1))] / 1000.0; };
+  return {at(0.50), at(0.99), at(0.999)};
 }
 
-// Times single calls of a and b alternately, so both see the same machine load.
+// Times `calls` single calls of a and of b, each call on its own, in
+// alternating rounds of `round` consecutive calls to one of them.
 template <typename A, typename B>
-std::pair<Latency, Latency> time_single(A&& a, B&& b, size_t calls) {
-  std::vector<double> na(calls), nb(calls);
-  for (size_t i = 0; i < calls / 10; ++i) a(i), b(i);  // warm up
-  for (size_t i = 0; i < calls; ++i) {
-    const auto t0 = Clock::now();
-    a(i);
-    const auto t1 = Clock::now();
-    b(i);
-    const auto t2 = Clock::now();
-    na[i] = std::chrono::duration<double, std::nano>(t1 - t0).count();
-    nb[i] = std::chrono::duration<double, std::nano>(t2 - t1).count();
+std::pair<Latency, Latency> time_single(const TickClock& clock, A&& a, B&& b, size_t calls,
+                                        size_t round) {
+  std::vector<double> na, nb;
+  na.reserve(calls);
+  nb.reserve(calls);
+  auto run = [&](auto&& f, std::vector<double>& out, size_t first, size_t n) {
+    for (size_t i = 0; i < 64; ++i) f(first + i);  // warm the caches after the other engine
+    for (size_t i = 0; i < n; ++i) {
+      const uint64_t t0 = ticks();
+      f(first + i);
+      const uint64_t t1 = ticks();
+      out.push_back(std::max(0.0, (t1 - t0 - clock.overhead_ticks) * clock.ns_per_tick));
+    }
+  };
+  for (size_t done = 0; done < calls; done += round) {
+    const size_t n = std::min(round, calls - done);
+    run(a, na, done, n);
+    run(b, nb, done, n);
   }
   return {percentiles(na), percentiles(nb)};
 }
@@ -137,11 +185,16 @@ int main(int argc, char** argv) {
     if (!full->update(i, *dtrain).ok()) die("training");
 
   const std::vector<float> rows = random_rows(4096, 3);
+  const TickClock clock = TickClock::measure();
   std::printf("GBDT scoring, depth 6, %zu features, binary:logistic; XGBoost %s\n", kFeatures,
               "C API XGBoosterPredictFromDense, nthread=1, OMP_NUM_THREADS=1");
-  std::printf("%-6s | %-27s | %-27s | %-7s | %-34s | %-6s | %s\n", "trees",
-              "millrace 1 row p50/p99 us", "xgboost 1 row p50/p99 us", "ratio",
-              "batch 1024 rows/s millrace / xgboost", "ratio", "max |diff|");
+  std::printf(
+      "latency: each call timed alone (rdtsc, %.3f ns/tick; empty timing of %.0f ns "
+      "subtracted)\n",
+      clock.ns_per_tick, clock.overhead_ticks * clock.ns_per_tick);
+  std::printf("%-5s | %-7s | %-27s | %-27s | %-6s | %-7s | %-33s | %-5s | %s\n", "trees", "layout",
+              "millrace p50/p99/p99.9 us", "xgboost p50/p99/p99.9 us", "ratio", "p99/p50",
+              "batch 1024 rows/s millrace/xgb", "ratio", "max |diff|, margins bit-equal");
   for (int trees : {100, 300, 1000}) {
     BoosterHandle sliced = nullptr;
     if (XGBoosterSlice(full->handle(), 0, trees, 1, &sliced) != 0) die(XGBGetLastError());
@@ -159,7 +212,7 @@ int main(int argc, char** argv) {
     if (!compiled.ok()) die(compiled.status().message());
     const GbdtModel& m = **compiled;
 
-    // Equality on 4096 rows, batch path against XGBoost.
+    // Equality on 4096 rows: outputs of the batch path, margins of the row path.
     std::vector<double> mine(4096);
     m.predict_batch(rows.data(), 4096, kFeatures, mine.data());
     auto want = ref->predict_dense(rows.data(), 4096, kFeatures, 0);
@@ -167,15 +220,23 @@ int main(int argc, char** argv) {
     double max_diff = 0;
     for (size_t i = 0; i < 4096; ++i)
       max_diff = std::max(max_diff, std::fabs(mine[i] - (*want)[i]));
+    auto want_margin = ref->predict_dense(rows.data(), 4096, kFeatures, 1);
+    if (!want_margin.ok()) die(want_margin.status().message());
+    size_t margins_equal = 0;
+    for (size_t i = 0; i < 4096; ++i) {
+      double margin = 0;
+      m.predict_margin_row(&rows[i * kFeatures], &margin);
+      margins_equal += static_cast<float>(margin) == (*want_margin)[i];
+    }
 
     const size_t calls = (quick ? 4000 : 40000) / (trees >= 1000 ? 4 : 1);
-    auto [ours, theirs] =
-        time_single([&](size_t i) { g_sink = m.score(&rows[(i % 4096) * kFeatures]); },
-                    [&](size_t i) {
-                      auto p = ref->predict_dense(&rows[(i % 4096) * kFeatures], 1, kFeatures, 0);
-                      g_sink = **p;
-                    },
-                    calls);
+    auto [ours, theirs] = time_single(
+        clock, [&](size_t i) { g_sink = m.score(&rows[(i % 4096) * kFeatures]); },
+        [&](size_t i) {
+          auto p = ref->predict_dense(&rows[(i % 4096) * kFeatures], 1, kFeatures, 0);
+          g_sink = **p;
+        },
+        calls, 1000);
     std::vector<double> out(kBatch);
     size_t offset = 0;
     const int reps = std::max(1, 300 / trees);
@@ -192,9 +253,12 @@ int main(int argc, char** argv) {
         },
         quick ? 5 : 20, reps);
     std::printf(
-        "%-6d | %10.2f / %-14.2f | %10.2f / %-14.2f | %6.1fx | %14.0f / %-17.0f | %5.1fx | %.2g\n",
-        trees, ours.p50_us, ours.p99_us, theirs.p50_us, theirs.p99_us, theirs.p50_us / ours.p50_us,
-        ours_tp, theirs_tp, ours_tp / theirs_tp, max_diff);
+        "%-5d | %-7s | %7.2f / %7.2f / %7.2f | %7.2f / %7.2f / %7.2f | %5.1fx | %7.2f | %14.0f / "
+        "%-16.0f | %4.1fx | %.2g, %zu/4096\n",
+        trees, GbdtModel::layout_name(m.layout()), ours.p50_us, ours.p99_us, ours.p999_us,
+        theirs.p50_us, theirs.p99_us, theirs.p999_us, theirs.p50_us / ours.p50_us,
+        ours.p99_us / ours.p50_us, ours_tp, theirs_tp, ours_tp / theirs_tp, max_diff,
+        margins_equal);
     std::fflush(stdout);
   }
   std::printf("targets: >= 10x on one row with p99 <= 2x p50; >= 4x on batches; diff <= 1e-6\n");

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "millrace/model/binned_forest.h"
 #include "millrace/model/gbdt.h"
 #include "millrace/model/xgboost_json.h"
 #include "xgb_test_util.h"
@@ -23,9 +24,64 @@ struct Case {
   std::vector<bool> categorical;
 };
 
-// Compares millrace (single row, batch, both layouts) with XGBoost's output
-// and margin. Margins are summed in float in tree order, as XGBoost does, so
-// they must match bit for bit; outputs within 1e-6.
+// The layout compile() should pick for a model of plain numerical splits of
+// depth <= 8 over at most 64 features.
+GbdtModel::Layout fastest_layout() {
+  return BinnedForest::compiled_in() ? GbdtModel::Layout::kBinned : GbdtModel::Layout::kPadded;
+}
+
+// Compares millrace (single row and batch, in every layout the model supports)
+// with XGBoost's output and margin on `x` (c.probes rows of c.cols). Margins
+// are summed in float in tree order, as XGBoost does, so they must match bit for
+// bit; outputs within 1e-6. Returns the layouts checked.
+std::vector<GbdtModel::Layout> check_rows(const Case& c, const XgbBooster& booster, GbdtModel& m,
+                                          const std::vector<float>& x) {
+  auto dm = XgbMatrix::dense(x.data(), c.probes, c.cols);
+  EXPECT_TRUE(dm.ok());
+  if (!c.categorical.empty()) {
+    std::vector<std::string> types;
+    for (bool cat : c.categorical) types.push_back(cat ? "c" : "q");
+    EXPECT_TRUE(dm->set_feature_types(types).ok());
+  }
+  auto want = booster.predict(*dm, 0);
+  auto want_margin = booster.predict(*dm, 1);
+  EXPECT_TRUE(want.ok() && want_margin.ok());
+  if (!want.ok() || !want_margin.ok()) return {};
+  const size_t outs = m.num_outputs();
+  const size_t groups = want_margin->size() / c.probes;
+  EXPECT_EQ(want->size(), c.probes * outs);
+
+  std::vector<GbdtModel::Layout> checked;
+  const GbdtModel::Layout chosen = m.layout();
+  for (auto layout :
+       {GbdtModel::Layout::kBinned, GbdtModel::Layout::kPadded, GbdtModel::Layout::kGeneral}) {
+    if (!m.use_layout(layout)) continue;
+    SCOPED_TRACE(GbdtModel::layout_name(layout));
+    checked.push_back(layout);
+    std::vector<double> batch(c.probes * outs);
+    m.predict_batch(x.data(), c.probes, c.cols, batch.data());
+    std::vector<double> row_out(outs), margin(groups);
+    size_t margin_mismatches = 0;
+    for (size_t r = 0; r < c.probes; ++r) {
+      const float* row = &x[r * c.cols];
+      m.predict_row(row, row_out.data());
+      m.predict_margin_row(row, margin.data());
+      for (size_t g = 0; g < groups; ++g)
+        if (static_cast<float>(margin[g]) != (*want_margin)[r * groups + g]) ++margin_mismatches;
+      for (size_t k = 0; k < outs; ++k) {
+        const double w = (*want)[r * outs + k];
+        EXPECT_NEAR(row_out[k], w, 1e-6) << "row " << r << " output " << k;
+        EXPECT_EQ(row_out[k], batch[r * outs + k]) << "row " << r;
+        if (std::fabs(row_out[k] - w) > 1e-6 || row_out[k] != batch[r * outs + k]) return checked;
+      }
+    }
+    EXPECT_EQ(margin_mismatches, 0u) << "margins differing from XGBoost's (bit for bit)";
+  }
+  EXPECT_TRUE(m.use_layout(chosen));
+  return checked;
+}
+
+// Trains the case's model through libxgboost and checks millrace against it.
 void check_equal(const Case& c) {
   SCOPED_TRACE(c.name);
   Dataset d = testing::make_dataset(c.rows, c.cols, 11, 0.1, c.classes, c.categorical);
@@ -37,52 +93,12 @@ void check_equal(const Case& c) {
   std::vector<float> x = testing::probe_rows(*ensemble, c.cols, c.probes, 5, c.categorical);
   auto compiled = GbdtModel::compile(*ensemble);
   ASSERT_TRUE(compiled.ok()) << compiled.status().message();
-  auto general = GbdtModel::compile(*ensemble);
-  ASSERT_TRUE(general.ok());
-  general.value()->use_general_layout();
-  const GbdtModel& m = **compiled;
+  GbdtModel& m = **compiled;
   EXPECT_EQ(m.num_trees(), static_cast<size_t>(c.spec.rounds * std::max(1, c.spec.num_class)));
-
-  auto dm = XgbMatrix::dense(x.data(), c.probes, c.cols);
-  ASSERT_TRUE(dm.ok());
-  if (!c.categorical.empty()) {
-    std::vector<std::string> types;
-    for (bool cat : c.categorical) types.push_back(cat ? "c" : "q");
-    ASSERT_TRUE(dm->set_feature_types(types).ok());
-  }
-  auto want = booster.predict(*dm, 0);
-  auto want_margin = booster.predict(*dm, 1);
-  ASSERT_TRUE(want.ok() && want_margin.ok());
-  const size_t outs = m.num_outputs();
-  const size_t groups = want_margin->size() / c.probes;
-  ASSERT_EQ(want->size(), c.probes * outs);
-
-  std::vector<double> batch(c.probes * outs), batch_general(c.probes * outs);
-  m.predict_batch(x.data(), c.probes, c.cols, batch.data());
-  general.value()->predict_batch(x.data(), c.probes, c.cols, batch_general.data());
-  std::vector<double> row_out(outs), margin(groups), margin_general(groups);
-  size_t margin_mismatches = 0;
-  double max_diff = 0;
-  for (size_t r = 0; r < c.probes; ++r) {
-    const float* row = &x[r * c.cols];
-    m.predict_row(row, row_out.data());
-    m.predict_margin_row(row, margin.data());
-    general.value()->predict_margin_row(row, margin_general.data());
-    for (size_t g = 0; g < groups; ++g) {
-      const float want_m = (*want_margin)[r * groups + g];
-      if (static_cast<float>(margin[g]) != want_m) ++margin_mismatches;
-      EXPECT_EQ(margin[g], margin_general[g]) << "row " << r;
-    }
-    for (size_t k = 0; k < outs; ++k) {
-      const double w = (*want)[r * outs + k];
-      max_diff = std::max(max_diff, std::fabs(row_out[k] - w));
-      ASSERT_NEAR(row_out[k], w, 1e-6) << "row " << r << " output " << k;
-      ASSERT_EQ(row_out[k], batch[r * outs + k]) << "row " << r;
-      ASSERT_EQ(row_out[k], batch_general[r * outs + k]) << "row " << r;
-    }
-  }
-  EXPECT_EQ(margin_mismatches, 0u) << "margins differing from XGBoost's (bit for bit)";
-  ::testing::Test::RecordProperty("max_abs_diff", std::to_string(max_diff));
+  const bool fast = c.categorical.empty() && m.max_depth() <= GbdtModel::kMaxPaddedDepth;
+  EXPECT_EQ(m.layout(), fast ? fastest_layout() : GbdtModel::Layout::kGeneral);
+  const auto checked = check_rows(c, booster, m, x);
+  EXPECT_EQ(checked.size(), fast ? 2u + BinnedForest::compiled_in() : 1u);
 }
 
 TEST(GbdtXgboost, BinaryLogisticDepths1To8Padded) {
@@ -166,7 +182,7 @@ TEST(GbdtXgboost, CategoricalSplits) {
   for (const auto& t : e->trees)
     for (const auto& n : t.nodes) cat_nodes += n.kind == TreeNode::Kind::kCategorical;
   EXPECT_GT(cat_nodes, 0u);
-  EXPECT_FALSE((*GbdtModel::compile(*e))->uses_padded_layout());
+  EXPECT_EQ((*GbdtModel::compile(*e))->layout(), GbdtModel::Layout::kGeneral);
 }
 
 TEST(GbdtXgboost, PoissonAndLogitraw) {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "millrace/model/binned_forest.h"
+#include "millrace/model/gbdt.h"
 #include "millrace/model/lightgbm_text.h"
 #include "millrace/model/model.h"
 
@@ -47,23 +49,20 @@ Rows read_csv(const std::string& path) {
   return rows;
 }
 
-void check_fixture(const std::string& name, bool expect_padded) {
-  SCOPED_TRACE(name);
-  auto m = load_lightgbm_text(kDir + name + ".txt");
-  ASSERT_TRUE(m.ok()) << m.status().message();
-  EXPECT_EQ((*m)->uses_padded_layout(), expect_padded);
+// Each output equals the saved reference (and XGBoost's, within 2e-6), row and batch alike.
+void check_rows(const std::string& name, const GbdtModel& m) {
   Rows rows = read_csv(kDir + name + ".rows.csv");
   ASSERT_GT(rows.values.size(), 100u);
-  const size_t cols = (*m)->num_features();
-  const size_t outs = (*m)->num_outputs();
+  const size_t cols = m.num_features();
+  const size_t outs = m.num_outputs();
   ASSERT_EQ(rows.header.size(), cols + 2 * outs);
   std::vector<float> x;
   for (const auto& r : rows.values)
     for (size_t c = 0; c < cols; ++c) x.push_back(static_cast<float>(r[c]));
   std::vector<double> batch(rows.values.size() * outs), out(outs);
-  (*m)->predict_batch(x.data(), rows.values.size(), cols, batch.data());
+  m.predict_batch(x.data(), rows.values.size(), cols, batch.data());
   for (size_t r = 0; r < rows.values.size(); ++r) {
-    (*m)->predict_row(&x[r * cols], out.data());
+    m.predict_row(&x[r * cols], out.data());
     for (size_t k = 0; k < outs; ++k) {
       // Same leaves, same double sum in the same order: equal to the last bit.
       ASSERT_EQ(out[k], rows.values[r][cols + k]) << "row " << r << " output " << k;
@@ -72,6 +71,27 @@ void check_fixture(const std::string& name, bool expect_padded) {
       ASSERT_NEAR(out[k], rows.values[r][cols + outs + k], 2e-6) << "row " << r;
     }
   }
+}
+
+// Checks every layout the model supports; `fast` says whether the padded
+// (and, on AVX-512 VBMI builds, binned) layouts must be among them.
+void check_fixture(const std::string& name, bool fast) {
+  auto loaded = load_lightgbm_text(kDir + name + ".txt");
+  ASSERT_TRUE(loaded.ok()) << loaded.status().message();
+  GbdtModel& model = **loaded;
+  EXPECT_EQ(model.supports_layout(GbdtModel::Layout::kPadded), fast);
+  EXPECT_EQ(model.supports_layout(GbdtModel::Layout::kBinned), fast && BinnedForest::compiled_in());
+  const GbdtModel::Layout chosen = model.layout();
+  size_t checked = 0;
+  for (auto layout :
+       {GbdtModel::Layout::kBinned, GbdtModel::Layout::kPadded, GbdtModel::Layout::kGeneral}) {
+    if (!model.use_layout(layout)) continue;
+    SCOPED_TRACE(name + " " + GbdtModel::layout_name(layout));
+    check_rows(name, model);
+    ++checked;
+  }
+  EXPECT_EQ(checked, fast ? 2u + BinnedForest::compiled_in() : 1u);
+  EXPECT_TRUE(model.use_layout(chosen));
 }
 
 TEST(LightGbm, FixtureBinaryMissingNaN) {

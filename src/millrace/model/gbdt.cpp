@@ -19,6 +19,8 @@ constexpr uint32_t kCategoryLeftBit = 1u << 27;
 constexpr uint32_t kSpecialBits = kCategoricalBit | kZeroMissingBit;
 constexpr uint32_t kFeatureMask = (1u << 24) - 1;
 constexpr size_t kBlockRows = 64;
+// Binned layout: blocks of 16 trees walked per call of leaf_slots() for one row.
+constexpr size_t kRowChunkBlocks = 8;
 
 // Calls f.template operator()<D>() for the run-time depth d in [0, kMaxPaddedDepth].
 template <typename F>
@@ -312,15 +314,58 @@ Result<std::shared_ptr<GbdtModel>> GbdtModel::compile(TreeEnsemble e) {
     m->padded_leaves_f_.assign(m->padded_leaves_d_.begin(), m->padded_leaves_d_.end());
     if (!m->double_acc_) m->padded_leaves_d_.clear();
     m->padded_depth_ = d_max;
+    m->padded_depth_built_ = d_max;
+    m->binned_ = BinnedForest::build(e, num_features, d_max);
+    m->use_binned_ = m->binned_ != nullptr;
   }
   if (!m->double_acc_) m->leaves_d_.clear();
   return m;
 }
 
+namespace {
+
+// Adds the leaves at `slots` of trees [t_begin, t_end) to acc, in tree order.
+template <typename Acc>
+inline void add_leaves(const Acc* leaves, const uint32_t* slots, const uint32_t* group,
+                       size_t t_begin, size_t t_end, uint32_t groups, Acc* acc) {
+  if (groups == 1) {
+    Acc a = acc[0];  // one register chain instead of a store and reload per tree
+    for (size_t t = t_begin; t < t_end; ++t) a += leaves[slots[t - t_begin]];
+    acc[0] = a;
+    return;
+  }
+  for (size_t t = t_begin; t < t_end; ++t) acc[group[t]] += leaves[slots[t - t_begin]];
+}
+
+template <typename Acc>
+const Acc* binned_leaves(const BinnedForest& f) {
+  if constexpr (std::is_same_v<Acc, float>) {
+    return f.leaves_f();
+  } else {
+    return f.leaves_d();
+  }
+}
+
+}  // namespace
+
 template <typename Acc>
 void GbdtModel::margins_row(const float* row, Acc* acc) const {
   for (uint32_t g = 0; g < num_groups_; ++g) acc[g] = static_cast<Acc>(base_margin_[g]);
   const uint32_t* group = tree_group_.data();
+  if (use_binned_) {
+    const BinnedForest& f = *binned_;
+    const Acc* leaves = binned_leaves<Acc>(f);
+    alignas(64) uint8_t binned[BinnedForest::kBinnedRowBytes];
+    alignas(64) uint32_t slots[kRowChunkBlocks * BinnedForest::kTreesPerBlock];
+    f.bin_row(row, binned);
+    for (size_t b0 = 0; b0 < f.num_blocks(); b0 += kRowChunkBlocks) {
+      const size_t b1 = std::min(f.num_blocks(), b0 + kRowChunkBlocks);
+      f.leaf_slots(binned, b0, b1, slots);
+      add_leaves(leaves, slots, group, b0 * BinnedForest::kTreesPerBlock,
+                 std::min(num_trees_, b1 * BinnedForest::kTreesPerBlock), num_groups_, acc);
+    }
+    return;
+  }
   if (padded_depth_ >= 0) {
     const Acc* leaves;
     if constexpr (std::is_same_v<Acc, float>) {
@@ -359,6 +404,30 @@ void GbdtModel::margins_batch(const float* rows, size_t n, size_t stride, Acc* a
   for (size_t r = 0; r < n; ++r)
     for (uint32_t g = 0; g < groups; ++g) acc[r * groups + g] = static_cast<Acc>(base_margin_[g]);
   const uint32_t* group = tree_group_.data();
+  if (use_binned_) {
+    // Every row of the block is binned once; then each chunk of tree blocks
+    // (about 32 KiB of nodes and leaves, so it stays in L1) is walked by every
+    // row before the next chunk. Rows still add their leaves in tree order.
+    const BinnedForest& f = *binned_;
+    const Acc* leaves = binned_leaves<Acc>(f);
+    constexpr size_t kRowBytes = BinnedForest::kBinnedRowBytes;
+    alignas(64) uint8_t binned[kBlockRows * kRowBytes];
+    for (size_t r = 0; r < n; ++r) f.bin_row(rows + r * stride, binned + r * kRowBytes);
+    const size_t block_bytes =
+        (size_t{1} << padded_depth_built_) * BinnedForest::kTreesPerBlock * (4 + sizeof(Acc));
+    const size_t chunk = std::clamp<size_t>(32 * 1024 / block_bytes, 1, kRowChunkBlocks);
+    alignas(64) uint32_t slots[kRowChunkBlocks * BinnedForest::kTreesPerBlock];
+    for (size_t b0 = 0; b0 < f.num_blocks(); b0 += chunk) {
+      const size_t b1 = std::min(f.num_blocks(), b0 + chunk);
+      const size_t t0 = b0 * BinnedForest::kTreesPerBlock;
+      const size_t t1 = std::min(num_trees_, b1 * BinnedForest::kTreesPerBlock);
+      for (size_t r = 0; r < n; ++r) {
+        f.leaf_slots(binned + r * kRowBytes, b0, b1, slots);
+        add_leaves(leaves, slots, group, t0, t1, groups, acc + r * groups);
+      }
+    }
+    return;
+  }
   if (padded_depth_ >= 0) {
     const Acc* leaves;
     if constexpr (std::is_same_v<Acc, float>) {
@@ -473,31 +542,79 @@ void GbdtModel::predict_batch(const float* rows, size_t n, size_t stride, double
   const uint32_t groups = num_groups_;
   const size_t outs = num_outputs_;
   if (double_acc_) {
-    std::vector<double> acc(kBlockRows * groups);
+    std::vector<double> heap_acc;
+    double stack_acc[kBlockRows * 4];
+    double* acc = stack_acc;
+    if (groups > 4) {
+      heap_acc.resize(kBlockRows * groups);
+      acc = heap_acc.data();
+    }
     for (size_t r0 = 0; r0 < n; r0 += kBlockRows) {
       const size_t m = std::min(kBlockRows, n - r0);
-      margins_batch<double>(rows + r0 * stride, m, stride, acc.data());
+      margins_batch<double>(rows + r0 * stride, m, stride, acc);
       for (size_t r = 0; r < m; ++r) {
-        double* a = acc.data() + r * groups;
+        double* a = acc + r * groups;
         if (average_output_)
           for (uint32_t g = 0; g < groups; ++g) a[g] /= trees_per_group_[g];
         finish<double>(a, out + (r0 + r) * outs);
       }
     }
   } else {
-    std::vector<float> acc(kBlockRows * groups);
+    std::vector<float> heap_acc;
+    float stack_acc[kBlockRows * 4];
+    float* acc = stack_acc;
+    if (groups > 4) {
+      heap_acc.resize(kBlockRows * groups);
+      acc = heap_acc.data();
+    }
     for (size_t r0 = 0; r0 < n; r0 += kBlockRows) {
       const size_t m = std::min(kBlockRows, n - r0);
-      margins_batch<float>(rows + r0 * stride, m, stride, acc.data());
-      for (size_t r = 0; r < m; ++r) finish<float>(acc.data() + r * groups, out + (r0 + r) * outs);
+      margins_batch<float>(rows + r0 * stride, m, stride, acc);
+      for (size_t r = 0; r < m; ++r) finish<float>(acc + r * groups, out + (r0 + r) * outs);
     }
   }
+}
+
+GbdtModel::Layout GbdtModel::layout() const {
+  if (use_binned_) return Layout::kBinned;
+  return padded_depth_ >= 0 ? Layout::kPadded : Layout::kGeneral;
+}
+
+const char* GbdtModel::layout_name(Layout layout) {
+  switch (layout) {
+    case Layout::kBinned:
+      return "binned";
+    case Layout::kPadded:
+      return "padded";
+    case Layout::kGeneral:
+      break;
+  }
+  return "general";
+}
+
+bool GbdtModel::supports_layout(Layout layout) const {
+  switch (layout) {
+    case Layout::kBinned:
+      return binned_ != nullptr;
+    case Layout::kPadded:
+      return padded_depth_built_ >= 0;
+    case Layout::kGeneral:
+      break;
+  }
+  return true;
+}
+
+bool GbdtModel::use_layout(Layout layout) {
+  if (!supports_layout(layout)) return false;
+  use_binned_ = layout == Layout::kBinned;
+  padded_depth_ = layout == Layout::kGeneral ? -1 : padded_depth_built_;
+  return true;
 }
 
 std::string GbdtModel::summary() const {
   return fmt::format("gbdt ({} {}): {} trees, max depth {}, {} features, {} output(s), {} layout",
                      format_, objective_, num_trees_, max_depth_, feature_names_.size(),
-                     num_outputs_, padded_depth_ >= 0 ? "padded" : "general");
+                     num_outputs_, layout_name(layout()));
 }
 
 }  // namespace millrace::model

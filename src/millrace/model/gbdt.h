@@ -1,23 +1,29 @@
 // GbdtModel: a tree ensemble compiled into flat arrays for fast scoring.
 //
-// Two layouts, chosen at compile time of the model:
-//  - padded (every split numerical, no zero-as-missing, depth <= kMaxPaddedDepth):
-//    each tree becomes a complete binary tree of depth D in heap order (children
-//    of node i at 2i+1 and 2i+2), 8 bytes per internal node {threshold, index}
-//    in a 64-byte aligned stride of 2^D slots, plus 2^D leaf values. A leaf above depth D is copied
-//    into every padded slot below it, so traversal is exactly D branch-free steps. Rows are first
-//    "widened" to 2F floats, [NaN -> -inf | NaN -> +inf], and a node reads the
-//    half matching its default direction, so right = (x >= t) routes missing
+// Three layouts; compile() picks the first the model allows:
+//  - binned (BinnedForest, see binned_forest.h; CPUs with AVX-512 VBMI): every
+//    split numerical without zero-as-missing, depth <= kMaxPaddedDepth, at most
+//    64 features and 255 distinct thresholds per feature. Thresholds become
+//    per-feature bins, trees are padded to complete arrays and walked 16 at a
+//    time in vector lanes, without branches.
+//  - padded (the portable form of the same idea; same split conditions, any
+//    number of features and thresholds): each tree becomes a complete binary
+//    tree of depth D in heap order (children of node i at 2i+1 and 2i+2), 8
+//    bytes per internal node {threshold, index} in a 64-byte aligned stride of
+//    2^D slots, plus 2^D leaf values. A leaf above depth D is copied into every
+//    padded slot below it, so traversal is exactly D branch-free steps. Rows are
+//    first "widened" to 2F floats, [NaN -> -inf | NaN -> +inf], and a node reads
+//    the half matching its default direction, so right = (x >= t) routes missing
 //    values too. One row walks 8 trees in lockstep (independent load chains for
 //    the out-of-order core); a batch walks L1-sized slices of trees for a block
-//    of 64 rows. (AVX2 gathers, 8 trees or 8 rows per vector, measured slower
-//    than this scalar lockstep on the Xeon used for development.)
+//    of 64 rows.
 //  - general (any depth, categorical splits, zero-as-missing, or a NaN-goes-left
 //    split at -inf, which widening cannot express): 12-byte nodes with
 //    siblings adjacent (right child = left child + 1), walked until a leaf.
 // Leaves are summed per row in tree order, in float for XGBoost models and in
 // double for LightGBM ones, starting from the base margin, exactly as the source
-// libraries do; the output transform repeats their arithmetic too.
+// libraries do; the output transform repeats their arithmetic too. Every layout
+// gives the same results, bit for bit.
 #pragma once
 
 #include <cstdint>
@@ -27,6 +33,7 @@
 #include <vector>
 
 #include "millrace/core/status.h"
+#include "millrace/model/binned_forest.h"
 #include "millrace/model/model.h"
 #include "millrace/model/tree_ensemble.h"
 
@@ -55,12 +62,15 @@ class GbdtModel final : public Model {
 
   size_t num_trees() const { return num_trees_; }
   int max_depth() const { return max_depth_; }
-  bool uses_padded_layout() const { return padded_depth_ >= 0; }
+  enum class Layout { kBinned, kPadded, kGeneral };
+  Layout layout() const;
+  static const char* layout_name(Layout layout);
+  // Layouts this model can use (kGeneral always; kBinned only on AVX-512 VBMI builds).
+  bool supports_layout(Layout layout) const;
+  // Switches to `layout` if supported (tests compare layouts on one model); false otherwise.
+  bool use_layout(Layout layout);
   const std::string& format() const { return format_; }
   const std::string& objective() const { return objective_; }
-
-  // Forces the general layout (tests compare both layouts on the same model).
-  void use_general_layout() { padded_depth_ = -1; }
 
   struct PaddedNode {
     float threshold;  // x >= threshold goes right
@@ -95,8 +105,13 @@ class GbdtModel final : public Model {
   std::vector<uint32_t> tree_group_;
   std::vector<double> trees_per_group_;
 
-  // Padded layout (padded_depth_ >= 0).
+  // Binned layout (in use when use_binned_).
+  std::unique_ptr<BinnedForest> binned_;
+  bool use_binned_ = false;
+
+  // Padded layout (in use when !use_binned_ and padded_depth_ >= 0).
   int padded_depth_ = -1;
+  int padded_depth_built_ = -1;
   std::vector<PaddedNode> padded_nodes_;  // from padded_base_: num_trees * 2^D slots
   size_t padded_base_ = 0;                // first 64-byte aligned slot
   std::vector<float> padded_leaves_f_;    // num_trees * 2^D
