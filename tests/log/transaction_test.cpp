@@ -198,7 +198,7 @@ TEST(LogTransaction, CrashAfterTheCommitPointCompletesTheCommit) {
     if (!(*topic)->Append(1, batch, 0).ok() || !(*topic)->Sync().ok()) ::_exit(1);
     // What CommitTransaction does first: record the decision. Then die
     // before any commit marker is written.
-    if (!WriteTransactionState(path, TransactionState{7, true, {1}}).ok()) ::_exit(1);
+    if (!WriteTransactionState(path, TransactionState{7, true, false, {1}}).ok()) ::_exit(1);
     ::_exit(0);
   });
   EXPECT_TRUE(ReadCommitted(path, 1).empty());
@@ -208,6 +208,39 @@ TEST(LogTransaction, CrashAfterTheCommitPointCompletesTheCommit) {
   EXPECT_NE((*topic)->warnings()[0].find("commit completed"), std::string::npos);
   EXPECT_EQ(Data(ReadCommitted(path, 1)), (std::vector<std::string>{"c1", "c2"}));
   EXPECT_FALSE(std::filesystem::exists(path + "/txn.state"));
+}
+
+// Two-phase commit: a prepared transaction survives a crash undecided, and
+// the next writer commits or aborts it.
+TEST(LogTransaction, PreparedTransactionSurvivesACrashUndecided) {
+  TempDir tmp;
+  const std::string path = tmp.path() + "/t";
+  ASSERT_TRUE(Topic::Create(path, TopicOptions{.partitions = 2}).ok());
+  for (bool commit : {true, false}) {
+    CrashAfter([&] {
+      auto topic = Topic::Open(path);
+      if (!topic.ok() || !(*topic)->BeginTransaction().ok()) ::_exit(1);
+      std::vector<std::string_view> batch = {commit ? "c1" : "a1", commit ? "c2" : "a2"};
+      if (!(*topic)->Append(1, batch, 0).ok()) ::_exit(1);
+      auto id = (*topic)->PrepareTransaction();
+      if (!id.ok() || *id != (*topic)->prepared_transaction()) ::_exit(1);
+      ::_exit(0);  // crash: no decision
+    });
+    auto topic = Topic::Open(path);
+    ASSERT_TRUE(topic.ok()) << topic.status().message();
+    const uint64_t id = (*topic)->prepared_transaction();
+    ASSERT_NE(id, 0u);
+    EXPECT_NE((*topic)->warnings().back().find("prepared"), std::string::npos);
+    // Undecided: hidden from committed readers; no appends, no new transaction.
+    EXPECT_EQ(ReadCommitted(path, 1).size(), commit ? 0u : 2u);
+    std::vector<std::string_view> batch = {"x"};
+    EXPECT_FALSE((*topic)->Append(0, batch, 0).ok());
+    EXPECT_FALSE((*topic)->BeginTransaction().ok());
+    ASSERT_TRUE((commit ? (*topic)->CommitTransaction() : (*topic)->AbortTransaction()).ok());
+    EXPECT_EQ((*topic)->prepared_transaction(), 0u);
+    EXPECT_FALSE(std::filesystem::exists(path + "/txn.state"));
+  }
+  EXPECT_EQ(Data(ReadCommitted(path, 1)), (std::vector<std::string>{"c1", "c2"}));
 }
 
 TEST(LogTransaction, CommittedFollowerSeesExactlyTheCommittedRecords) {

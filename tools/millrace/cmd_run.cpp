@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "command.h"
+#include "millrace/core/time.h"
 #include "millrace/stream/pipeline.h"
 #include "millrace/stream/spec.h"
 
@@ -25,6 +26,7 @@ struct RunArgs {
   RunOptions opts;
   bool quiet = false;
   bool check = false;
+  std::string checkpoint_interval = "5s";
 };
 
 void register_run(CLI::App& app) {
@@ -52,12 +54,24 @@ void register_run(CLI::App& app) {
   cmd->add_option("--serve", args->opts.serve,
                   "Serve the HTTP API on HOST:PORT: GET /v1/health, GET /v1/metrics, "
                   "POST /v1/models/reload");
+  cmd->add_option("--checkpoint-dir", args->opts.checkpoint_dir,
+                  "Take checkpoints here and resume from the newest valid one; file and log "
+                  "outputs become exactly-once (docs/fault_tolerance.md)");
+  cmd->add_option("--checkpoint-interval", args->checkpoint_interval,
+                  "Time between checkpoints (default 5s; e.g. 500ms, 1s, 1m)");
+  cmd->add_option("--checkpoint-keep", args->opts.checkpoint_keep,
+                  "Complete checkpoints kept (default 3)");
+  cmd->add_flag("--stop-at-end", args->opts.stop_at_end,
+                "Log input: end once every partition is read to its end (even with --follow), "
+                "after the windows are flushed and the last checkpoint is committed");
   cmd->add_flag("--check", args->check, "Only check the spec and exit");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress and no summary on stderr");
   cmd->footer(
       "Example:\n"
       "  millrace run --spec apps/quickstart/spec.yaml --input events.jsonl \\\n"
       "      --output out.jsonl --late-output late.jsonl --dead-letter dead.jsonl\n"
+      "  millrace run --spec spec.yaml --input log:data/tx --output log:data/features \\\n"
+      "      --checkpoint-dir ckpt --checkpoint-interval 1s   # exactly-once, resumable\n"
       "Output records are the input events with one field per feature; window results\n"
       "carry \"window\", \"window_start\", \"window_end\" and \"kind\". See docs/semantics.md.");
   cmd->callback([args] {
@@ -68,6 +82,10 @@ void register_run(CLI::App& app) {
                   spec->source.schema.size(), spec->features.size(), spec->windows.size());
       return;
     }
+    auto interval = parse_duration_ms(args->checkpoint_interval);
+    if (!interval.ok())
+      throw CommandError("--checkpoint-interval: " + interval.status().message(), 2);
+    args->opts.checkpoint_interval_ms = interval.value();
     args->opts.progress = !args->quiet && isatty(STDERR_FILENO);
     args->opts.stop = &g_stop;
     std::string host = args->opts.serve.substr(0, args->opts.serve.rfind(':'));
@@ -76,6 +94,9 @@ void register_run(CLI::App& app) {
                    "millrace: serving http://%s:%d (/v1/health, /v1/metrics, "
                    "POST /v1/models/reload)\n",
                    host.c_str(), port);
+    };
+    args->opts.on_recovery = [](const std::string& what) {
+      std::fprintf(stderr, "millrace: recovery: %s\n", what.c_str());  // even with --quiet
     };
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);

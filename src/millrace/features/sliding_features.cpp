@@ -536,34 +536,39 @@ void SlidingFeatureGroup::prune(KeyState& ks, TimeMs watermark) {
     if (features_[i].has_head) ks.feats[i].start -= dropped;
 }
 
+std::unique_ptr<SlidingFeatureGroup::KeyState> SlidingFeatureGroup::new_key_state() {
+  std::unique_ptr<KeyState> ks;
+  if (!free_.empty()) {
+    ks = std::move(free_.back());
+    free_.pop_back();
+    return ks;
+  }
+  ks = std::make_unique<KeyState>(static_cast<uint32_t>(columns_.size()), features_.size());
+  if (has_text_) ks->text.resize(columns_.size());
+  for (size_t i = 0; i < features_.size(); ++i) {
+    switch (features_[i].spec.agg) {
+      case AggKind::Min:
+      case AggKind::Max:
+        ks->feats[i].mono = std::make_unique<RingBuffer<MonoEntry>>();
+        break;
+      case AggKind::CountDistinct:
+        ks->feats[i].distinct = std::make_unique<absl::flat_hash_map<uint64_t, uint32_t>>();
+        break;
+      case AggKind::Quantile:
+        ks->feats[i].sketch = std::make_unique<QuantileSketch>();
+        break;
+      default:
+        break;
+    }
+  }
+  return ks;
+}
+
 void SlidingFeatureGroup::on_event(std::string_view key, const Event& event, TimeMs watermark,
                                    FeatureValue* out) {
   auto it = keys_.find(absl::string_view(key.data(), key.size()));
   if (it == keys_.end()) {
-    std::unique_ptr<KeyState> ks;
-    if (!free_.empty()) {
-      ks = std::move(free_.back());
-      free_.pop_back();
-    } else {
-      ks = std::make_unique<KeyState>(static_cast<uint32_t>(columns_.size()), features_.size());
-      if (has_text_) ks->text.resize(columns_.size());
-      for (size_t i = 0; i < features_.size(); ++i) {
-        switch (features_[i].spec.agg) {
-          case AggKind::Min:
-          case AggKind::Max:
-            ks->feats[i].mono = std::make_unique<RingBuffer<MonoEntry>>();
-            break;
-          case AggKind::CountDistinct:
-            ks->feats[i].distinct = std::make_unique<absl::flat_hash_map<uint64_t, uint32_t>>();
-            break;
-          case AggKind::Quantile:
-            ks->feats[i].sketch = std::make_unique<QuantileSketch>();
-            break;
-          default:
-            break;
-        }
-      }
-    }
+    std::unique_ptr<KeyState> ks = new_key_state();
     ks->key.assign(key.data(), key.size());
     expiry_.push_back({event.time + lateness_ + retention_, ks.get()});
     it = keys_.emplace(ks->key, std::move(ks)).first;
@@ -633,6 +638,102 @@ void SlidingFeatureGroup::expire(TimeMs watermark) {
       free_.push_back(std::move(owned));
     }
   }
+}
+
+// Snapshot encoding, per key in expiry order:
+//   i64 due, str key, i64 max_t, u32 rows, rows (time + one word per column),
+//   the strings of each Text column (one per row), then per feature:
+//   u64 start, Moments (i64 n, f64 k s sc q qc), and by aggregate: min/max
+//   u32 n + (i64 t, f64 v)*; count_distinct u32 n + (u64 value, u32 count)*;
+//   quantile the sketch.
+void SlidingFeatureGroup::snapshot(ByteWriter& w) const {
+  w.u32(static_cast<uint32_t>(columns_.size()));
+  w.u32(static_cast<uint32_t>(features_.size()));
+  w.u32(static_cast<uint32_t>(expiry_.size()));
+  const size_t stride = columns_.size() + 1;
+  for (size_t e = 0; e < expiry_.size(); ++e) {
+    const auto& [due, ks] = expiry_[e];
+    w.i64(due);
+    w.str(ks->key);
+    w.i64(ks->max_t);
+    w.u32(static_cast<uint32_t>(ks->buf.size()));
+    for (size_t i = 0; i < ks->buf.size(); ++i) w.raw(ks->buf.row(i), stride * 8);
+    for (size_t c = 0; c < columns_.size(); ++c)
+      if (columns_[c].kind == ColumnKind::Text)
+        for (size_t i = 0; i < ks->buf.size(); ++i) w.str(ks->text[c][i]);
+    for (size_t f = 0; f < features_.size(); ++f) {
+      const FeatState& st = ks->feats[f];
+      w.u64(st.start);
+      w.i64(st.m.n);
+      for (double d : {st.m.k, st.m.s, st.m.sc, st.m.q, st.m.qc}) w.f64(d);
+      if (st.mono) {
+        w.u32(static_cast<uint32_t>(st.mono->size()));
+        for (size_t i = 0; i < st.mono->size(); ++i) {
+          w.i64((*st.mono)[i].t);
+          w.f64((*st.mono)[i].v);
+        }
+      }
+      if (st.distinct) {
+        w.u32(static_cast<uint32_t>(st.distinct->size()));
+        for (const auto& [bits, n] : *st.distinct) {
+          w.u64(bits);
+          w.u32(n);
+        }
+      }
+      if (st.sketch) st.sketch->save(w);
+    }
+  }
+}
+
+bool SlidingFeatureGroup::restore(ByteReader& r) {
+  keys_.clear();
+  expiry_.clear();
+  if (r.u32() != columns_.size() || r.u32() != features_.size()) return false;
+  const uint32_t n = r.count(24);
+  const size_t stride = columns_.size() + 1;
+  for (uint32_t e = 0; e < n && !r.failed(); ++e) {
+    const TimeMs due = r.i64();
+    std::unique_ptr<KeyState> ks = new_key_state();
+    ks->key.assign(r.str());
+    ks->max_t = r.i64();
+    const uint32_t rows = r.count(stride * 8);
+    for (uint32_t i = 0; i < rows; ++i) r.raw(ks->buf.insert(i), stride * 8);
+    for (size_t c = 0; c < columns_.size(); ++c)
+      if (columns_[c].kind == ColumnKind::Text)
+        for (uint32_t i = 0; i < rows; ++i) ks->text[c].push_back(std::string(r.str()));
+    for (size_t f = 0; f < features_.size(); ++f) {
+      FeatState& st = ks->feats[f];
+      st.start = r.u64();
+      st.m.n = r.i64();
+      for (double* d : {&st.m.k, &st.m.s, &st.m.sc, &st.m.q, &st.m.qc}) *d = r.f64();
+      if (st.start > rows) return false;
+      if (st.mono) {
+        const uint32_t m = r.count(16);
+        for (uint32_t i = 0; i < m; ++i) {
+          TimeMs t = r.i64();
+          st.mono->push_back({t, r.f64()});
+        }
+      }
+      if (st.distinct) {
+        const uint32_t m = r.count(12);
+        for (uint32_t i = 0; i < m; ++i) {
+          uint64_t bits = r.u64();
+          (*st.distinct)[bits] = r.u32();
+        }
+      }
+      if (st.sketch && !st.sketch->load(r)) return false;
+    }
+    if (r.failed() || keys_.contains(ks->key)) return false;
+    expiry_.push_back({due, ks.get()});
+    std::string key = ks->key;
+    keys_.emplace(std::move(key), std::move(ks));
+  }
+  if (r.failed()) {
+    keys_.clear();
+    expiry_.clear();
+    return false;
+  }
+  return true;
 }
 
 size_t SlidingFeatureGroup::state_bytes() const {

@@ -29,6 +29,7 @@
 #include <absl/container/flat_hash_map.h>
 #include <xxhash.h>
 
+#include "millrace/core/bytes.h"
 #include "millrace/core/event.h"
 #include "millrace/core/ring_buffer.h"
 #include "millrace/core/schema.h"
@@ -52,6 +53,14 @@ class SlidingFeatureGroup {
 
   // Frees the keys that no event at or after `watermark` can use.
   void expire(TimeMs watermark);
+
+  // Checkpoints: appends the whole state (every key, in expiry order, with
+  // its buffered events and running aggregates, bit for bit) / replaces the
+  // state with a saved one, after which every later result is the same as
+  // without the save and restore. restore() returns false on damaged input
+  // (the group is then empty).
+  void snapshot(ByteWriter& w) const;
+  bool restore(ByteReader& r);
 
   size_t keys() const { return keys_.size(); }
   size_t state_bytes() const;
@@ -81,6 +90,7 @@ class SlidingFeatureGroup {
   void add_to_head(KeyState& ks, size_t fi, size_t pos, bool in_order);
   void remove_from_head(KeyState& ks, size_t fi, size_t pos);
   void prune(KeyState& ks, TimeMs watermark);
+  std::unique_ptr<KeyState> new_key_state();
 
   const Schema& schema_;
   std::vector<Column> columns_;

@@ -46,12 +46,15 @@
 // is open or committing, and is how recovery decides its records:
 //   millrace-txn 1
 //   id <transaction id>
-//   state open | commit
-//   partitions <p> <p> ...              (state commit: those it wrote to)
+//   state open | prepared | commit
+//   partitions <p> <p> ...              (prepared, commit: those it wrote to)
 //   crc <crc32c of the lines above, 8 hex digits>
 // On open, "open" means the transaction never committed: an abort marker is
 // appended to every partition. "commit" means it did: a commit marker is
 // appended to each listed partition (a repeated marker is harmless).
+// "prepared" (two-phase commit: the records are durable, an outside
+// coordinator decides) is left as it is, for the writer that prepared it to
+// commit or abort after its own recovery.
 //
 // Appends only ever extend the last segment of a partition, so damage from a
 // crash is confined to its tail: an incomplete frame (a torn write) or a frame

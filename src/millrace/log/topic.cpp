@@ -66,7 +66,7 @@ void RemoveTempFiles(const std::string& dir) {
 }  // namespace
 
 Topic::~Topic() {
-  if (txn_open_) (void)AbortTransaction();
+  if (txn_open_ && !txn_prepared_) (void)AbortTransaction();
   (void)Flush();
   for (auto& part : parts_) {
     for (int fd : part.unsynced_fds) ::close(fd);
@@ -153,6 +153,15 @@ Status Topic::RecoverTransaction() {
   if (!state.ok()) return state.status();
   if (!state->has_value()) return Status::Ok();
   const TransactionState& txn = **state;
+  if (txn.prepared) {
+    txn_id_ = txn.id;
+    txn_open_ = txn_prepared_ = true;
+    for (uint32_t p : txn.partitions)
+      if (p < parts_.size()) txn_touched_[p] = true;
+    warnings_.push_back("transaction " + std::to_string(txn.id) +
+                        " is prepared: left for its writer to commit or abort");
+    return Status::Ok();
+  }
   std::vector<uint32_t> partitions;
   if (txn.committing) {
     for (uint32_t p : txn.partitions) {
@@ -284,6 +293,11 @@ Result<uint64_t> Topic::Append(uint32_t partition, std::span<const std::string_v
                            std::to_string(kMaxRecordBytes) + "-byte limit");
     }
   }
+  if (txn_prepared_) {
+    return Status::Error("topic " + path_ + " has prepared transaction " + std::to_string(txn_id_) +
+                         " awaiting its writer's decision; run that writer (millrace run with its "
+                         "--checkpoint-dir) again to decide it");
+  }
   Partition& part = parts_[partition];
   const uint64_t first = part.next_offset;
   const uint8_t flags = txn_open_ ? kFlagTransactional : 0;
@@ -408,11 +422,25 @@ Status Topic::BeginTransaction() {
   const uint64_t id = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                                 std::chrono::system_clock::now().time_since_epoch())
                                                 .count());
-  if (Status s = WriteTransactionState(path_, TransactionState{id, false, {}}); !s.ok()) return s;
+  if (Status s = WriteTransactionState(path_, TransactionState{id, false, false, {}}); !s.ok())
+    return s;
   txn_id_ = id;
   txn_open_ = true;
   txn_touched_.assign(parts_.size(), false);
   return Status::Ok();
+}
+
+Result<uint64_t> Topic::PrepareTransaction() {
+  if (!txn_open_) return Status::Error("no transaction is open on " + path_);
+  if (txn_prepared_) return txn_id_;
+  if (Status s = Sync(); !s.ok()) return s;
+  TransactionState state{txn_id_, false, true, {}};
+  for (uint32_t p = 0; p < parts_.size(); ++p) {
+    if (txn_touched_[p]) state.partitions.push_back(p);
+  }
+  if (Status s = WriteTransactionState(path_, state); !s.ok()) return s;
+  txn_prepared_ = true;
+  return txn_id_;
 }
 
 Status Topic::CommitTransaction() {
@@ -420,21 +448,21 @@ Status Topic::CommitTransaction() {
   // The records must be durable before the commit point (txn.state saying
   // "commit"), or a power loss could commit records that are gone.
   if (Status s = Sync(); !s.ok()) return s;
-  TransactionState state{txn_id_, true, {}};
+  TransactionState state{txn_id_, true, false, {}};
   for (uint32_t p = 0; p < parts_.size(); ++p) {
     if (txn_touched_[p]) state.partitions.push_back(p);
   }
   if (Status s = WriteTransactionState(path_, state); !s.ok()) return s;
   // From here on the transaction is committed: if writing the markers fails,
   // the next Open() writes them.
-  txn_open_ = false;
+  txn_open_ = txn_prepared_ = false;
   if (Status s = WriteMarkers(kControlCommit, txn_id_, state.partitions); !s.ok()) return s;
   return RemoveTransactionState(path_);
 }
 
 Status Topic::AbortTransaction() {
   if (!txn_open_) return Status::Error("no transaction is open on " + path_);
-  txn_open_ = false;
+  txn_open_ = txn_prepared_ = false;
   std::vector<uint32_t> partitions;
   for (uint32_t p = 0; p < parts_.size(); ++p) {
     if (txn_touched_[p]) partitions.push_back(p);

@@ -90,6 +90,19 @@ class Topic {
   Status AbortTransaction();
   bool in_transaction() const { return txn_open_; }
 
+  // Two-phase commit, for a writer whose own commit point is elsewhere (a
+  // pipeline's checkpoint manifest). PrepareTransaction() makes the open
+  // transaction's records durable and records it as prepared; it stays
+  // undecided (read-committed readers hold it back) until CommitTransaction()
+  // or AbortTransaction(), in this process or, after a crash, in the next
+  // one: Open() leaves a prepared transaction as it is, and
+  // prepared_transaction() returns its id. While one is prepared the topic
+  // takes no appends and no new transaction. Returns the transaction's id.
+  Result<uint64_t> PrepareTransaction();
+  // The id of the prepared transaction, or 0 when there is none.
+  uint64_t prepared_transaction() const { return txn_prepared_ ? txn_id_ : 0; }
+  uint64_t transaction_id() const { return txn_open_ ? txn_id_ : 0; }
+
   // Consumer-group offsets (group_offsets.h). A commit merges the given
   // partitions into the group's stored set, atomically; offsets must not pass
   // end_offset().
@@ -136,6 +149,7 @@ class Topic {
   size_t write_buffer_bytes_ = 0;
   Status failed_;  // set when a failed write could not be undone; Append refuses after it
   bool txn_open_ = false;
+  bool txn_prepared_ = false;  // txn_open_ too
   uint64_t txn_id_ = 0;
   std::vector<bool> txn_touched_;  // per partition, written to by the open transaction
 };

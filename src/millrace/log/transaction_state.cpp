@@ -21,7 +21,10 @@ std::string StatePath(const std::string& topic_path) {
 
 Status WriteTransactionState(const std::string& topic_path, const TransactionState& state) {
   std::string body = "millrace-txn 1\nid " + std::to_string(state.id) + "\nstate " +
-                     (state.committing ? "commit" : "open") + "\npartitions";
+                     (state.committing ? "commit"
+                      : state.prepared ? "prepared"
+                                       : "open") +
+                     "\npartitions";
   for (uint32_t p : state.partitions) body += " " + std::to_string(p);
   body += "\n";
   char crc[32];
@@ -62,8 +65,9 @@ Result<std::optional<TransactionState>> ReadTransactionState(const std::string& 
     } else if (key == "state") {
       std::string v;
       words >> v;
-      kind = v == "open" || v == "commit";
+      kind = v == "open" || v == "commit" || v == "prepared";
       state.committing = v == "commit";
+      state.prepared = v == "prepared";
     } else if (key == "partitions") {
       uint32_t p;
       while (words >> p) state.partitions.push_back(p);

@@ -13,8 +13,9 @@ namespace millrace::log {
 
 struct TransactionState {
   uint64_t id = 0;
-  bool committing = false;           // false: open
-  std::vector<uint32_t> partitions;  // when committing: the partitions written to
+  bool committing = false;           // false: open (or prepared)
+  bool prepared = false;             // durable, awaiting its coordinator's decision
+  std::vector<uint32_t> partitions;  // when prepared or committing: the partitions written to
 };
 
 // Replaces txn.state atomically.

@@ -22,7 +22,8 @@ constexpr std::string_view kLogScheme = "log:";
 // Lines of a file or stdin, read in large chunks.
 class LineFileReader : public RecordReader {
  public:
-  LineFileReader(int fd, std::string name) : fd_(fd), name_(std::move(name)) {
+  LineFileReader(int fd, std::string name, uint64_t skip_lines = 0)
+      : fd_(fd), name_(std::move(name)), seekable_(fd != 0), skip_(skip_lines) {
     buf_.resize(1 << 20);
   }
   ~LineFileReader() override {
@@ -40,6 +41,7 @@ class LineFileReader : public RecordReader {
           std::string_view line(start, len);
           if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
           uint64_t number = line_no_++;
+          if (number < skip_) continue;  // before the resume position
           if (line.find_first_not_of(" \t") == std::string_view::npos) continue;  // blank
           rec->data = line;
           rec->partition = 0;
@@ -68,10 +70,18 @@ class LineFileReader : public RecordReader {
   }
   bool partition_finished(uint32_t) const override { return done_; }
   bool finished() const override { return done_; }
+  std::optional<ReaderPosition> position() const override {
+    if (!seekable_) return std::nullopt;
+    ReaderPosition p;
+    p.next_offsets.push_back(line_no_);
+    return p;
+  }
 
  private:
   int fd_;
   std::string name_;
+  bool seekable_;
+  uint64_t skip_;
   std::vector<char> buf_;
   size_t pos_ = 0, end_ = 0;
   bool eof_ = false, done_ = false;
@@ -100,6 +110,15 @@ class LogTopicReader : public RecordReader {
       auto g = log::ReadGroupOffsets(path, opts.group);
       if (!g.ok()) return g.status();
       start = g.value();
+    }
+    if (opts.resume) {
+      if (opts.resume->next_offsets.size() != n)
+        return Status::Error(
+            fmt::format("{}: the checkpoint has {} partitions of this input, the topic has {}",
+                        path, opts.resume->next_offsets.size(), n));
+      for (uint32_t p = 0; p < n; ++p) start[p] = opts.resume->next_offsets[p];
+      r->cur_ = opts.resume->cursor % n;
+      r->run_ = opts.resume->run;
     }
     for (uint32_t p = 0; p < n; ++p) {
       uint64_t from =
@@ -144,6 +163,13 @@ class LogTopicReader : public RecordReader {
     for (bool f : finished_)
       if (!f) return false;
     return true;
+  }
+  std::optional<ReaderPosition> position() const override {
+    ReaderPosition p;
+    for (const auto& r : readers_) p.next_offsets.push_back(r->position());
+    p.cursor = cur_;
+    p.run = run_;
+    return p;
   }
   Status commit(const std::vector<uint64_t>& next_offsets) override {
     if (opts_.group.empty()) return Status::Ok();
@@ -260,7 +286,9 @@ Result<std::unique_ptr<RecordReader>> open_reader(const std::string& uri,
   int fd = ::open(uri.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0)
     return Status::Error(fmt::format("{}: cannot open input: {}", uri, std::strerror(errno)));
-  return std::unique_ptr<RecordReader>(new LineFileReader(fd, uri));
+  return std::unique_ptr<RecordReader>(new LineFileReader(
+      fd, uri,
+      opts.resume && !opts.resume->next_offsets.empty() ? opts.resume->next_offsets[0] : 0));
 }
 
 Result<std::unique_ptr<RecordWriter>> open_writer(const std::string& uri) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,6 +24,14 @@ struct RecordRef {
   uint64_t offset = 0;  // line number (files) or log offset
 };
 
+// Where a reader stands, for checkpoints: reopened at a position, a reader
+// returns the same records in the same order as it would have from there.
+struct ReaderPosition {
+  std::vector<uint64_t> next_offsets;  // per partition
+  uint32_t cursor = 0;                 // log: partition being read
+  uint32_t run = 0;                    // log: records read from it in the current run
+};
+
 class RecordReader {
  public:
   virtual ~RecordReader() = default;
@@ -35,12 +44,16 @@ class RecordReader {
   virtual bool finished() const = 0;
   // Commits consumer-group offsets (next offset per partition), if the input has groups.
   virtual Status commit(const std::vector<uint64_t>& /*next_offsets*/) { return Status::Ok(); }
+  // The position after the last record returned; nullopt for inputs that
+  // cannot be read again (stdin).
+  virtual std::optional<ReaderPosition> position() const = 0;
 };
 
 struct ReaderOptions {
   bool follow = false;  // log input: keep waiting for new records
   std::string group;    // log input: consumer group (resume from its offsets, commit to it)
   bool from_beginning = true;
+  const ReaderPosition* resume = nullptr;  // start here (checkpoints); overrides group offsets
 };
 
 Result<std::unique_ptr<RecordReader>> open_reader(const std::string& uri,

@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 #include <simdjson.h>
+#include <yaml-cpp/yaml.h>
 
 #include "millrace/core/event_parser.h"
 #include "millrace/core/hash.h"
@@ -19,6 +20,8 @@
 #include "millrace/features/sliding_features.h"
 #include "millrace/model/score_quality.h"
 #include "millrace/serve/http_server.h"
+#include "millrace/stream/checkpoint.h"
+#include "millrace/stream/exactly_once.h"
 #include "millrace/stream/io.h"
 #include "millrace/stream/scoring.h"
 #include "millrace/stream/spsc_queue.h"
@@ -94,7 +97,7 @@ void build_key(const Event& e, const std::vector<int>& fields, std::string* key)
   }
 }
 
-enum class SlotKind : uint8_t { Event, Late, Dead, Watermark, Stop };
+enum class SlotKind : uint8_t { Event, Late, Dead, Watermark, Barrier, Stop };
 
 struct Slot {
   SlotKind kind = SlotKind::Event;
@@ -109,6 +112,11 @@ struct Slot {
   std::vector<WindowOutput> wout;    // per (worker, window)
   ScoreResult score;                 // when the spec has a model
   std::string shadow_out;
+  // Barrier: the checkpoint, what the source saved, and timings (steady ns).
+  uint64_t checkpoint = 0;
+  std::shared_ptr<SourceCheckpoint> source_state;
+  int64_t injected_ns = 0;
+  std::atomic<int64_t> taken_ns{0}, pause_ns{0};  // max over workers
   std::atomic<int32_t> pending{0};
   std::atomic<uint64_t> ready{0};  // seq + 1 once the slot is complete
 };
@@ -148,6 +156,22 @@ class Pipeline {
     staged_ = 0;
   }
   void fail(const Status& s);
+
+  // Checkpoints (stream/checkpoint.h); all no-ops without a checkpoint dir.
+  Status open_checkpoints();
+  Result<std::unique_ptr<RecordWriter>> open_output(const std::string& uri);
+  Status restore_workers();
+  void inject_barrier(const WatermarkTracker& wm, TimeMs last_broadcast, uint64_t since_broadcast);
+  void snapshot_worker(int w, Slot& s);
+  Status complete_checkpoint(Slot& s);
+  bool checkpointing() const { return ckpt_store_ != nullptr; }
+  std::unique_ptr<CheckpointStore> ckpt_store_;
+  std::unique_ptr<CheckpointPartWriter> ckpt_parts_;
+  std::optional<RestoredCheckpoint> restored_;
+  std::vector<std::pair<std::string, EpochWriter*>> epoch_writers_;
+  std::vector<RecordWriter*> plain_writers_;  // flushed at checkpoints, not exactly-once
+  uint64_t next_checkpoint_ = 1;              // source only
+  std::string spec_fingerprint_;
 
   const PipelineSpec& spec_;
   const RunOptions& opts_;
@@ -197,19 +221,24 @@ class Pipeline {
 Status Pipeline::open_io() {
   if (opts_.generator == nullptr) {
     ReaderOptions ro;
-    ro.follow = opts_.follow;
+    ro.follow = opts_.follow && !opts_.stop_at_end;
     ro.group = opts_.group;
+    if (restored_) ro.resume = &restored_->manifest.source.reader;
     auto r = open_reader(opts_.input, ro);
     if (!r.ok()) return r.status();
     reader_ = std::move(r.value());
+    if (checkpointing() && !reader_->position())
+      return Status::Error(opts_.input +
+                           ": checkpoints need an input that can be read again from a position: a "
+                           "file or log:DIR/TOPIC, not stdin");
   }
-  auto o = open_writer(opts_.output);
+  auto o = open_output(opts_.output);
   if (!o.ok()) return o.status();
   output_ = std::move(o.value());
-  auto l = open_writer(opts_.late_output);
+  auto l = open_output(opts_.late_output);
   if (!l.ok()) return l.status();
   late_ = std::move(l.value());
-  auto d = open_writer(opts_.dead_letter);
+  auto d = open_output(opts_.dead_letter);
   if (!d.ok()) return d.status();
   dead_ = std::move(d.value());
   for (const auto& w : spec_.windows) {
@@ -217,7 +246,7 @@ Status Pipeline::open_io() {
       window_outputs_.push_back(nullptr);
       continue;
     }
-    auto wo = open_writer(w.output);
+    auto wo = open_output(w.output);
     if (!wo.ok()) return wo.status();
     window_outputs_.push_back(std::move(wo.value()));
   }
@@ -417,10 +446,38 @@ void Pipeline::source_loop() {
   auto last_progress = started;
   const bool has_windows = !spec_.windows.empty();
   TimeMs now = now_ms();
+  TimeMs last_checkpoint = now;
+  if (restored_) {
+    const SourceCheckpoint& rs = restored_->manifest.source;
+    if (!wm.restore(rs.partition_max, rs.watermark)) {
+      fail(Status::Error(fmt::format("{}: checkpoint {} has {} input partitions, the input has {}",
+                                     opts_.checkpoint_dir, restored_->manifest.id,
+                                     rs.partition_max.size(), partitions)));
+    }
+    last_broadcast = rs.last_broadcast;
+    since_broadcast = rs.since_broadcast;
+    if (opts_.generator) {  // a generator replays from its start: skip what was read
+      Event e;
+      for (uint64_t i = 0; i < rs.reader.next_offsets.at(0) && opts_.generator->next(&e); ++i)
+        ++stats_.records;
+    }
+  } else if (checkpointing()) {
+    // A first checkpoint before any record: even a crash before the next one
+    // resumes from a known state of the outputs.
+    inject_barrier(wm, last_broadcast, since_broadcast);
+  }
+  bool stopped = false;
 
   for (;;) {
     if (failed_.load(std::memory_order_relaxed)) break;
-    if (opts_.stop && opts_.stop->load(std::memory_order_relaxed)) break;
+    if (opts_.stop && opts_.stop->load(std::memory_order_relaxed)) {
+      stopped = true;
+      break;
+    }
+    if (checkpointing() && now - last_checkpoint >= opts_.checkpoint_interval_ms) {
+      inject_barrier(wm, last_broadcast, since_broadcast);
+      last_checkpoint = now;
+    }
     uint64_t seq = next_seq_;
     Slot& s = acquire(seq);
     if ((stats_.records & 255) == 0) now = now_ms();  // processing time, for idle partitions
@@ -527,7 +584,10 @@ void Pipeline::source_loop() {
   publish_source_counters(wm.current());
   if (opts_.progress) std::fprintf(stderr, "\r%*s\r", 40, "");
   // End of a bounded input: every open window fires, then everything stops.
-  broadcast(SlotKind::Watermark, kMaxTime);
+  // Stopped by a signal with checkpoints, the windows stay open: the last
+  // checkpoint keeps them for the next run.
+  if (!(stopped && checkpointing())) broadcast(SlotKind::Watermark, kMaxTime);
+  if (checkpointing() && !failed_.load()) inject_barrier(wm, last_broadcast, since_broadcast);
   broadcast(SlotKind::Stop, kMaxTime);
 }
 
@@ -550,7 +610,9 @@ bool Pipeline::process(int w, const Message& m) {
     if (s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) complete(s, m.seq);
     return false;
   }
-  if (s.kind == SlotKind::Watermark) {
+  if (s.kind == SlotKind::Barrier) {
+    snapshot_worker(w, s);
+  } else if (s.kind == SlotKind::Watermark) {
     if (s.wm_after == kMaxTime) {
       // Measure state at the end of the input, before the final flush frees it.
       me.keys = 0;
@@ -639,6 +701,9 @@ void Pipeline::sink_loop() {
       case SlotKind::Late:
         if (!s.out.empty()) check(late_->write(s.out, s.partition));
         break;
+      case SlotKind::Barrier:
+        if (!failed_.load()) check(complete_checkpoint(s));
+        break;
       case SlotKind::Dead:
         check(dead_->write(s.out, s.partition));
         if (opts_.dead_letter.empty() && dead_shown_.fetch_add(1) < 5)
@@ -690,15 +755,203 @@ void Pipeline::sink_loop() {
   if (reader_ && !failed_.load()) check(reader_->commit(next_offsets));
 }
 
+// ---- Checkpoints -----------------------------------------------------------
+
+double ms_since(int64_t steady_ns) {
+  return (std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+              .count() -
+          steady_ns) /
+         1e6;
+}
+
+int64_t steady_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+void atomic_max(std::atomic<int64_t>& a, int64_t v) {
+  int64_t cur = a.load(std::memory_order_relaxed);
+  while (cur < v && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+  }
+}
+
+Status Pipeline::open_checkpoints() {
+  if (opts_.checkpoint_dir.empty()) return Status::Ok();
+  if (opts_.checkpoint_interval_ms <= 0)
+    return Status::Error("--checkpoint-interval must be positive");
+  auto started = steady_ns();
+  auto store = CheckpointStore::Open(opts_.checkpoint_dir, opts_.checkpoint_keep);
+  if (!store.ok()) return store.status();
+  ckpt_store_ = std::move(store.value());
+  spec_fingerprint_ = spec_fingerprint(YAML::Dump(spec_.root));
+  auto latest = ckpt_store_->load_latest(&stats_.checkpoints.warnings);
+  if (!latest.ok()) return latest.status();
+  if (latest.value()) {
+    restored_ = std::move(*latest.value());
+    const CheckpointManifest& m = restored_->manifest;
+    if (m.spec != spec_fingerprint_)
+      return Status::Error(fmt::format(
+          "{}: checkpoint {} was written by a different spec than {}; run it with the spec that "
+          "wrote it, or use a new --checkpoint-dir",
+          opts_.checkpoint_dir, m.id, spec_.file));
+    stats_.checkpoints.restored_from = m.id;
+  }
+  next_checkpoint_ = ckpt_store_->max_id() + 1;
+  stats_.checkpoints.recovery_ms = ms_since(started);
+  return Status::Ok();
+}
+
+// Opens an output: exactly-once (settling what a crash left) with checkpoints,
+// plain without.
+Result<std::unique_ptr<RecordWriter>> Pipeline::open_output(const std::string& uri) {
+  if (!checkpointing()) return open_writer(uri);
+  const OutputCommit* resumed = nullptr;
+  if (restored_)
+    for (const auto& c : restored_->manifest.outputs)
+      if (c.uri == uri) resumed = &c;
+  auto started = steady_ns();
+  auto r = open_exactly_once_writer(uri, resumed);
+  if (!r.ok()) return r.status();
+  stats_.checkpoints.recovery_ms += ms_since(started);
+  for (auto& n : r->notes) stats_.checkpoints.warnings.push_back(std::move(n));
+  next_checkpoint_ = std::max(next_checkpoint_, r->max_epoch + 1);
+  if (auto* ew = dynamic_cast<EpochWriter*>(r->writer.get()))
+    epoch_writers_.emplace_back(uri, ew);
+  else
+    plain_writers_.push_back(r->writer.get());
+  return std::move(r->writer);
+}
+
+// Restores every worker's feature groups and window operators.
+Status Pipeline::restore_workers() {
+  if (!restored_) return Status::Ok();
+  auto started = steady_ns();
+  const CheckpointManifest& m = restored_->manifest;
+  if (m.workers != nworkers_)
+    return Status::Error(fmt::format(
+        "{}: checkpoint {} was taken with {} workers; run with --workers {} to resume it",
+        opts_.checkpoint_dir, m.id, m.workers, m.workers));
+  for (int w = 0; w < nworkers_; ++w) {
+    Worker& me = workers_[w];
+    ByteReader r(restored_->parts[w]);
+    me.watermark = r.i64();
+    bool ok = r.u32() == me.sliding.size();
+    for (auto& g : me.sliding) {
+      if (!ok) break;
+      const bool present = r.u8() != 0;
+      ok = present == (g != nullptr) && (!g || g->restore(r));
+    }
+    ok = ok && r.u32() == me.windows.size();
+    for (auto& op : me.windows) {
+      if (!ok) break;
+      ok = op->restore(r);
+    }
+    if (!ok || r.failed() || !r.at_end())
+      return Status::Error(
+          fmt::format("{}: checkpoint {}: the state of worker {} does not match this pipeline",
+                      opts_.checkpoint_dir, m.id, w));
+  }
+  restored_->parts.clear();
+  stats_.checkpoints.recovery_ms += ms_since(started);
+  return Status::Ok();
+}
+
+// Source: puts a barrier slot after every record read so far.
+void Pipeline::inject_barrier(const WatermarkTracker& wm, TimeMs last_broadcast,
+                              uint64_t since_broadcast) {
+  auto st = std::make_shared<SourceCheckpoint>();
+  if (reader_) {
+    st->reader = *reader_->position();
+  } else {
+    st->reader.next_offsets.push_back(stats_.records);
+  }
+  st->partition_max = wm.max_times();
+  st->watermark = wm.current();
+  st->last_broadcast = last_broadcast;
+  st->since_broadcast = since_broadcast;
+  uint64_t seq = next_seq_++;
+  Slot& s = acquire(seq);
+  s.kind = SlotKind::Barrier;
+  s.checkpoint = next_checkpoint_++;
+  s.source_state = std::move(st);
+  s.injected_ns = steady_ns();
+  s.taken_ns.store(0, std::memory_order_relaxed);
+  s.pause_ns.store(0, std::memory_order_relaxed);
+  s.wm_before = s.wm_after = wm.current();
+  s.pending.store(nworkers_, std::memory_order_relaxed);
+  for (int w = 0; w < nworkers_; ++w) dispatch(w, Message{seq, 0});
+  publish_all();
+}
+
+// Worker: copies its state into a buffer, handed to the part writer.
+void Pipeline::snapshot_worker(int w, Slot& s) {
+  const int64_t t0 = steady_ns();
+  atomic_max(s.taken_ns, t0);
+  Worker& me = workers_[w];
+  std::string buf;
+  ByteWriter out(&buf);
+  out.i64(me.watermark);
+  out.u32(static_cast<uint32_t>(me.sliding.size()));
+  for (const auto& g : me.sliding) {
+    out.u8(g ? 1 : 0);
+    if (g) g->snapshot(out);
+  }
+  out.u32(static_cast<uint32_t>(me.windows.size()));
+  for (const auto& op : me.windows) op->snapshot(out);
+  atomic_max(s.pause_ns, steady_ns() - t0);
+  ckpt_parts_->submit(s.checkpoint, w, std::move(buf));
+}
+
+// Sink: every result before the barrier is written. Prepare the outputs'
+// epoch, wait for the workers' parts, write the manifest (the commit point),
+// then commit the outputs.
+Status Pipeline::complete_checkpoint(Slot& s) {
+  CheckpointManifest m;
+  m.id = s.checkpoint;
+  m.created_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+  m.spec = spec_fingerprint_;
+  m.workers = nworkers_;
+  m.source = *s.source_state;
+  s.source_state.reset();
+  for (RecordWriter* w : plain_writers_)
+    if (auto st = w->flush(); !st.ok()) return st;
+  for (auto& [uri, w] : epoch_writers_) {
+    auto c = w->prepare(m.id);
+    if (!c.ok()) return c.status();
+    c->uri = uri;
+    m.outputs.push_back(std::move(c.value()));
+  }
+  auto parts = ckpt_parts_->wait(m.id);
+  if (!parts.ok()) return parts.status();
+  m.parts = std::move(parts.value());
+  if (auto st = ckpt_store_->write_manifest(m); !st.ok()) return st;
+  for (auto& [uri, w] : epoch_writers_)
+    if (auto st = w->commit(); !st.ok()) return st;
+  if (auto st = ckpt_store_->prune(m.id); !st.ok()) return st;
+  CheckpointStats& cs = stats_.checkpoints;
+  ++cs.count;
+  cs.last_duration_ms = ms_since(s.injected_ns);
+  cs.total_duration_ms += cs.last_duration_ms;
+  cs.max_duration_ms = std::max(cs.max_duration_ms, cs.last_duration_ms);
+  cs.max_alignment_ms = std::max(cs.max_alignment_ms, (s.taken_ns.load() - s.injected_ns) / 1e6);
+  cs.max_pause_ms = std::max(cs.max_pause_ms, s.pause_ns.load() / 1e6);
+  cs.last_bytes = 0;
+  for (const auto& p : m.parts) cs.last_bytes += p.bytes;
+  return Status::Ok();
+}
+
 Result<RunStats> Pipeline::run() {
   if (groups_.size() > 32)
     return Status::Error(
         fmt::format("{}: {} different keys; at most 32 are supported", spec_.file, groups_.size()));
+  if (auto s = open_checkpoints(); !s.ok()) return s;
   auto scorer = Scorer::Create(spec_);
   if (!scorer.ok()) return scorer.status();
   scorer_ = std::move(scorer.value());
   if (scorer_) {
-    auto sh = open_writer(opts_.shadow_output);
+    auto sh = open_output(opts_.shadow_output);
     if (!sh.ok()) return sh.status();
     shadow_ = std::move(sh.value());
   }
@@ -732,6 +985,11 @@ Result<RunStats> Pipeline::run() {
     for (const auto& ws : spec_.windows)
       wk.windows.push_back(WindowOperator::Create(ws, spec_.source.schema));
   }
+  if (auto s = restore_workers(); !s.ok()) return s;
+  if (opts_.on_recovery)
+    for (const auto& w : stats_.checkpoints.warnings) opts_.on_recovery(w);
+  if (checkpointing())
+    ckpt_parts_ = std::make_unique<CheckpointPartWriter>(ckpt_store_.get(), nworkers_);
   if (!opts_.serve.empty()) {
     HttpHandlers h;
     h.health = [this] {
@@ -761,6 +1019,7 @@ Result<RunStats> Pipeline::run() {
   source_loop();
   for (auto& t : threads) t.join();
   sink.join();
+  ckpt_parts_.reset();
   stats_.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   http_.reset();
   stats_.workers = nworkers_;
@@ -792,6 +1051,15 @@ std::string format_run_stats(const RunStats& s) {
   if (s.keys)
     out += fmt::format("; {} keys, {:.0f} bytes of state per key", s.keys,
                        static_cast<double>(s.state_bytes) / s.keys);
+  const CheckpointStats& c = s.checkpoints;
+  if (c.restored_from)
+    out += fmt::format("; resumed from checkpoint {} in {:.0f} ms", c.restored_from, c.recovery_ms);
+  if (c.count)
+    out += fmt::format(
+        "; {} checkpoints (last {:.0f} ms, max {:.0f} ms, {} bytes; alignment max {:.1f} ms, "
+        "worker pause max {:.1f} ms)",
+        c.count, c.last_duration_ms, c.max_duration_ms, c.last_bytes, c.max_alignment_ms,
+        c.max_pause_ms);
   return out;
 }
 

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "millrace/core/event.h"
 #include "millrace/core/status.h"
@@ -48,6 +49,27 @@ struct RunOptions {
   std::function<void(int port)> on_serving;  // told the port once the API listens
   EventGenerator* generator = nullptr;       // instead of `input`
   std::atomic<bool>* stop = nullptr;         // set to end the run (signals)
+
+  // Checkpoints and exactly-once outputs (docs/fault_tolerance.md).
+  std::string checkpoint_dir;             // "" : none
+  int64_t checkpoint_interval_ms = 5000;  // processing time between checkpoints
+  int checkpoint_keep = 3;                // complete checkpoints kept
+  bool stop_at_end = false;               // log input: end once every partition is read to its end
+  // Told what recovery found and settled (skipped checkpoints, outputs
+  // committed or discarded), as it happens; also kept in RunStats.
+  std::function<void(const std::string&)> on_recovery;
+};
+
+// Checkpoint figures of a run.
+struct CheckpointStats {
+  uint64_t count = 0;          // checkpoints completed
+  uint64_t restored_from = 0;  // checkpoint id resumed from, 0 if none
+  double recovery_ms = 0;      // loading and restoring it, settling the outputs
+  double last_duration_ms = 0, max_duration_ms = 0, total_duration_ms = 0;  // barrier -> committed
+  double max_alignment_ms = 0;        // barrier injected -> taken by the last worker
+  double max_pause_ms = 0;            // longest time a worker spent copying its state
+  uint64_t last_bytes = 0;            // size of the last checkpoint's state
+  std::vector<std::string> warnings;  // what recovery found and settled
 };
 
 struct RunStats {
@@ -70,6 +92,7 @@ struct RunStats {
   size_t keys = 0;         // live keys at the end of the input, over all key groups
   size_t state_bytes = 0;  // feature and window state then (before the final flush)
   TimeMs watermark = 0;
+  CheckpointStats checkpoints;
 };
 
 Result<RunStats> run_pipeline(const PipelineSpec& spec, const RunOptions& opts);

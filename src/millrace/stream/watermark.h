@@ -53,6 +53,20 @@ class WatermarkTracker {
   }
   TimeMs current() const { return combined_; }
 
+  // Checkpoints: each partition's max event time, and the combined watermark.
+  // A restored partition counts as active from its next event on.
+  std::vector<TimeMs> max_times() const {
+    std::vector<TimeMs> v;
+    for (const Part& p : parts_) v.push_back(p.max_time);
+    return v;
+  }
+  bool restore(const std::vector<TimeMs>& max_times, TimeMs combined) {
+    if (max_times.size() != parts_.size()) return false;
+    for (size_t i = 0; i < parts_.size(); ++i) parts_[i].max_time = max_times[i];
+    combined_ = combined;
+    return true;
+  }
+
  private:
   struct Part {
     TimeMs max_time = kMinTime;

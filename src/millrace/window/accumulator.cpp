@@ -313,6 +313,82 @@ void AccumulatorLayout::destroy(uint64_t* acc) const {
   }
 }
 
+void AccumulatorLayout::save(ByteWriter& out, const uint64_t* acc) const {
+  for (const Slot& s : slots_) {
+    const uint64_t* w = acc + s.word;
+    switch (s.kind) {
+      case AggKind::CountDistinct: {
+        const DistinctSet* set = get_p<DistinctSet>(w);
+        out.u32(set ? static_cast<uint32_t>(set->size()) : 0);
+        if (set)
+          for (const std::string& v : *set) out.str(v);
+        break;
+      }
+      case AggKind::Quantile: {
+        const QuantileSketch* q = get_p<QuantileSketch>(w);
+        out.u8(q ? 1 : 0);
+        if (q) q->save(out);
+        break;
+      }
+      case AggKind::First:
+      case AggKind::Last:
+        out.u64(w[0]);
+        out.u64(w[1]);
+        out.u64(w[2]);
+        if (static_cast<FieldValue::Kind>(w[2]) == FieldValue::Kind::String)
+          out.str(*get_p<std::string>(w + 3));
+        else
+          out.u64(w[3]);
+        break;
+      default:
+        out.raw(w, slot_words(s.kind) * sizeof(uint64_t));
+        break;
+    }
+  }
+}
+
+bool AccumulatorLayout::load(ByteReader& in, uint64_t* acc) const {
+  for (const Slot& s : slots_) {
+    uint64_t* w = acc + s.word;
+    switch (s.kind) {
+      case AggKind::CountDistinct: {
+        const uint32_t n = in.count(4);
+        if (n == 0) break;
+        auto* set = new DistinctSet();
+        set_p(w, set);
+        for (uint32_t i = 0; i < n; ++i) set->insert(std::string(in.str()));
+        break;
+      }
+      case AggKind::Quantile:
+        if (in.u8()) {
+          auto* q = new QuantileSketch();
+          set_p(w, q);
+          if (!q->load(in)) return false;
+        }
+        break;
+      case AggKind::First:
+      case AggKind::Last: {
+        w[0] = in.u64();
+        w[1] = in.u64();
+        const uint64_t kind = in.u64();
+        if (kind > static_cast<uint64_t>(FieldValue::Kind::Bool)) return false;
+        if (static_cast<FieldValue::Kind>(kind) == FieldValue::Kind::String) {
+          std::string str(in.str());
+          set_value(w, FieldValue::Kind::String, 0, &str);
+        } else {
+          w[2] = kind;
+          w[3] = in.u64();
+        }
+        break;
+      }
+      default:
+        in.raw(w, slot_words(s.kind) * sizeof(uint64_t));
+        break;
+    }
+  }
+  return !in.failed();
+}
+
 size_t AccumulatorLayout::heap_bytes(const uint64_t* acc) const {
   if (!owns_heap_) return 0;
   size_t bytes = 0;

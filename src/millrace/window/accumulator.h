@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "millrace/core/bytes.h"
 #include "millrace/core/event.h"
 #include "millrace/core/schema.h"
 #include "millrace/stream/spec.h"
@@ -40,6 +41,13 @@ class AccumulatorLayout {
   void merge(uint64_t* into, const uint64_t* from) const;
   void destroy(uint64_t* acc) const;
   size_t heap_bytes(const uint64_t* acc) const;
+
+  // Snapshot encoding (checkpoints): plain words as they are; a distinct set
+  // as its values, a sketch as its counters, a first/last string as its text.
+  void save(ByteWriter& w, const uint64_t* acc) const;
+  // Fills an init()ed block from save()'s output; false on damaged input (the
+  // block may then hold part of it and still needs destroy()).
+  bool load(ByteReader& r, uint64_t* acc) const;
 
   // Appends `, "name": value` for every aggregate.
   void append_values(std::string& out, const uint64_t* acc) const;

@@ -1,5 +1,7 @@
 #include "millrace/window/keyed_windows.h"
 
+#include <absl/container/flat_hash_map.h>
+
 #include "millrace/core/json_writer.h"
 
 namespace millrace {
@@ -22,6 +24,95 @@ KeyedWindows::~KeyedWindows() {
     for (uint32_t id = keys_.head(key); id != kNone; id = next_of(node(id)))
       layout_.destroy(acc(id));
   });
+}
+
+void KeyedWindows::clear_state() {
+  std::vector<uint32_t> ids;
+  keys_.for_each([&](uint32_t key) {
+    for (uint32_t id = keys_.head(key); id != kNone; id = next_of(node(id))) ids.push_back(id);
+  });
+  for (uint32_t id : ids) free_node(id);
+  timers_.clear();
+}
+
+// Snapshot encoding:
+//   i64 watermark, u64 arrival sequence, u32 keys; per key: str encoded key,
+//   u32 nodes; per node (in start order): header words 0 and 2.., then the
+//   aggregates (AccumulatorLayout::save). Then u32 timer buckets; per bucket
+//   in time order: i64 time, u32 n, n node numbers (0-based, in the order
+//   the nodes were written).
+void KeyedWindows::snapshot(ByteWriter& w) const {
+  auto& self = const_cast<KeyedWindows&>(*this);
+  w.i64(wm_);
+  w.u64(seq_);
+  w.u32(static_cast<uint32_t>(keys_.size()));
+  absl::flat_hash_map<uint32_t, uint32_t> number;
+  number.reserve(pool_.live());
+  keys_.for_each([&](uint32_t key) {
+    w.str(keys_.key(key));
+    uint32_t n = 0;
+    for (uint32_t id = self.keys_.head(key); id != kNone; id = next_of(self.node(id))) ++n;
+    w.u32(n);
+    for (uint32_t id = self.keys_.head(key); id != kNone; id = next_of(self.node(id))) {
+      const uint64_t* nd = self.node(id);
+      w.u64(nd[0]);
+      for (size_t h = 2; h < header_words_; ++h) w.u64(nd[h]);
+      layout_.save(w, nd + header_words_);
+      number.emplace(id, static_cast<uint32_t>(number.size()));
+    }
+  });
+  w.u32(static_cast<uint32_t>(timers_.size()));
+  absl::flat_hash_map<uint32_t, bool> seen;
+  std::vector<uint32_t> live;
+  for (const auto& [t, ids] : timers_) {
+    live.clear();
+    for (uint32_t id : ids) {
+      auto it = number.find(id);
+      if (it == number.end() || !timer_is_current(id, t) || !seen.emplace(id, true).second)
+        continue;
+      live.push_back(it->second);
+    }
+    w.i64(t);
+    w.u32(static_cast<uint32_t>(live.size()));
+    for (uint32_t n : live) w.u32(n);
+  }
+}
+
+bool KeyedWindows::restore(ByteReader& r) {
+  clear_state();
+  wm_ = r.i64();
+  seq_ = r.u64();
+  std::vector<uint32_t> ids;
+  const uint32_t nkeys = r.count(8);
+  for (uint32_t k = 0; k < nkeys && !r.failed(); ++k) {
+    std::string_view encoded = r.str();
+    if (keys_.find(encoded) != kNone) return false;
+    const uint32_t key = keys_.intern(encoded);
+    const uint32_t nodes = r.count(8);
+    if (nodes == 0) return false;
+    for (uint32_t i = 0; i < nodes && !r.failed(); ++i) {
+      const uint32_t id = pool_.alloc();
+      uint64_t* nd = node(id);
+      nd[0] = r.u64();
+      nd[1] = key;
+      for (size_t h = 2; h < header_words_; ++h) nd[h] = r.u64();
+      layout_.init(nd + header_words_);
+      link_sorted(id);
+      ids.push_back(id);
+      if (!layout_.load(r, nd + header_words_)) return false;
+    }
+  }
+  const uint32_t buckets = r.count(12);
+  for (uint32_t b = 0; b < buckets && !r.failed(); ++b) {
+    const TimeMs t = r.i64();
+    const uint32_t n = r.count(4);
+    for (uint32_t i = 0; i < n; ++i) {
+      const uint32_t number = r.u32();
+      if (number >= ids.size()) return false;
+      schedule(t, ids[number]);
+    }
+  }
+  return !r.failed();
 }
 
 uint32_t KeyedWindows::find_key(const Event& event) {

@@ -37,6 +37,8 @@ class KeyedWindows : public WindowOperator {
   size_t state_bytes() const override;
   size_t open_windows() const override { return pool_.live(); }
   size_t keys() const override { return keys_.size(); }
+  void snapshot(ByteWriter& w) const override;
+  bool restore(ByteReader& r) override;
 
  protected:
   static constexpr uint32_t kNone = KeyTable::kNone;
@@ -72,6 +74,16 @@ class KeyedWindows : public WindowOperator {
     if (ids.size() == ids.capacity()) ids.reserve(ids.size() + std::max<size_t>(8, ids.size() / 8));
     ids.push_back(id);
   }
+
+  // Whether timer entry (t, id) is the node's current one (sessions leave
+  // stale entries behind and skip them when they run).
+  virtual bool timer_is_current(uint32_t id, TimeMs t) const {
+    (void)id;
+    (void)t;
+    return true;
+  }
+  // Frees every node and key.
+  void clear_state();
 
   // Appends one result record.
   void write_record(WindowOutput* out, uint32_t key, TimeMs start, TimeMs end, const uint64_t* acc,

@@ -75,4 +75,26 @@ void QuantileSketch::merge(const QuantileSketch& other) {
   count_ += other.count_;
 }
 
+void QuantileSketch::save(ByteWriter& w) const {
+  for (const Store* st : {&pos_, &neg_}) {
+    w.u32(static_cast<uint32_t>(st->offset));
+    w.u32(static_cast<uint32_t>(st->counts.size()));
+    w.raw(st->counts.data(), st->counts.size() * sizeof(int32_t));
+  }
+  w.i64(zero_);
+  w.i64(count_);
+}
+
+bool QuantileSketch::load(ByteReader& r) {
+  for (Store* st : {&pos_, &neg_}) {
+    st->offset = static_cast<int32_t>(r.u32());
+    uint32_t n = r.count(sizeof(int32_t));
+    st->counts.resize(n);
+    r.raw(st->counts.data(), n * sizeof(int32_t));
+  }
+  zero_ = r.i64();
+  count_ = r.i64();
+  return !r.failed();
+}
+
 }  // namespace millrace

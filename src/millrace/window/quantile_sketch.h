@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "millrace/core/bytes.h"
+
 namespace millrace {
 
 class QuantileSketch {
@@ -38,6 +40,10 @@ class QuantileSketch {
     zero_ = 0;
     count_ = 0;
   }
+  // Snapshot encoding (checkpoints): the counters, exactly.
+  void save(ByteWriter& w) const;
+  // Replaces the contents with a saved sketch; false when the input is damaged.
+  bool load(ByteReader& r);
   size_t memory_bytes() const {
     return sizeof(*this) + (pos_.counts.capacity() + neg_.counts.capacity()) * sizeof(int32_t);
   }

@@ -32,6 +32,11 @@ class SessionWindows final : public KeyedWindows {
                 WindowOutput* out) override;
   void advance(TimeMs watermark, WindowOutput* out) override;
 
+ protected:
+  bool timer_is_current(uint32_t id, TimeMs t) const override {
+    return timer_of(const_cast<SessionWindows*>(this)->node(id)) == t;
+  }
+
  private:
   static constexpr TimeMs kDead = kMinTime;
   static TimeMs end_of(const uint64_t* n) { return static_cast<TimeMs>(n[2]); }

@@ -26,6 +26,7 @@
 #include <memory>
 #include <string>
 
+#include "millrace/core/bytes.h"
 #include "millrace/core/event.h"
 #include "millrace/core/schema.h"
 #include "millrace/stream/spec.h"
@@ -52,6 +53,13 @@ class WindowOperator {
                         WindowOutput* out) = 0;
   // Moves the watermark forward (never backwards: smaller values are ignored).
   virtual void advance(TimeMs watermark, WindowOutput* out) = 0;
+
+  // Checkpoints: appends the whole state (keys, open windows and their
+  // aggregates, timers in firing order, watermark) / replaces the state with
+  // a saved one, after which every later result is the same as without the
+  // save and restore. restore() returns false on damaged input.
+  virtual void snapshot(ByteWriter& w) const = 0;
+  virtual bool restore(ByteReader& r) = 0;
 
   // Bytes of state held now (keys, open windows, aggregates), for metrics and benchmarks.
   virtual size_t state_bytes() const = 0;

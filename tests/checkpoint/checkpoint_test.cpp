@@ -1,0 +1,188 @@
+// Checkpoints in process: epoch files, resuming a stopped run, what is
+// refused. The SIGKILL test is crash_test.cpp.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "millrace/stream/checkpoint.h"
+#include "millrace/stream/pipeline.h"
+#include "millrace/stream/spec.h"
+#include "tests/support/temp_dir.h"
+
+namespace millrace::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kSpec = std::string(MILLRACE_SOURCE_DIR) + "/tests/data/crash_spec.yaml";
+
+std::vector<std::string> read_lines(const std::string& path) {
+  std::vector<std::string> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
+// The committed epoch files of output `path`, in checkpoint order, concatenated.
+std::vector<std::string> read_epochs(const std::string& path, size_t* files = nullptr,
+                                     size_t* pending = nullptr) {
+  std::vector<std::string> names;
+  const std::string base = fs::path(path).filename().string();
+  size_t np = 0;
+  for (const auto& e : fs::directory_iterator(fs::path(path).parent_path())) {
+    std::string n = e.path().filename().string();
+    if (n.rfind(base + ".", 0) != 0) continue;
+    if (n.find("pending") != std::string::npos) {
+      ++np;
+      continue;
+    }
+    names.push_back(e.path().string());
+  }
+  std::sort(names.begin(), names.end());
+  std::vector<std::string> out;
+  for (const auto& n : names)
+    for (auto& l : read_lines(n)) out.push_back(std::move(l));
+  if (files) *files = names.size();
+  if (pending) *pending = np;
+  return out;
+}
+
+class CheckpointTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(std::system(fmt::format("{} generate transactions --events 30000 --cards 500 "
+                                      "--merchants 50 --gap-ms 5 --seed 5 > {}",
+                                      MILLRACE_BINARY, dir_.file("tx.jsonl"))
+                              .c_str()),
+              0);
+    auto spec = load_spec(kSpec);
+    ASSERT_TRUE(spec.ok()) << spec.status().message();
+    spec_ = std::move(spec.value());
+    RunOptions opts;
+    opts.input = dir_.file("tx.jsonl");
+    opts.output = dir_.file("ref.jsonl");
+    opts.workers = 2;
+    ASSERT_TRUE(run_pipeline(spec_, opts).ok());
+    ref_ = read_lines(dir_.file("ref.jsonl"));
+    ASSERT_GT(ref_.size(), 30000u);
+  }
+  RunOptions checkpointed(int workers = 2) {
+    RunOptions opts;
+    opts.input = dir_.file("tx.jsonl");
+    opts.output = dir_.file("out.jsonl");
+    opts.workers = workers;
+    opts.checkpoint_dir = dir_.file("ckpt");
+    opts.checkpoint_interval_ms = 20;
+    return opts;
+  }
+  TempDir dir_;
+  PipelineSpec spec_;
+  std::vector<std::string> ref_;
+};
+
+TEST_F(CheckpointTest, EpochFilesHoldExactlyTheOutput) {
+  auto stats = run_pipeline(spec_, checkpointed());
+  ASSERT_TRUE(stats.ok()) << stats.status().message();
+  EXPECT_GE(stats->checkpoints.count, 2u);  // the first one, the last one, and more by time
+  size_t files = 0, pending = 0;
+  EXPECT_EQ(read_epochs(dir_.file("out.jsonl"), &files, &pending), ref_);
+  EXPECT_GE(files, 1u);
+  EXPECT_EQ(pending, 0u);
+  EXPECT_FALSE(fs::exists(dir_.file("out.jsonl")));  // only epoch files
+  // Three complete checkpoints are kept.
+  size_t kept = 0;
+  for (const auto& e : fs::directory_iterator(dir_.file("ckpt")))
+    kept += fs::exists(e.path() / "manifest");
+  EXPECT_EQ(kept, std::min<size_t>(3, stats->checkpoints.count));
+}
+
+TEST_F(CheckpointTest, StoppedRunResumesWhereItLeftOff) {
+  // Stop (as on SIGTERM) part-way, several times; windows stay open across
+  // the stops and the output is the same as one uninterrupted run's.
+  int stops = 0;
+  for (int round = 0; round < 20; ++round) {
+    std::atomic<bool> stop{false};
+    RunOptions opts = checkpointed();
+    opts.stop = &stop;
+    std::thread stopper([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(60));
+      stop.store(true);
+    });
+    auto stats = run_pipeline(spec_, opts);
+    stopper.join();
+    ASSERT_TRUE(stats.ok()) << stats.status().message();
+    if (round > 0) {
+      EXPECT_GT(stats->checkpoints.restored_from, 0u);
+    }
+    if (stats->records == 0 && round > 0) break;  // resumed at the end: done
+    ++stops;
+  }
+  EXPECT_GE(stops, 2);
+  EXPECT_EQ(read_epochs(dir_.file("out.jsonl")), ref_);
+}
+
+TEST_F(CheckpointTest, DamagedOrForeignCheckpointsAreRefusedOrSkipped) {
+  ASSERT_TRUE(run_pipeline(spec_, checkpointed()).ok());
+  // Another number of workers: a clear error, nothing written.
+  auto other = run_pipeline(spec_, checkpointed(3));
+  ASSERT_FALSE(other.ok());
+  EXPECT_NE(other.status().message().find("--workers 2"), std::string::npos)
+      << other.status().message();
+  // A damaged manifest: skipped with a warning, the one before is used.
+  std::vector<uint64_t> ids;
+  for (const auto& e : fs::directory_iterator(dir_.file("ckpt")))
+    ids.push_back(std::stoull(e.path().filename().string().substr(4)));
+  std::sort(ids.begin(), ids.end());
+  ASSERT_GE(ids.size(), 2u);
+  {
+    std::fstream f(fmt::format("{}/chk-{:010d}/manifest", dir_.file("ckpt"), ids.back()),
+                   std::ios::in | std::ios::out);
+    f.seekp(5);
+    f.put('#');
+  }
+  auto again = run_pipeline(spec_, checkpointed());
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->checkpoints.restored_from, ids[ids.size() - 2]);
+  ASSERT_FALSE(again->checkpoints.warnings.empty());
+  EXPECT_NE(again->checkpoints.warnings[0].find("checksum mismatch"), std::string::npos)
+      << again->checkpoints.warnings[0];
+  EXPECT_EQ(read_epochs(dir_.file("out.jsonl")), ref_);  // nothing twice
+}
+
+TEST(CheckpointManifest, RoundTripsAndDetectsDamage) {
+  CheckpointManifest m;
+  m.id = 42;
+  m.created_ms = 1700000000000;
+  m.spec = "abc";
+  m.workers = 2;
+  m.source.reader.next_offsets = {5, 7};
+  m.source.reader.cursor = 1;
+  m.source.partition_max = {kMinTime, 123};
+  m.source.watermark = kMinTime;
+  m.parts.push_back({"worker-0.state", 100, 0xdeadbeef});
+  OutputCommit c;
+  c.uri = "log:x/y";
+  c.txn = 99;
+  c.end_offsets = {3};
+  m.outputs.push_back(c);
+  std::string text = encode_manifest(m);
+  auto back = decode_manifest(text, "m");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->id, 42u);
+  EXPECT_EQ(back->source.partition_max[0], kMinTime);
+  EXPECT_EQ(back->outputs[0].txn, 99u);
+  EXPECT_EQ(back->parts[0].crc, 0xdeadbeefu);
+  text[10] ^= 1;
+  EXPECT_FALSE(decode_manifest(text, "m").ok());
+  EXPECT_FALSE(decode_manifest(text.substr(0, text.size() / 2), "m").ok());
+}
+
+}  // namespace
+}  // namespace millrace::testing
