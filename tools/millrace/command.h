@@ -11,10 +11,13 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "millrace/core/time.h"
 
 namespace millrace::cli {
 
@@ -43,6 +46,14 @@ struct CommandRegistrar {
     command_registry().push_back({std::move(name), std::move(fn)});
   }
 };
+
+// The epoch ms of a "YYYY-MM-DD" option's midnight (UTC); a usage error
+// naming the option otherwise.
+inline TimeMs parse_date_option(const std::string& text, const char* option) {
+  auto t = text.size() == 10 ? parse_rfc3339_ms(text + "T00:00:00Z") : std::nullopt;
+  if (!t) throw CommandError(fmt::format("{}: expected a date YYYY-MM-DD, got '{}'", option, text), 2);
+  return *t;
+}
 
 // Sets the exit code main() returns once the CLI11 callbacks are done.
 void set_exit_code(int code);
