@@ -74,8 +74,8 @@ bool parse_datetime(std::string_view s, TimeMs* out) {
     return r.ec == std::errc() && r.ptr == s.data() + pos + len;
   };
   int y, mo, d, h, mi, se;
-  if (!num(0, 4, &y) || !num(5, 2, &mo) || !num(8, 2, &d) || !num(11, 2, &h) ||
-      !num(14, 2, &mi) || !num(17, 2, &se))
+  if (!num(0, 4, &y) || !num(5, 2, &mo) || !num(8, 2, &d) || !num(11, 2, &h) || !num(14, 2, &mi) ||
+      !num(17, 2, &se))
     return false;
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60) return false;
   *out = (days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d)) * 86'400 +
@@ -90,7 +90,9 @@ bool parse_double(std::string_view s, double* out) {
   return r.ec == std::errc() && r.ptr == s.data() + s.size() && std::isfinite(*out);
 }
 
-int64_t day_index(TimeMs ts) { return ts >= 0 ? ts / kDayMs : -((-ts + kDayMs - 1) / kDayMs); }
+int64_t day_index(TimeMs ts) {
+  return ts >= 0 ? ts / kDayMs : -((-ts + kDayMs - 1) / kDayMs);
+}
 
 double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -147,10 +149,10 @@ Result<std::vector<HandbookTransaction>> read_handbook_csv(const std::string& pa
   for (int c = 0; c < 6; ++c) {
     auto it = std::find(cells.begin(), cells.end(), kColumns[c]);
     if (it == cells.end())
-      return Status::Error(fmt::format(
-          "{}:1: no column {}; the handbook's table needs TRANSACTION_ID, TX_DATETIME, "
-          "CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT and TX_FRAUD",
-          path, kColumns[c]));
+      return Status::Error(
+          fmt::format("{}:1: no column {}; the handbook's table needs TRANSACTION_ID, TX_DATETIME, "
+                      "CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT and TX_FRAUD",
+                      path, kColumns[c]));
     col[c] = static_cast<int>(it - cells.begin());
   }
   std::vector<HandbookTransaction> rows;
@@ -161,8 +163,8 @@ Result<std::vector<HandbookTransaction>> read_handbook_csv(const std::string& pa
     if (line.empty()) continue;
     split_csv(line, &cells);
     if (cells.size() != width)
-      return Status::Error(fmt::format("{}:{}: {} cells; the header has {}", path, lineno,
-                                       cells.size(), width));
+      return Status::Error(
+          fmt::format("{}:{}: {} cells; the header has {}", path, lineno, cells.size(), width));
     HandbookTransaction tx;
     tx.id = cells[col[0]];
     tx.customer = cells[col[2]];
@@ -171,9 +173,9 @@ Result<std::vector<HandbookTransaction>> read_handbook_csv(const std::string& pa
       if (cells[col[c]].empty())
         return Status::Error(fmt::format("{}:{}: column {}: empty", path, lineno, kColumns[c]));
     if (!parse_datetime(cells[col[1]], &tx.ts))
-      return Status::Error(fmt::format(
-          "{}:{}: column TX_DATETIME: expected \"YYYY-MM-DD HH:MM:SS\", got \"{}\"", path, lineno,
-          cells[col[1]]));
+      return Status::Error(
+          fmt::format("{}:{}: column TX_DATETIME: expected \"YYYY-MM-DD HH:MM:SS\", got \"{}\"",
+                      path, lineno, cells[col[1]]));
     if (!parse_double(cells[col[4]], &tx.amount))
       return Status::Error(fmt::format("{}:{}: column TX_AMOUNT: expected a number, got \"{}\"",
                                        path, lineno, cells[col[4]]));
@@ -237,10 +239,10 @@ Result<HandbookResult> run_handbook(const HandbookOptions& o,
   if (!spec.ok()) return spec.status();
   for (const char* field : {"kind", "i", "ts", "customer_id", "terminal_id", "amount", "fraud"})
     if (spec->source.schema.index_of(field) < 0)
-      return Status::Error(fmt::format(
-          "{}: the schema has no field '{}'; the handbook's events have kind, i, ts, "
-          "customer_id, terminal_id, amount and fraud",
-          o.spec, field));
+      return Status::Error(
+          fmt::format("{}: the schema has no field '{}'; the handbook's events have kind, i, ts, "
+                      "customer_id, terminal_id, amount and fraud",
+                      o.spec, field));
 
   say("reading " + o.transactions);
   auto t0 = std::chrono::steady_clock::now();
@@ -253,10 +255,9 @@ Result<HandbookResult> run_handbook(const HandbookOptions& o,
                                      o.transactions, p.train_days,
                                      format_rfc3339_ms(p.train_start)));
   if (split.test.empty())
-    return Status::Error(
-        fmt::format("{}: no transaction in the test period ({} days from {})", o.transactions,
-                    p.test_days,
-                    format_rfc3339_ms(p.train_start + (p.train_days + p.delay_days) * kDayMs)));
+    return Status::Error(fmt::format(
+        "{}: no transaction in the test period ({} days from {})", o.transactions, p.test_days,
+        format_rfc3339_ms(p.train_start + (p.train_days + p.delay_days) * kDayMs)));
 
   // The stream: every transaction from the longest window before the
   // training start to the end of the test, and its label 7 days later.
@@ -333,7 +334,7 @@ Result<HandbookResult> run_handbook(const HandbookOptions& o,
   std::vector<std::string>& names = result.features;
   names = {"tx_amount", "tx_during_weekend", "tx_during_night"};
   struct Column {
-    int value;            // spec feature index
+    int value;             // spec feature index
     int denominator = -1;  // for a risk: the count's index
   };
   std::vector<Column> columns;
@@ -386,8 +387,7 @@ Result<HandbookResult> run_handbook(const HandbookOptions& o,
       const size_t len = line.size();
       line.resize(len + simdjson::SIMDJSON_PADDING);
       if (!parser.parse(line.data(), len, line.size(), &ev, &error))
-        return Status::Error(
-            fmt::format("{}:{}: {}", work.file("features.jsonl"), lineno, error));
+        return Status::Error(fmt::format("{}:{}: {}", work.file("features.jsonl"), lineno, error));
       if (ev.str(kind) != "tx") continue;
       const int64_t row = ev.values[idx].i;
       if (row < 0 || static_cast<size_t>(row) >= rows.size() || slot[row] < 0) continue;
@@ -422,25 +422,35 @@ Result<HandbookResult> run_handbook(const HandbookOptions& o,
   // Training, through libxgboost, on the training week.
   say(fmt::format("training on {} transactions", split.train.size()));
   t0 = std::chrono::steady_clock::now();
-  {
-    std::ofstream out(work.file("train.csv"), std::ios::binary | std::ios::trunc);
-    std::string buf = "ts";
+  // The tables: id, time, features, label (the test table for whoever wants
+  // to train something else on the same features).
+  auto write_table = [&](const std::string& path, const std::vector<size_t>& set,
+                         size_t first) -> Status {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    std::string buf = "id,ts";
     for (const auto& n : names) buf += "," + n;
     buf += ",tx_fraud\n";
-    for (size_t i = 0; i < split.train.size(); ++i) {
-      const HandbookTransaction& tx = rows[split.train[i]];
+    for (size_t i = 0; i < set.size(); ++i) {
+      const HandbookTransaction& tx = rows[set[i]];
+      buf += tx.id;
+      buf += ',';
       buf += std::to_string(tx.ts);
       for (size_t c = 0; c < width; ++c) {
         buf += ',';
-        append_json_double(buf, matrix[i * width + c]);
+        append_json_double(buf, matrix[(first + i) * width + c]);
       }
       buf += tx.fraud ? ",1\n" : ",0\n";
-      result.train_frauds += tx.fraud;
     }
     out << buf;
-    if (!out.flush()) return Status::Error(work.file("train.csv") + ": write failed");
-  }
+    if (!out.flush()) return Status::Error(path + ": write failed");
+    return Status::Ok();
+  };
+  if (Status s = write_table(work.file("train.csv"), split.train, 0); !s.ok()) return s;
+  if (!o.work_dir.empty())
+    if (Status s = write_table(work.file("test.csv"), split.test, split.train.size()); !s.ok())
+      return s;
   result.train_rows = split.train.size();
+  for (size_t r : split.train) result.train_frauds += rows[r].fraud;
   model::TrainOptions train;
   train.data_path = work.file("train.csv");
   train.label = "tx_fraud";
@@ -487,7 +497,9 @@ Result<HandbookResult> run_handbook(const HandbookOptions& o,
 }
 
 std::string handbook_json(const HandbookResult& r) {
-  auto num = [](double v) { return std::isnan(v) ? std::string("null") : fmt::format("{:.4f}", v); };
+  auto num = [](double v) {
+    return std::isnan(v) ? std::string("null") : fmt::format("{:.4f}", v);
+  };
   return fmt::format(R"({{"auc":{},"ap":{},"cp100":{},"n_test":{},"n_test_fraud":{}}})",
                      num(r.quality.auc), num(r.quality.ap), num(r.quality.card_precision),
                      r.quality.n, r.quality.n_fraud);
