@@ -30,8 +30,7 @@ void register_fraud(CLI::App& app) {
   hb->add_option("--spec", o->spec, "Feature spec")->capture_default_str();
   hb->add_option("--predictions", o->predictions,
                  "Also write TRANSACTION_ID,prediction for every test transaction");
-  hb->add_option("--train-start", *start, "First training day, YYYY-MM-DD")
-      ->capture_default_str();
+  hb->add_option("--train-start", *start, "First training day, YYYY-MM-DD")->capture_default_str();
   hb->add_option("--train-days", o->protocol.train_days)->capture_default_str();
   hb->add_option("--delay-days", o->protocol.delay_days, "Days until labels are known")
       ->capture_default_str();

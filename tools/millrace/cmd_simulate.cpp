@@ -32,12 +32,14 @@ void register_simulate(CLI::App& app) {
       ->capture_default_str();
   fraud->add_option("--radius", o->radius, "Grid units a customer goes to a terminal (of 100)")
       ->capture_default_str();
-  fraud->add_option("--drift-day", o->drift_day,
-                    "Day the session-hijack scenario starts (-1: half way)")
+  fraud
+      ->add_option("--drift-day", o->drift_day,
+                   "Day the session-hijack scenario starts (-1: half way)")
       ->capture_default_str();
-  fraud->add_option("--format", *format,
-                    "jsonl: transactions.jsonl + labels.jsonl with every extension; handbook: "
-                    "transactions.csv with the handbook's columns and only its design")
+  fraud
+      ->add_option("--format", *format,
+                   "jsonl: transactions.jsonl + labels.jsonl with every extension; handbook: "
+                   "transactions.csv with the handbook's columns and only its design")
       ->check(CLI::IsMember({"jsonl", "handbook"}))
       ->capture_default_str();
   fraud->add_option("--out", *out, "Output directory (created)")->required();
@@ -63,9 +65,9 @@ void register_simulate(CLI::App& app) {
     std::string scenarios;
     for (int i = 1; i < sim::kScenarioCount; ++i)
       if (s.by_scenario[i] > 0)
-        scenarios += fmt::format("{}{} {}", scenarios.empty() ? "" : ", ",
-                                 sim::scenario_name(static_cast<sim::Scenario>(i)),
-                                 s.by_scenario[i]);
+        scenarios +=
+            fmt::format("{}{} {}", scenarios.empty() ? "" : ", ",
+                        sim::scenario_name(static_cast<sim::Scenario>(i)), s.by_scenario[i]);
     std::fprintf(stderr,
                  "millrace: %lu transactions in %.2f s (%.0f/s), %lu frauds (%.2f%%) on %lu cards: "
                  "%s; written to %s\n",

@@ -10,8 +10,8 @@
 // which main() turns into "millrace: <message>" and exit code 2 (usage) or 1.
 #pragma once
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -51,7 +51,8 @@ struct CommandRegistrar {
 // naming the option otherwise.
 inline TimeMs parse_date_option(const std::string& text, const char* option) {
   auto t = text.size() == 10 ? parse_rfc3339_ms(text + "T00:00:00Z") : std::nullopt;
-  if (!t) throw CommandError(fmt::format("{}: expected a date YYYY-MM-DD, got '{}'", option, text), 2);
+  if (!t)
+    throw CommandError(fmt::format("{}: expected a date YYYY-MM-DD, got '{}'", option, text), 2);
   return *t;
 }
 

@@ -41,13 +41,14 @@ void auc_ap(const std::vector<const ScoredTransaction*>& txs, double* auc, doubl
   *ap = model::average_precision(scores, labels);
 }
 
-std::string num(double v) { return std::isnan(v) ? "null" : fmt::format("{:.6g}", v); }
+std::string num(double v) {
+  return std::isnan(v) ? "null" : fmt::format("{:.6g}", v);
+}
 
 }  // namespace
 
-double card_precision_at_k(const std::vector<ScoredTransaction>& txs,
-                           const KnownCompromised& known, const QualityOptions& o,
-                           std::vector<DayQuality>* per_day) {
+double card_precision_at_k(const std::vector<ScoredTransaction>& txs, const KnownCompromised& known,
+                           const QualityOptions& o, std::vector<DayQuality>* per_day) {
   struct Card {
     uint64_t card;
     double score;

@@ -38,23 +38,23 @@ struct ScoredTransaction {
 
 struct QualityOptions {
   size_t k = 100;
-  TimeMs day_origin = 0;  // days start at origin + n * 24 h (UTC midnights when 0)
-  bool remove_detected = true;  // drop cards found in an earlier day's top k
+  TimeMs day_origin = 0;          // days start at origin + n * 24 h (UTC midnights when 0)
+  bool remove_detected = true;    // drop cards found in an earlier day's top k
   TimeMs drift_start = kMaxTime;  // with a value: the quality from it on, apart
 };
 
 struct DayQuality {
   int64_t day = 0;  // (start - origin) / 24 h
   TimeMs start = 0;
-  size_t n = 0, n_fraud = 0;  // transactions of the day (all cards)
+  size_t n = 0, n_fraud = 0;          // transactions of the day (all cards)
   size_t cards = 0, fraud_cards = 0;  // cards ranked that day (known ones left out)
-  double auc = 0, ap = 0;  // NaN when the day lacks a class
+  double auc = 0, ap = 0;             // NaN when the day lacks a class
   double card_precision = 0;
 };
 
 struct Quality {
   size_t n = 0, n_fraud = 0;
-  double auc = 0, ap = 0;  // over every transaction
+  double auc = 0, ap = 0;     // over every transaction
   double card_precision = 0;  // mean over days
   std::vector<DayQuality> days;
 };
@@ -71,8 +71,8 @@ using KnownCompromised = absl::flat_hash_map<uint64_t, TimeMs>;
 
 // Card precision@k over the days of `txs` (in any order); `per_day`, when
 // given, receives each day's value in day order.
-double card_precision_at_k(const std::vector<ScoredTransaction>& txs,
-                           const KnownCompromised& known, const QualityOptions& options,
+double card_precision_at_k(const std::vector<ScoredTransaction>& txs, const KnownCompromised& known,
+                           const QualityOptions& options,
                            std::vector<DayQuality>* per_day = nullptr);
 
 Quality evaluate(const std::vector<ScoredTransaction>& txs, const KnownCompromised& known,

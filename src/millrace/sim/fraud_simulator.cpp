@@ -30,9 +30,8 @@ struct WeightedMcc {
   int weight;
 };
 // Merchant category codes of physical terminals and of online merchants.
-constexpr WeightedMcc kPhysicalMcc[] = {{5411, 25}, {5812, 20}, {5541, 12}, {5999, 10},
-                                        {5311, 8},  {5912, 8},  {4121, 6},  {7011, 5},
-                                        {5732, 4},  {5944, 2}};
+constexpr WeightedMcc kPhysicalMcc[] = {{5411, 25}, {5812, 20}, {5541, 12}, {5999, 10}, {5311, 8},
+                                        {5912, 8},  {4121, 6},  {7011, 5},  {5732, 4},  {5944, 2}};
 constexpr WeightedMcc kOnlineMcc[] = {{5999, 30}, {5732, 15}, {5815, 15}, {5816, 10},
                                       {4722, 10}, {5311, 10}, {4829, 5},  {5944, 5}};
 constexpr uint16_t kDigitalGoods = 5816;
@@ -50,7 +49,9 @@ uint16_t draw_mcc(Rng& rng, const WeightedMcc (&table)[N]) {
   return table[0].mcc;
 }
 
-double round2(double v) { return std::round(v * 100) / 100; }
+double round2(double v) {
+  return std::round(v * 100) / 100;
+}
 
 float clamp_grid(double v) {
   return static_cast<float>(std::min(std::max(v, 0.0), std::nextafter(kGrid, 0.0)));
@@ -64,19 +65,29 @@ float grid_distance(float ax, float ay, float bx, float by) {
 
 const char* scenario_name(Scenario s) {
   switch (s) {
-    case Scenario::None: return "none";
-    case Scenario::HighAmount: return "high_amount";
-    case Scenario::CompromisedTerminal: return "compromised_terminal";
-    case Scenario::CompromisedCustomer: return "compromised_customer";
-    case Scenario::CardTesting: return "card_testing";
-    case Scenario::AccountTakeover: return "account_takeover";
-    case Scenario::ImpossibleTravel: return "impossible_travel";
-    case Scenario::SessionHijack: return "session_hijack";
+    case Scenario::None:
+      return "none";
+    case Scenario::HighAmount:
+      return "high_amount";
+    case Scenario::CompromisedTerminal:
+      return "compromised_terminal";
+    case Scenario::CompromisedCustomer:
+      return "compromised_customer";
+    case Scenario::CardTesting:
+      return "card_testing";
+    case Scenario::AccountTakeover:
+      return "account_takeover";
+    case Scenario::ImpossibleTravel:
+      return "impossible_travel";
+    case Scenario::SessionHijack:
+      return "session_hijack";
   }
   return "?";
 }
 
-const char* FraudSimulator::country_at(float x, float y) { return kCountries[country_index(x, y)]; }
+const char* FraudSimulator::country_at(float x, float y) {
+  return kCountries[country_index(x, y)];
+}
 
 const char* FraudSimulator::billing_country(uint32_t customer) const {
   return kCountries[customers_[customer].billing_country];
@@ -510,8 +521,9 @@ Result<SimSummary> write_fraud_dataset(const FraudSimOptions& options, const std
     fmt::format_to(out, R"({{"id":"t{}","card_id":"c{}","terminal_id":"{}{}","ts":{},)", l.id,
                    l.customer, l.terminal < phys ? 'T' : 'W',
                    l.terminal < phys ? l.terminal : l.terminal - phys, l.ts);
-    fmt::format_to(out, R"("is_fraud":{},"scenario":"{}","reported_at":{}}})"
-                        "\n",
+    fmt::format_to(out,
+                   R"("is_fraud":{},"scenario":"{}","reported_at":{}}})"
+                   "\n",
                    l.scenario != Scenario::None, scenario_name(l.scenario), l.reported_at);
   };
 
@@ -540,8 +552,9 @@ Result<SimSummary> write_fraud_dataset(const FraudSimOptions& options, const std
           fmt::format_to(out, R"("device_id":"d{}",)", tx.device);
         else
           b += R"("device_id":null,)";
-        fmt::format_to(out, R"("lat":{:.4f},"lon":{:.4f},"country":"{}","billing_country":"{}"}})"
-                            "\n",
+        fmt::format_to(out,
+                       R"("lat":{:.4f},"lon":{:.4f},"country":"{}","billing_country":"{}"}})"
+                       "\n",
                        FraudSimulator::latitude(tx.y), FraudSimulator::longitude(tx.x),
                        FraudSimulator::country_at(tx.x, tx.y), sim.billing_country(tx.customer));
         pending.push({tx.reported_at, tx.id, tx.ts, tx.customer, tx.terminal, tx.scenario});

@@ -143,7 +143,7 @@ class FraudSimulator {
   uint64_t next_id_ = 0;
   int32_t next_fraud_device_;
   std::vector<Customer> customers_;
-  std::vector<Terminal> terminals_;   // physical, then online
+  std::vector<Terminal> terminals_;              // physical, then online
   std::vector<int> compromised_until_terminal_;  // per physical terminal: last day, -1
   struct CustomerDraw {
     uint32_t customer;
