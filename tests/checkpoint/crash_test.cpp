@@ -272,6 +272,12 @@ TEST_F(CrashTest, SigkillAndRestartGiveExactlyOnceOutput) {
   crash_and_compare("memory", 12, false);
 }
 
+// RocksDB backend, with a cache of 500 keys per feature key and worker (of
+// 3,000 cards and 300 merchants): most state moves to RocksDB and back.
+TEST_F(CrashTest, RocksDbStateSigkillAndRestartGiveExactlyOnceOutput) {
+  crash_and_compare("rocksdb", 10, false, {"--state", "rocksdb", "--state-cache-keys", "500"});
+}
+
 TEST_F(CrashTest, DamagedNewestCheckpointFallsBackWithoutDuplicates) {
   crash_and_compare("corrupt", 6, true);
 }

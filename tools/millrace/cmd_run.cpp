@@ -61,6 +61,12 @@ void register_run(CLI::App& app) {
                   "Time between checkpoints (default 5s; e.g. 500ms, 1s, 1m)");
   cmd->add_option("--checkpoint-keep", args->opts.checkpoint_keep,
                   "Complete checkpoints kept (default 3)");
+  cmd->add_option("--state", args->opts.state_backend,
+                  "Keyed state backend: memory or rocksdb (default: the spec's `state:`, else "
+                  "memory); rocksdb keeps per-event feature state beyond the cache on disk")
+      ->check(CLI::IsMember({"memory", "rocksdb"}));
+  cmd->add_option("--state-cache-keys", args->opts.state_cache_keys,
+                  "rocksdb: keys kept in memory per feature key and worker (default 65536)");
   cmd->add_flag("--stop-at-end", args->opts.stop_at_end,
                 "Log input: end once every partition is read to its end (even with --follow), "
                 "after the windows are flushed and the last checkpoint is committed");

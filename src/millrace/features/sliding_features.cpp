@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "millrace/core/hash.h"
+#include "millrace/state/rocks_state.h"
 
 namespace millrace {
 namespace {
@@ -126,6 +127,7 @@ struct SlidingFeatureGroup::KeyState {
   explicit KeyState(uint32_t columns, size_t features)
       : buf(columns), feats(new FeatState[features]) {}
   TimeMs max_t = kMinTime;
+  bool referenced = false;  // used since eviction last considered it (RocksDB backend)
   std::string key;
   EventBuffer buf;  // cells: double bits or string hash
   std::unique_ptr<FeatState[]> feats;
@@ -134,6 +136,7 @@ struct SlidingFeatureGroup::KeyState {
   // Makes a freed key's state ready for another key, keeping its memory.
   void reset(size_t features) {
     max_t = kMinTime;
+    referenced = false;
     key.clear();
     buf.clear();
     for (size_t i = 0; i < features; ++i) {
@@ -568,10 +571,23 @@ void SlidingFeatureGroup::on_event(std::string_view key, const Event& event, Tim
                                    FeatureValue* out) {
   auto it = keys_.find(absl::string_view(key.data(), key.size()));
   if (it == keys_.end()) {
-    std::unique_ptr<KeyState> ks = new_key_state();
-    ks->key.assign(key.data(), key.size());
-    expiry_.push_back({event.time + lateness_ + retention_, ks.get()});
+    std::unique_ptr<KeyState> ks;
+    if (store_) {
+      if (keys_.size() >= cache_keys_) evict(watermark);
+      db_key_.assign(prefix_).append(key);
+      if (store_->get(db_key_, watermark, &io_)) {
+        ByteReader r(io_);
+        ks = load_key(r);  // nullptr (damage): the key starts afresh
+      }
+    }
+    if (!ks) {
+      ks = new_key_state();
+      ks->key.assign(key.data(), key.size());
+    }
+    expiry_.push_back({std::max(ks->max_t, event.time) + lateness_ + retention_, ks.get()});
     it = keys_.emplace(ks->key, std::move(ks)).first;
+  } else {
+    it->second->referenced = true;
   }
   KeyState& ks = *it->second;
   prune(ks, watermark);
@@ -630,58 +646,126 @@ void SlidingFeatureGroup::expire(TimeMs watermark) {
       expiry_.push_back({due, ks});
       continue;
     }
-    auto it = keys_.find(ks->key);
-    std::unique_ptr<KeyState> owned = std::move(it->second);
-    keys_.erase(it);
-    if (free_.size() < kMaxFree) {
-      owned->reset(features_.size());
-      free_.push_back(std::move(owned));
-    }
+    free_key(ks);
+  }
+  if (store_) store_->set_watermark(watermark);
+}
+
+void SlidingFeatureGroup::free_key(KeyState* ks) {
+  auto it = keys_.find(ks->key);
+  std::unique_ptr<KeyState> owned = std::move(it->second);
+  keys_.erase(it);
+  if (free_.size() < kMaxFree) {
+    owned->reset(features_.size());
+    free_.push_back(std::move(owned));
   }
 }
 
-// Snapshot encoding, per key in expiry order:
-//   i64 due, str key, i64 max_t, u32 rows, rows (time + one word per column),
-//   the strings of each Text column (one per row), then per feature:
-//   u64 start, Moments (i64 n, f64 k s sc q qc), and by aggregate: min/max
-//   u32 n + (i64 t, f64 v)*; count_distinct u32 n + (u64 value, u32 count)*;
+void SlidingFeatureGroup::evict(TimeMs watermark) {
+  for (size_t guard = 2 * expiry_.size() + 1; keys_.size() >= cache_keys_ && guard > 0; --guard) {
+    auto [due, ks] = expiry_.front();
+    expiry_.pop_front();
+    if (ks->referenced) {  // second chance
+      ks->referenced = false;
+      expiry_.push_back({due, ks});
+      continue;
+    }
+    // Expired keys are dropped: no event at or after `watermark` can use them.
+    const TimeMs expiry = ks->max_t + lateness_ + retention_;
+    if (expiry > watermark) {
+      io_.clear();
+      ByteWriter w(&io_);
+      save_key(w, *ks);
+      db_key_.assign(prefix_).append(ks->key);
+      store_->put(db_key_, expiry, io_);
+    }
+    free_key(ks);
+  }
+}
+
+// Encoding of one key's state (snapshots and the RocksDB backend):
+//   str key, i64 max_t, u32 rows, rows (time + one word per column), the
+//   strings of each Text column (one per row), then per feature: u64 start,
+//   Moments (i64 n, f64 k s sc q qc), and by aggregate: min/max u32 n +
+//   (i64 t, f64 v)*; count_distinct u32 n + (u64 value, u32 count)*;
 //   quantile the sketch.
+void SlidingFeatureGroup::save_key(ByteWriter& w, const KeyState& ks) const {
+  const size_t stride = columns_.size() + 1;
+  w.str(ks.key);
+  w.i64(ks.max_t);
+  w.u32(static_cast<uint32_t>(ks.buf.size()));
+  for (size_t i = 0; i < ks.buf.size(); ++i) w.raw(ks.buf.row(i), stride * 8);
+  for (size_t c = 0; c < columns_.size(); ++c)
+    if (columns_[c].kind == ColumnKind::Text)
+      for (size_t i = 0; i < ks.buf.size(); ++i) w.str(ks.text[c][i]);
+  for (size_t f = 0; f < features_.size(); ++f) {
+    const FeatState& st = ks.feats[f];
+    w.u64(st.start);
+    w.i64(st.m.n);
+    for (double d : {st.m.k, st.m.s, st.m.sc, st.m.q, st.m.qc}) w.f64(d);
+    if (st.mono) {
+      w.u32(static_cast<uint32_t>(st.mono->size()));
+      for (size_t i = 0; i < st.mono->size(); ++i) {
+        w.i64((*st.mono)[i].t);
+        w.f64((*st.mono)[i].v);
+      }
+    }
+    if (st.distinct) {
+      w.u32(static_cast<uint32_t>(st.distinct->size()));
+      for (const auto& [bits, n] : *st.distinct) {
+        w.u64(bits);
+        w.u32(n);
+      }
+    }
+    if (st.sketch) st.sketch->save(w);
+  }
+}
+
+std::unique_ptr<SlidingFeatureGroup::KeyState> SlidingFeatureGroup::load_key(ByteReader& r) {
+  const size_t stride = columns_.size() + 1;
+  std::unique_ptr<KeyState> ks = new_key_state();
+  ks->key.assign(r.str());
+  ks->max_t = r.i64();
+  const uint32_t rows = r.count(stride * 8);
+  for (uint32_t i = 0; i < rows; ++i) r.raw(ks->buf.insert(i), stride * 8);
+  for (size_t c = 0; c < columns_.size(); ++c)
+    if (columns_[c].kind == ColumnKind::Text)
+      for (uint32_t i = 0; i < rows; ++i) ks->text[c].push_back(std::string(r.str()));
+  for (size_t f = 0; f < features_.size(); ++f) {
+    FeatState& st = ks->feats[f];
+    st.start = r.u64();
+    st.m.n = r.i64();
+    for (double* d : {&st.m.k, &st.m.s, &st.m.sc, &st.m.q, &st.m.qc}) *d = r.f64();
+    if (st.start > rows) return nullptr;
+    if (st.mono) {
+      const uint32_t m = r.count(16);
+      for (uint32_t i = 0; i < m; ++i) {
+        TimeMs t = r.i64();
+        st.mono->push_back({t, r.f64()});
+      }
+    }
+    if (st.distinct) {
+      const uint32_t m = r.count(12);
+      for (uint32_t i = 0; i < m; ++i) {
+        uint64_t bits = r.u64();
+        (*st.distinct)[bits] = r.u32();
+      }
+    }
+    if (st.sketch && !st.sketch->load(r)) return nullptr;
+  }
+  if (r.failed()) return nullptr;
+  return ks;
+}
+
+// Snapshot encoding: u32 columns, u32 features, u32 keys, then per key in
+// expiry order: i64 due, the key's state (save_key).
 void SlidingFeatureGroup::snapshot(ByteWriter& w) const {
   w.u32(static_cast<uint32_t>(columns_.size()));
   w.u32(static_cast<uint32_t>(features_.size()));
   w.u32(static_cast<uint32_t>(expiry_.size()));
-  const size_t stride = columns_.size() + 1;
   for (size_t e = 0; e < expiry_.size(); ++e) {
-    const auto& [due, ks] = expiry_[e];
-    w.i64(due);
-    w.str(ks->key);
-    w.i64(ks->max_t);
-    w.u32(static_cast<uint32_t>(ks->buf.size()));
-    for (size_t i = 0; i < ks->buf.size(); ++i) w.raw(ks->buf.row(i), stride * 8);
-    for (size_t c = 0; c < columns_.size(); ++c)
-      if (columns_[c].kind == ColumnKind::Text)
-        for (size_t i = 0; i < ks->buf.size(); ++i) w.str(ks->text[c][i]);
-    for (size_t f = 0; f < features_.size(); ++f) {
-      const FeatState& st = ks->feats[f];
-      w.u64(st.start);
-      w.i64(st.m.n);
-      for (double d : {st.m.k, st.m.s, st.m.sc, st.m.q, st.m.qc}) w.f64(d);
-      if (st.mono) {
-        w.u32(static_cast<uint32_t>(st.mono->size()));
-        for (size_t i = 0; i < st.mono->size(); ++i) {
-          w.i64((*st.mono)[i].t);
-          w.f64((*st.mono)[i].v);
-        }
-      }
-      if (st.distinct) {
-        w.u32(static_cast<uint32_t>(st.distinct->size()));
-        for (const auto& [bits, n] : *st.distinct) {
-          w.u64(bits);
-          w.u32(n);
-        }
-      }
-      if (st.sketch) st.sketch->save(w);
-    }
+    w.i64(expiry_[e].first);
+    save_key(w, *expiry_[e].second);
   }
 }
 
@@ -690,50 +774,19 @@ bool SlidingFeatureGroup::restore(ByteReader& r) {
   expiry_.clear();
   if (r.u32() != columns_.size() || r.u32() != features_.size()) return false;
   const uint32_t n = r.count(24);
-  const size_t stride = columns_.size() + 1;
-  for (uint32_t e = 0; e < n && !r.failed(); ++e) {
+  for (uint32_t e = 0; e < n; ++e) {
     const TimeMs due = r.i64();
-    std::unique_ptr<KeyState> ks = new_key_state();
-    ks->key.assign(r.str());
-    ks->max_t = r.i64();
-    const uint32_t rows = r.count(stride * 8);
-    for (uint32_t i = 0; i < rows; ++i) r.raw(ks->buf.insert(i), stride * 8);
-    for (size_t c = 0; c < columns_.size(); ++c)
-      if (columns_[c].kind == ColumnKind::Text)
-        for (uint32_t i = 0; i < rows; ++i) ks->text[c].push_back(std::string(r.str()));
-    for (size_t f = 0; f < features_.size(); ++f) {
-      FeatState& st = ks->feats[f];
-      st.start = r.u64();
-      st.m.n = r.i64();
-      for (double* d : {&st.m.k, &st.m.s, &st.m.sc, &st.m.q, &st.m.qc}) *d = r.f64();
-      if (st.start > rows) return false;
-      if (st.mono) {
-        const uint32_t m = r.count(16);
-        for (uint32_t i = 0; i < m; ++i) {
-          TimeMs t = r.i64();
-          st.mono->push_back({t, r.f64()});
-        }
-      }
-      if (st.distinct) {
-        const uint32_t m = r.count(12);
-        for (uint32_t i = 0; i < m; ++i) {
-          uint64_t bits = r.u64();
-          (*st.distinct)[bits] = r.u32();
-        }
-      }
-      if (st.sketch && !st.sketch->load(r)) return false;
+    std::unique_ptr<KeyState> ks = load_key(r);
+    if (!ks || keys_.contains(ks->key)) {
+      keys_.clear();
+      expiry_.clear();
+      return false;
     }
-    if (r.failed() || keys_.contains(ks->key)) return false;
     expiry_.push_back({due, ks.get()});
     std::string key = ks->key;
     keys_.emplace(std::move(key), std::move(ks));
   }
-  if (r.failed()) {
-    keys_.clear();
-    expiry_.clear();
-    return false;
-  }
-  return true;
+  return !r.failed();
 }
 
 size_t SlidingFeatureGroup::state_bytes() const {

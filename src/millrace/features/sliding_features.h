@@ -39,6 +39,8 @@
 
 namespace millrace {
 
+class RocksKeyedState;
+
 class SlidingFeatureGroup {
  public:
   // `features` all share `key_fields`; `outputs[i]` is where feature i's value
@@ -61,6 +63,17 @@ class SlidingFeatureGroup {
   // (the group is then empty).
   void snapshot(ByteWriter& w) const;
   bool restore(ByteReader& r);
+
+  // State larger than memory: keeps at most `cache_keys` keys in memory and
+  // moves the others to `store` (under `prefix` + key), choosing by second
+  // chance over arrival order (a key used since it was last considered stays).
+  // Results are the same as with everything in memory. snapshot() then holds
+  // the keys in memory; the store is checkpointed beside it.
+  void attach_store(RocksKeyedState* store, std::string prefix, size_t cache_keys) {
+    store_ = store;
+    prefix_ = std::move(prefix);
+    cache_keys_ = std::max<size_t>(1, cache_keys);
+  }
 
   size_t keys() const { return keys_.size(); }
   size_t state_bytes() const;
@@ -91,6 +104,12 @@ class SlidingFeatureGroup {
   void remove_from_head(KeyState& ks, size_t fi, size_t pos);
   void prune(KeyState& ks, TimeMs watermark);
   std::unique_ptr<KeyState> new_key_state();
+  void save_key(ByteWriter& w, const KeyState& ks) const;
+  // Moves keys to the store until there is room for one more in memory.
+  void evict(TimeMs watermark);
+  void free_key(KeyState* ks);
+  // nullptr on damaged input.
+  std::unique_ptr<KeyState> load_key(ByteReader& r);
 
   const Schema& schema_;
   std::vector<Column> columns_;
@@ -118,6 +137,10 @@ class SlidingFeatureGroup {
   std::vector<std::unique_ptr<KeyState>> free_;
   QuantileSketch scratch_sketch_;
   absl::flat_hash_map<uint64_t, uint32_t> scratch_set_;
+  RocksKeyedState* store_ = nullptr;
+  std::string prefix_;
+  size_t cache_keys_ = 0;
+  std::string db_key_, io_;
 };
 
 }  // namespace millrace

@@ -70,6 +70,7 @@ std::string encode_manifest(const CheckpointManifest& m) {
   j["created_ms"] = m.created_ms;
   j["spec"] = m.spec;
   j["workers"] = m.workers;
+  j["state"] = m.state;
   const SourceCheckpoint& s = m.source;
   j["source"] = {{"next_offsets", s.reader.next_offsets},
                  {"cursor", s.reader.cursor},
@@ -109,6 +110,7 @@ Result<CheckpointManifest> decode_manifest(const std::string& text, const std::s
     m.created_ms = j.at("created_ms").get<int64_t>();
     m.spec = j.at("spec").get<std::string>();
     m.workers = j.at("workers").get<int>();
+    m.state = j.at("state").get<std::string>();
     const json& s = j.at("source");
     m.source.reader.next_offsets = s.at("next_offsets").get<std::vector<uint64_t>>();
     m.source.reader.cursor = s.at("cursor").get<uint32_t>();
@@ -199,6 +201,10 @@ Result<RestoredCheckpoint> CheckpointStore::load(uint64_t id) const {
       return Status::Error(path + ": not this checkpoint's part " + std::to_string(w));
     r.parts.emplace_back(body);
   }
+  if (m->state == "rocksdb")
+    for (size_t w = 0; w < m->parts.size(); ++w)
+      if (!fs::exists(fmt::format("{}/rocksdb-{}/CURRENT", dir, w), ec))
+        return Status::Error(fmt::format("{}/rocksdb-{}: missing or incomplete", dir, w));
   r.manifest = std::move(m.value());
   return r;
 }

@@ -56,6 +56,7 @@ struct CheckpointManifest {
   int64_t created_ms = 0;  // wall clock
   std::string spec;        // fingerprint of the spec that wrote it
   int workers = 0;
+  std::string state = "memory";  // backend: memory | rocksdb (DIR/chk-<id>/rocksdb-<w>/)
   SourceCheckpoint source;
   std::vector<Part> parts;  // per worker
   std::vector<OutputCommit> outputs;
@@ -81,6 +82,7 @@ class CheckpointStore {
   // The highest checkpoint id with a directory, complete or not.
   uint64_t max_id() const;
   const std::string& dir() const { return dir_; }
+  std::string chk_dir(uint64_t id) const;
 
   // Writes one worker's part durably (written, fsynced, directory fsynced).
   Result<CheckpointManifest::Part> write_part(uint64_t id, int worker, const std::string& state);
@@ -92,7 +94,6 @@ class CheckpointStore {
 
  private:
   CheckpointStore(std::string dir, int keep) : dir_(std::move(dir)), keep_(keep) {}
-  std::string chk_dir(uint64_t id) const;
   std::vector<uint64_t> list_ids() const;
   Result<RestoredCheckpoint> load(uint64_t id) const;
 

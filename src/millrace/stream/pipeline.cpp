@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "millrace/features/sliding_features.h"
 #include "millrace/model/score_quality.h"
 #include "millrace/serve/http_server.h"
+#include "millrace/state/rocks_state.h"
 #include "millrace/stream/checkpoint.h"
 #include "millrace/stream/exactly_once.h"
 #include "millrace/stream/io.h"
@@ -172,6 +174,12 @@ class Pipeline {
   std::vector<RecordWriter*> plain_writers_;  // flushed at checkpoints, not exactly-once
   uint64_t next_checkpoint_ = 1;              // source only
   std::string spec_fingerprint_;
+  // Keyed state backend.
+  Status resolve_state_backend();
+  Status open_state_stores();
+  std::string state_backend_ = "memory";
+  size_t cache_keys_ = 65536;
+  std::string state_tmp_dir_;  // removed at the end (RocksDB without checkpoints)
 
   const PipelineSpec& spec_;
   const RunOptions& opts_;
@@ -196,6 +204,7 @@ class Pipeline {
   struct Worker {
     std::vector<std::unique_ptr<SlidingFeatureGroup>> sliding;  // per key group
     std::vector<std::unique_ptr<WindowOperator>> windows;       // per window spec
+    std::unique_ptr<RocksKeyedState> store;                     // RocksDB backend
     TimeMs watermark = kMinTime;
     size_t keys = 0, state_bytes = 0;
   };
@@ -775,6 +784,60 @@ void atomic_max(std::atomic<int64_t>& a, int64_t v) {
   }
 }
 
+Status Pipeline::resolve_state_backend() {
+  const YAML::Node state = spec_.root["state"];
+  std::string backend = "memory";
+  size_t cache = 0;
+  try {
+    if (state && state.IsScalar()) {
+      backend = state.as<std::string>();
+    } else if (state && state.IsMap()) {
+      if (state["backend"]) backend = state["backend"].as<std::string>();
+      if (state["cache_keys"]) cache = state["cache_keys"].as<size_t>();
+    } else if (state) {
+      return Status::Error(spec_.file +
+                           ": state: expected memory, rocksdb or {backend: rocksdb, "
+                           "cache_keys: N}");
+    }
+  } catch (const YAML::Exception& e) {
+    return Status::Error(fmt::format("{}:{}: state: {}", spec_.file, e.mark.line + 1, e.msg));
+  }
+  if (!opts_.state_backend.empty()) backend = opts_.state_backend;
+  if (opts_.state_cache_keys) cache = opts_.state_cache_keys;
+  if (backend != "memory" && backend != "rocksdb")
+    return Status::Error("state backend '" + backend + "': expected memory or rocksdb");
+  state_backend_ = backend;
+  if (cache) cache_keys_ = cache;
+  return Status::Ok();
+}
+
+// RocksDB backend: one working database per worker, rebuilt from the resumed
+// checkpoint, holding the per-event feature state of keys beyond the cache.
+Status Pipeline::open_state_stores() {
+  if (state_backend_ != "rocksdb") return Status::Ok();
+  std::string base;
+  if (checkpointing()) {
+    base = opts_.checkpoint_dir + "/state";
+  } else {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "millrace-state-XXXXXX").string();
+    if (!::mkdtemp(tmpl.data())) return Status::Error("cannot create a temporary state directory");
+    base = state_tmp_dir_ = tmpl;
+  }
+  for (int w = 0; w < nworkers_; ++w) {
+    std::string from;
+    if (restored_)
+      from = fmt::format("{}/rocksdb-{}", ckpt_store_->chk_dir(restored_->manifest.id), w);
+    auto store = RocksKeyedState::Open(fmt::format("{}/worker-{}", base, w), from);
+    if (!store.ok()) return store.status();
+    workers_[w].store = std::move(store.value());
+    for (size_t g = 0; g < workers_[w].sliding.size(); ++g)
+      if (workers_[w].sliding[g])
+        workers_[w].sliding[g]->attach_store(workers_[w].store.get(),
+                                             std::string(1, static_cast<char>(g)), cache_keys_);
+  }
+  return Status::Ok();
+}
+
 Status Pipeline::open_checkpoints() {
   if (opts_.checkpoint_dir.empty()) return Status::Ok();
   if (opts_.checkpoint_interval_ms <= 0)
@@ -794,6 +857,10 @@ Status Pipeline::open_checkpoints() {
           "{}: checkpoint {} was written by a different spec than {}; run it with the spec that "
           "wrote it, or use a new --checkpoint-dir",
           opts_.checkpoint_dir, m.id, spec_.file));
+    if (m.state != state_backend_)
+      return Status::Error(
+          fmt::format("{}: checkpoint {} holds {} state; this run uses {} (--state {} resumes it)",
+                      opts_.checkpoint_dir, m.id, m.state, state_backend_, m.state));
     stats_.checkpoints.restored_from = m.id;
   }
   next_checkpoint_ = ckpt_store_->max_id() + 1;
@@ -898,6 +965,16 @@ void Pipeline::snapshot_worker(int w, Slot& s) {
   }
   out.u32(static_cast<uint32_t>(me.windows.size()));
   for (const auto& op : me.windows) op->snapshot(out);
+  if (me.store) {  // an incremental RocksDB checkpoint beside the part
+    Status st = me.store->status();
+    if (st.ok()) {
+      const std::string dir = ckpt_store_->chk_dir(s.checkpoint);
+      std::error_code ec;
+      std::filesystem::create_directories(dir, ec);
+      st = me.store->checkpoint(fmt::format("{}/rocksdb-{}", dir, w));
+    }
+    if (!st.ok()) fail(st);
+  }
   atomic_max(s.pause_ns, steady_ns() - t0);
   ckpt_parts_->submit(s.checkpoint, w, std::move(buf));
 }
@@ -913,6 +990,7 @@ Status Pipeline::complete_checkpoint(Slot& s) {
                      .count();
   m.spec = spec_fingerprint_;
   m.workers = nworkers_;
+  m.state = state_backend_;
   m.source = *s.source_state;
   s.source_state.reset();
   for (RecordWriter* w : plain_writers_)
@@ -946,6 +1024,7 @@ Result<RunStats> Pipeline::run() {
   if (groups_.size() > 32)
     return Status::Error(
         fmt::format("{}: {} different keys; at most 32 are supported", spec_.file, groups_.size()));
+  if (auto s = resolve_state_backend(); !s.ok()) return s;
   if (auto s = open_checkpoints(); !s.ok()) return s;
   auto scorer = Scorer::Create(spec_);
   if (!scorer.ok()) return scorer.status();
@@ -985,6 +1064,7 @@ Result<RunStats> Pipeline::run() {
     for (const auto& ws : spec_.windows)
       wk.windows.push_back(WindowOperator::Create(ws, spec_.source.schema));
   }
+  if (auto s = open_state_stores(); !s.ok()) return s;
   if (auto s = restore_workers(); !s.ok()) return s;
   if (opts_.on_recovery)
     for (const auto& w : stats_.checkpoints.warnings) opts_.on_recovery(w);
@@ -1020,6 +1100,14 @@ Result<RunStats> Pipeline::run() {
   for (auto& t : threads) t.join();
   sink.join();
   ckpt_parts_.reset();
+  for (auto& wk : workers_) {
+    if (wk.store && !wk.store->status().ok()) fail(wk.store->status());
+    wk.store.reset();
+  }
+  if (!state_tmp_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(state_tmp_dir_, ec);
+  }
   stats_.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   http_.reset();
   stats_.workers = nworkers_;

@@ -55,6 +55,12 @@ struct RunOptions {
   int64_t checkpoint_interval_ms = 5000;  // processing time between checkpoints
   int checkpoint_keep = 3;                // complete checkpoints kept
   bool stop_at_end = false;               // log input: end once every partition is read to its end
+  // Keyed state backend: "" (the spec's `state:`, else memory), "memory" or
+  // "rocksdb" (per-event feature state beyond `state_cache_keys` keys per
+  // feature key and worker lives in RocksDB, under DIR/state with checkpoints,
+  // else in a temporary directory).
+  std::string state_backend;
+  size_t state_cache_keys = 0;  // 0: the spec's `state.cache_keys`, else 65536
   // Told what recovery found and settled (skipped checkpoints, outputs
   // committed or discarded), as it happens; also kept in RunStats.
   std::function<void(const std::string&)> on_recovery;
