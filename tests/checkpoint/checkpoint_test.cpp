@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <thread>
 
 #include <fmt/format.h>
@@ -107,23 +109,33 @@ TEST_F(CheckpointTest, StoppedRunResumesWhereItLeftOff) {
   // Stop (as on SIGTERM) part-way, several times; windows stay open across
   // the stops and the output is the same as one uninterrupted run's.
   int stops = 0;
-  for (int round = 0; round < 20; ++round) {
+  bool ended = false;
+  for (int round = 0; round < 100 && !ended; ++round) {
     std::atomic<bool> stop{false};
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
     RunOptions opts = checkpointed();
     opts.stop = &stop;
     std::thread stopper([&] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(60));
-      stop.store(true);
+      std::unique_lock<std::mutex> lock(mu);
+      if (!cv.wait_for(lock, std::chrono::milliseconds(60), [&] { return done; })) stop.store(true);
     });
     auto stats = run_pipeline(spec_, opts);
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      done = true;
+      ended = !stop.load();  // the run reached the end of the input by itself
+    }
+    cv.notify_all();
     stopper.join();
     ASSERT_TRUE(stats.ok()) << stats.status().message();
     if (round > 0) {
       EXPECT_GT(stats->checkpoints.restored_from, 0u);
     }
-    if (stats->records == 0 && round > 0) break;  // resumed at the end: done
-    ++stops;
+    stops += !ended;
   }
+  ASSERT_TRUE(ended);
   EXPECT_GE(stops, 2);
   EXPECT_EQ(read_epochs(dir_.file("out.jsonl")), ref_);
 }
