@@ -683,10 +683,20 @@ void SlidingFeatureGroup::evict(TimeMs watermark) {
   }
 }
 
+namespace {
+
+// Moments beyond the count are only kept by these aggregates (Moments::add).
+bool uses_sums(AggKind agg) {
+  return agg == AggKind::Sum || agg == AggKind::Avg || agg == AggKind::Stddev;
+}
+
+}  // namespace
+
 // Encoding of one key's state (snapshots and the RocksDB backend):
 //   str key, i64 max_t, u32 rows, rows (time + one word per column), the
-//   strings of each Text column (one per row), then per feature: u64 start,
-//   Moments (i64 n, f64 k s sc q qc), and by aggregate: min/max u32 n +
+//   strings of each Text column (one per row), then per feature: u32 start,
+//   i64 count, for sum/avg/stddev the sums (f64 k s sc q qc), and by
+//   aggregate: min/max u32 n +
 //   (i64 t, f64 v)*; count_distinct u32 n + (u64 value, u32 count)*;
 //   quantile the sketch.
 void SlidingFeatureGroup::save_key(ByteWriter& w, const KeyState& ks) const {
@@ -700,9 +710,10 @@ void SlidingFeatureGroup::save_key(ByteWriter& w, const KeyState& ks) const {
       for (size_t i = 0; i < ks.buf.size(); ++i) w.str(ks.text[c][i]);
   for (size_t f = 0; f < features_.size(); ++f) {
     const FeatState& st = ks.feats[f];
-    w.u64(st.start);
+    w.u32(static_cast<uint32_t>(st.start));
     w.i64(st.m.n);
-    for (double d : {st.m.k, st.m.s, st.m.sc, st.m.q, st.m.qc}) w.f64(d);
+    if (uses_sums(features_[f].spec.agg))
+      for (double d : {st.m.k, st.m.s, st.m.sc, st.m.q, st.m.qc}) w.f64(d);
     if (st.mono) {
       w.u32(static_cast<uint32_t>(st.mono->size()));
       for (size_t i = 0; i < st.mono->size(); ++i) {
@@ -733,9 +744,10 @@ std::unique_ptr<SlidingFeatureGroup::KeyState> SlidingFeatureGroup::load_key(Byt
       for (uint32_t i = 0; i < rows; ++i) ks->text[c].push_back(std::string(r.str()));
   for (size_t f = 0; f < features_.size(); ++f) {
     FeatState& st = ks->feats[f];
-    st.start = r.u64();
+    st.start = r.u32();
     st.m.n = r.i64();
-    for (double* d : {&st.m.k, &st.m.s, &st.m.sc, &st.m.q, &st.m.qc}) *d = r.f64();
+    if (uses_sums(features_[f].spec.agg))
+      for (double* d : {&st.m.k, &st.m.s, &st.m.sc, &st.m.q, &st.m.qc}) *d = r.f64();
     if (st.start > rows) return nullptr;
     if (st.mono) {
       const uint32_t m = r.count(16);

@@ -205,6 +205,7 @@ class Pipeline {
     std::vector<std::unique_ptr<SlidingFeatureGroup>> sliding;  // per key group
     std::vector<std::unique_ptr<WindowOperator>> windows;       // per window spec
     std::unique_ptr<RocksKeyedState> store;                     // RocksDB backend
+    size_t snapshot_bytes = 0;                                  // of the last checkpoint
     TimeMs watermark = kMinTime;
     size_t keys = 0, state_bytes = 0;
   };
@@ -956,6 +957,7 @@ void Pipeline::snapshot_worker(int w, Slot& s) {
   atomic_max(s.taken_ns, t0);
   Worker& me = workers_[w];
   std::string buf;
+  buf.reserve(me.snapshot_bytes + me.snapshot_bytes / 8 + 4096);  // one allocation, most times
   ByteWriter out(&buf);
   out.i64(me.watermark);
   out.u32(static_cast<uint32_t>(me.sliding.size()));
@@ -976,6 +978,7 @@ void Pipeline::snapshot_worker(int w, Slot& s) {
     if (!st.ok()) fail(st);
   }
   atomic_max(s.pause_ns, steady_ns() - t0);
+  me.snapshot_bytes = buf.size();
   ckpt_parts_->submit(s.checkpoint, w, std::move(buf));
 }
 
