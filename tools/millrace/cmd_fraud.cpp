@@ -9,6 +9,7 @@
 
 #include "command.h"
 #include "millrace/eval/handbook.h"
+#include "millrace/eval/scored_run.h"
 
 namespace millrace::cli {
 namespace {
@@ -68,7 +69,64 @@ void register_fraud(CLI::App& app) {
   });
 }
 
-CommandRegistrar reg("fraud", register_fraud);
+void register_evaluate(CLI::App* fraud) {
+  auto o = std::make_shared<eval::ScoredRunOptions>();
+  auto drift = std::make_shared<std::string>();
+  auto html = std::make_shared<std::string>();
+  auto json = std::make_shared<std::string>();
+  auto* ev = fraud->add_subcommand(
+      "evaluate",
+      "Quality of scored transactions against delayed labels, as the handbook measures it: AUC "
+      "ROC, average precision, card precision@k (cards reported before a day left out), overall, "
+      "per day, per scenario, before and from a drift; prints one JSON line");
+  ev->add_option("--scores", o->scores,
+                 "JSONL of scored transactions (e.g. `millrace run` output with a model)")
+      ->required();
+  ev->add_option("--labels", o->labels,
+                 "JSONL labels: id, card_id, is_fraud, reported_at, scenario (the simulator's "
+                 "labels.jsonl)")
+      ->required();
+  ev->add_option("--score-field", o->score_field)->capture_default_str();
+  ev->add_option("--id-field", o->id_field)->capture_default_str();
+  ev->add_option("--time-field", o->time_field, "Epoch ms or RFC 3339")->capture_default_str();
+  ev->add_option("--card-field", o->card_field)->capture_default_str();
+  ev->add_option("--k", o->quality.k, "Cards investigated a day")->capture_default_str();
+  ev->add_option("--drift-start", *drift, "Also measure before and from this day, YYYY-MM-DD");
+  ev->add_option("--json", *json, "Write the full report (with every day) as JSON here");
+  ev->add_option("--html", *html, "Write a self-contained HTML report with plots here");
+  ev->footer(
+      "Example:\n"
+      "  millrace simulate fraud --days 60 --drift-day 30 --out data/fraud\n"
+      "  millrace run --spec apps/fraud/fraud.yaml --input data/fraud/transactions.jsonl "
+      "--output scored.jsonl\n"
+      "  millrace fraud evaluate --scores scored.jsonl --labels data/fraud/labels.jsonl \\\n"
+      "      --drift-start 2018-05-01 --html report.html\n");
+  ev->callback([o, drift, html, json] {
+    eval::ScoredRunOptions opts = *o;
+    if (!drift->empty()) opts.quality.drift_start = parse_date_option(*drift, "--drift-start");
+    auto r = eval::evaluate_scored_run(opts);
+    if (!r.ok()) throw CommandError(r.status().message());
+    std::printf("%s\n", eval::scored_run_json(*r, opts.quality.k, false).c_str());
+    std::fflush(stdout);
+    if (!json->empty()) {
+      FILE* f = std::fopen(json->c_str(), "wb");
+      const std::string body = eval::scored_run_json(*r, opts.quality.k, true) + "\n";
+      if (f == nullptr || std::fwrite(body.data(), 1, body.size(), f) != body.size() ||
+          std::fclose(f) != 0)
+        throw CommandError(*json + ": cannot write");
+    }
+    if (!html->empty()) {
+      Status s =
+          eval::scored_run_html(*r, opts.quality.k, "Fraud scores against labels").write(*html);
+      if (!s.ok()) throw CommandError(s.message());
+    }
+  });
+}
+
+CommandRegistrar reg("fraud", [](CLI::App& app) {
+  register_fraud(app);
+  register_evaluate(app.get_subcommand("fraud"));
+});
 
 }  // namespace
 }  // namespace millrace::cli

@@ -64,8 +64,8 @@ struct HandbookOptions {
   std::string predictions;  // "": none; else TRANSACTION_ID,prediction per test row
   std::string work_dir;     // "": a temporary directory, removed at the end
   HandbookProtocol protocol;
-  int trees = 300;
-  int depth = 4;
+  int trees = 500;
+  int depth = 2;
   double eta = 0.05;
   int workers = 0;  // the engine's workers (0: the spec's, else one per hardware thread)
 };
