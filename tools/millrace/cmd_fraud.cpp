@@ -97,7 +97,7 @@ void register_evaluate(CLI::App* fraud) {
   ev->footer(
       "Example:\n"
       "  millrace simulate fraud --days 60 --drift-day 30 --out data/fraud\n"
-      "  millrace run --spec apps/fraud/fraud.yaml --input data/fraud/transactions.jsonl "
+      "  millrace run --spec spec-with-a-model.yaml --input data/fraud/transactions.jsonl "
       "--output scored.jsonl\n"
       "  millrace fraud evaluate --scores scored.jsonl --labels data/fraud/labels.jsonl \\\n"
       "      --drift-start 2018-05-01 --html report.html\n");
