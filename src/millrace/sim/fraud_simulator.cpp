@@ -1,6 +1,7 @@
 #include "millrace/sim/fraud_simulator.h"
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -459,6 +460,34 @@ class FileOut {
   std::string buf_;
 };
 
+// v with `digits` decimals (1 to 6), rounded half away from zero; faster than
+// printf-style formatting, which dominates the output otherwise.
+void append_fixed(std::string& out, double v, int digits) {
+  static constexpr int64_t kScale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+  int64_t x = std::llround(v * static_cast<double>(kScale[digits]));
+  if (x < 0) {
+    out += '-';
+    x = -x;
+  }
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, x / kScale[digits]);
+  out.append(buf, r.ptr);
+  out += '.';
+  int64_t frac = x % kScale[digits];
+  char digit[8];
+  for (int i = digits - 1; i >= 0; --i) {
+    digit[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  out.append(digit, static_cast<size_t>(digits));
+}
+
+void append_int(std::string& out, int64_t v) {
+  char buf[24];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  out.append(buf, r.ptr);
+}
+
 // "YYYY-MM-DD HH:MM:SS" of epoch milliseconds (UTC).
 void append_datetime(std::string& out, TimeMs ms) {
   const int64_t secs = ms >= 0 ? ms / 1000 : -((-ms + 999) / 1000);
@@ -470,8 +499,24 @@ void append_datetime(std::string& out, TimeMs ms) {
   int64_t y;
   unsigned m, d;
   civil_from_days(days, &y, &m, &d);
-  fmt::format_to(std::back_inserter(out), "{:04d}-{:02d}-{:02d} {:02d}:{:02d}:{:02d}", y, m, d,
-                 rem / 3600, rem / 60 % 60, rem % 60);
+  char buf[20];
+  auto two = [&](int at, int64_t v) {
+    buf[at] = static_cast<char>('0' + v / 10);
+    buf[at + 1] = static_cast<char>('0' + v % 10);
+  };
+  two(0, y / 100 % 100);
+  two(2, y % 100);
+  buf[4] = '-';
+  two(5, m);
+  buf[7] = '-';
+  two(8, d);
+  buf[10] = ' ';
+  two(11, rem / 3600);
+  buf[13] = ':';
+  two(14, rem / 60 % 60);
+  buf[16] = ':';
+  two(17, rem % 60);
+  out.append(buf, 19);
 }
 
 struct PendingLabel {
@@ -516,15 +561,22 @@ Result<SimSummary> write_fraud_dataset(const FraudSimOptions& options, const std
   // Labels wait in a heap until no later transaction can be reported before them.
   std::priority_queue<PendingLabel, std::vector<PendingLabel>, std::greater<>> pending;
   auto write_label = [&](const PendingLabel& l) {
-    auto out = std::back_inserter(label_out->buf());
+    std::string& b = label_out->buf();
     const uint32_t phys = sim.physical_terminals();
-    fmt::format_to(out, R"({{"id":"t{}","card_id":"c{}","terminal_id":"{}{}","ts":{},)", l.id,
-                   l.customer, l.terminal < phys ? 'T' : 'W',
-                   l.terminal < phys ? l.terminal : l.terminal - phys, l.ts);
-    fmt::format_to(out,
-                   R"("is_fraud":{},"scenario":"{}","reported_at":{}}})"
-                   "\n",
-                   l.scenario != Scenario::None, scenario_name(l.scenario), l.reported_at);
+    b += R"({"id":"t)";
+    append_int(b, static_cast<int64_t>(l.id));
+    b += R"(","card_id":"c)";
+    append_int(b, l.customer);
+    b += l.terminal < phys ? R"(","terminal_id":"T)" : R"(","terminal_id":"W)";
+    append_int(b, l.terminal < phys ? l.terminal : l.terminal - phys);
+    b += R"(","ts":)";
+    append_int(b, l.ts);
+    b += l.scenario != Scenario::None ? R"(,"is_fraud":true,"scenario":")"
+                                      : R"(,"is_fraud":false,"scenario":")";
+    b += scenario_name(l.scenario);
+    b += R"(","reported_at":)";
+    append_int(b, l.reported_at);
+    b += "}\n";
   };
 
   SimSummary summary;
@@ -534,29 +586,55 @@ Result<SimSummary> write_fraud_dataset(const FraudSimOptions& options, const std
   while (sim.next_day(&day)) {
     for (const auto& tx : day) {
       std::string& b = tx_out->buf();
-      auto out = std::back_inserter(b);
       if (handbook) {
-        fmt::format_to(out, "{},", tx.id);
+        append_int(b, static_cast<int64_t>(tx.id));
+        b += ',';
         append_datetime(b, tx.ts);
         const TimeMs secs = (tx.ts - opts.start) / 1000;
-        fmt::format_to(out, ",{},{},{:.2f},{},{},{},{}\n", tx.customer, tx.terminal, tx.amount,
-                       secs, secs / 86'400, tx.fraud() ? 1 : 0, static_cast<int>(tx.scenario));
+        b += ',';
+        append_int(b, tx.customer);
+        b += ',';
+        append_int(b, tx.terminal);
+        b += ',';
+        append_fixed(b, tx.amount, 2);
+        b += ',';
+        append_int(b, secs);
+        b += ',';
+        append_int(b, secs / 86'400);
+        b += tx.fraud() ? ",1," : ",0,";
+        append_int(b, static_cast<int>(tx.scenario));
+        b += '\n';
       } else {
         const bool online = tx.terminal >= phys;
-        fmt::format_to(out, R"({{"id":"t{}","ts":{},"card_id":"c{}","terminal_id":"{}{}",)", tx.id,
-                       tx.ts, tx.customer, online ? 'W' : 'T',
-                       online ? tx.terminal - phys : tx.terminal);
-        fmt::format_to(out, R"("mcc":"{}","amount":{:.2f},"card_present":{},)",
-                       sim.mcc(tx.terminal), tx.amount, tx.card_present);
-        if (tx.device >= 0)
-          fmt::format_to(out, R"("device_id":"d{}",)", tx.device);
-        else
+        b += R"({"id":"t)";
+        append_int(b, static_cast<int64_t>(tx.id));
+        b += R"(","ts":)";
+        append_int(b, tx.ts);
+        b += R"(,"card_id":"c)";
+        append_int(b, tx.customer);
+        b += online ? R"(","terminal_id":"W)" : R"(","terminal_id":"T)";
+        append_int(b, online ? tx.terminal - phys : tx.terminal);
+        b += R"(","mcc":")";
+        append_int(b, sim.mcc(tx.terminal));
+        b += R"(","amount":)";
+        append_fixed(b, tx.amount, 2);
+        b += tx.card_present ? R"(,"card_present":true,)" : R"(,"card_present":false,)";
+        if (tx.device >= 0) {
+          b += R"("device_id":"d)";
+          append_int(b, tx.device);
+          b += R"(",)";
+        } else {
           b += R"("device_id":null,)";
-        fmt::format_to(out,
-                       R"("lat":{:.4f},"lon":{:.4f},"country":"{}","billing_country":"{}"}})"
-                       "\n",
-                       FraudSimulator::latitude(tx.y), FraudSimulator::longitude(tx.x),
-                       FraudSimulator::country_at(tx.x, tx.y), sim.billing_country(tx.customer));
+        }
+        b += R"("lat":)";
+        append_fixed(b, FraudSimulator::latitude(tx.y), 4);
+        b += R"(,"lon":)";
+        append_fixed(b, FraudSimulator::longitude(tx.x), 4);
+        b += R"(,"country":")";
+        b += FraudSimulator::country_at(tx.x, tx.y);
+        b += R"(","billing_country":")";
+        b += sim.billing_country(tx.customer);
+        b += "\"}\n";
         pending.push({tx.reported_at, tx.id, tx.ts, tx.customer, tx.terminal, tx.scenario});
       }
       if (Status s = tx_out->maybe_flush(); !s.ok()) return s;
