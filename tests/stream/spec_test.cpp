@@ -56,8 +56,8 @@ TEST(Spec, ErrorsNameTheLineAndTheField) {
   EXPECT_EQ(error_of(h + "features:\n  - {name: x, key: [card], agg: count}\n"),
             "s.yaml:5: feature 'x': missing 'window' (e.g. 5m)");
   EXPECT_EQ(error_of(h + "features:\n  - {name: x, key: [card], agg: count, windw: 5m}\n"),
-            "s.yaml:5: feature 'x': unknown key 'windw' (expected one of: name, key, agg, field, "
-            "window, q)");
+            "s.yaml:5: feature 'x': unknown key 'windw' (expected one of: name, source, key, agg, "
+            "field, window, q, ttl, slice)");
   EXPECT_EQ(error_of(h + "features:\n  - {name: amount, key: [card], agg: count, window: 1m}\n"),
             "s.yaml:5: feature 'amount': the name is already used by a field or another feature");
   EXPECT_EQ(error_of("source:\n  time: when\n  schema: {id: string}\n"),
@@ -68,7 +68,8 @@ TEST(Spec, ErrorsNameTheLineAndTheField) {
   EXPECT_EQ(error_of(h + "  late: maybe\n"),
             "s.yaml:4: source.late: late policy 'maybe' (expected drop or side_output)");
   EXPECT_NE(error_of("source: [unclosed\n").find("s.yaml:"), std::string::npos);
-  EXPECT_EQ(error_of("features: []\n"), "s.yaml: missing 'source:' section");
+  EXPECT_EQ(error_of("features: []\n"),
+            "s.yaml: missing 'source:' section (or 'sources:', by name)");
 }
 
 TEST(Spec, WindowErrors) {

@@ -11,11 +11,35 @@
 #include "millrace/core/time.h"
 #include "millrace/stream/pipeline.h"
 #include "millrace/stream/spec.h"
+#include "source_inputs.h"
 
 namespace millrace::cli {
 namespace {
 
 std::atomic<bool> g_stop{false};
+
+}  // namespace
+
+Status split_inputs(const PipelineSpec& spec, const std::vector<std::string>& values,
+                    std::string* single, std::vector<std::pair<std::string, std::string>>* named) {
+  for (const auto& v : values) {
+    size_t eq = v.find('=');
+    if (eq != std::string::npos && source_index(spec, v.substr(0, eq)) >= 0) {
+      named->emplace_back(v.substr(0, eq), v.substr(eq + 1));
+    } else if (spec.sources.size() == 1) {
+      *single = v;
+    } else {
+      std::string list;
+      for (const auto& s : spec.sources) list += (list.empty() ? "" : ", ") + s.name;
+      return Status::Error(fmt::format(
+          "--input {}: the spec has several sources; name one: --input SOURCE=URI (sources: {})", v,
+          list));
+    }
+  }
+  return Status::Ok();
+}
+
+namespace {
 
 void on_signal(int) {
   g_stop.store(true);
@@ -23,6 +47,7 @@ void on_signal(int) {
 
 struct RunArgs {
   std::string spec;
+  std::vector<std::string> inputs;
   RunOptions opts;
   bool quiet = false;
   bool check = false;
@@ -33,8 +58,9 @@ void register_run(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   auto* cmd = app.add_subcommand("run", "Run a pipeline spec: features, windows, outputs");
   cmd->add_option("--spec", args->spec, "Pipeline spec (YAML)")->required();
-  cmd->add_option("--input", args->opts.input,
-                  "Input: a JSONL file, - for stdin, or log:DIR/TOPIC (default -)");
+  cmd->add_option("--input", args->inputs,
+                  "Input: a JSONL file, - for stdin, or log:DIR/TOPIC (default -); with several "
+                  "sources, SOURCE=URI once per source (default: each source's `uri`)");
   cmd->add_option("--output", args->opts.output,
                   "Output for enriched events and window results: file, - or log:DIR/TOPIC");
   cmd->add_option("--late-output", args->opts.late_output,
@@ -53,7 +79,7 @@ void register_run(CLI::App& app) {
                   "Log input: consumer group; resumes from and commits its offsets");
   cmd->add_option("--serve", args->opts.serve,
                   "Serve the HTTP API on HOST:PORT: GET /v1/health, GET /v1/metrics, "
-                  "POST /v1/models/reload");
+                  "GET /v1/features/{feature_set}/{key}?at=MS, POST /v1/models/reload");
   cmd->add_option("--checkpoint-dir", args->opts.checkpoint_dir,
                   "Take checkpoints here and resume from the newest valid one; file and log "
                   "outputs become exactly-once (docs/fault_tolerance.md)");
@@ -78,6 +104,9 @@ void register_run(CLI::App& app) {
       "      --output out.jsonl --late-output late.jsonl --dead-letter dead.jsonl\n"
       "  millrace run --spec spec.yaml --input log:data/tx --output log:data/features \\\n"
       "      --checkpoint-dir ckpt --checkpoint-interval 1s   # exactly-once, resumable\n"
+      "Several sources (merged by event time; docs/feature_store.md):\n"
+      "  millrace run --spec fraud.yaml --input transactions=tx.jsonl \\\n"
+      "      --input labels=labels.jsonl --output out.jsonl --serve 127.0.0.1:8080\n"
       "Output records are the input events with one field per feature; window results\n"
       "carry \"window\", \"window_start\", \"window_end\" and \"kind\". See docs/semantics.md.");
   cmd->callback([args] {
@@ -92,13 +121,17 @@ void register_run(CLI::App& app) {
     if (!interval.ok())
       throw CommandError("--checkpoint-interval: " + interval.status().message(), 2);
     args->opts.checkpoint_interval_ms = interval.value();
+    if (auto s =
+            split_inputs(spec.value(), args->inputs, &args->opts.input, &args->opts.source_inputs);
+        !s.ok())
+      throw CommandError(s.message(), 2);
     args->opts.progress = !args->quiet && isatty(STDERR_FILENO);
     args->opts.stop = &g_stop;
     std::string host = args->opts.serve.substr(0, args->opts.serve.rfind(':'));
     args->opts.on_serving = [host](int port) {
       std::fprintf(stderr,
                    "millrace: serving http://%s:%d (/v1/health, /v1/metrics, "
-                   "POST /v1/models/reload)\n",
+                   "/v1/features/{feature_set}/{key}, POST /v1/models/reload)\n",
                    host.c_str(), port);
     };
     args->opts.on_recovery = [](const std::string& what) {
@@ -108,8 +141,13 @@ void register_run(CLI::App& app) {
     std::signal(SIGTERM, on_signal);
     auto stats = run_pipeline(spec.value(), args->opts);
     if (!stats.ok()) throw CommandError(stats.status().message());
-    if (!args->quiet)
+    if (!args->quiet) {
       std::fprintf(stderr, "millrace: %s\n", format_run_stats(stats.value()).c_str());
+      std::string fresh = format_freshness(stats.value());
+      if (!fresh.empty())
+        std::fprintf(stderr, "millrace: feature freshness (age of served values):\n%s",
+                     fresh.c_str());
+    }
   });
 }
 

@@ -819,3 +819,179 @@ size_t SlidingFeatureGroup::state_bytes() const {
 }
 
 }  // namespace millrace
+
+namespace millrace {
+
+void SlidingFeatureGroup::evaluate_range(const KeyState& ks, size_t fi, size_t lo, size_t hi,
+                                         TimeMs at, ReadScratch* scratch, FeatureValue& v,
+                                         TimeMs* freshness) const {
+  const Feature& f = features_[fi];
+  const bool hash = f.column >= 0 && columns_[f.column].kind != ColumnKind::Number;
+  auto null_at = [&](size_t i) {
+    return f.column >= 0 && cell_null(ks.buf.cell(i, f.column), hash);
+  };
+  auto num_at = [&](size_t i) { return bits_to_double(ks.buf.cell(i, f.column)); };
+  // The newest contributing event: the last non-null one in the range.
+  auto newest = [&]() -> TimeMs {
+    for (size_t i = hi; i-- > lo;)
+      if (!null_at(i)) return ks.buf.time(i);
+    return kMinTime;
+  };
+  *freshness = kMinTime;
+  switch (f.spec.agg) {
+    case AggKind::Count:
+    case AggKind::Sum:
+    case AggKind::Avg:
+    case AggKind::Stddev: {
+      Moments m;
+      const bool counting = f.spec.agg == AggKind::Count;
+      const FeatState& st = ks.feats[fi];
+      // Reading at or after the newest event: the head aggregate minus the
+      // events that aged out since, when that touches fewer events.
+      if (hi == ks.buf.size() && lo >= st.start && lo - st.start < hi - lo) {
+        m = st.m;
+        for (size_t i = st.start; i < lo; ++i)
+          if (!null_at(i)) counting ? void(--m.n) : m.remove(num_at(i));
+      } else {
+        for (size_t i = lo; i < hi; ++i)
+          if (!null_at(i)) counting ? void(++m.n) : m.add(num_at(i));
+      }
+      write_moments(f.spec.agg, m, v);
+      if (m.n > 0) *freshness = newest();
+      return;
+    }
+    case AggKind::Min:
+    case AggKind::Max: {
+      bool any = false;
+      double best = 0;
+      for (size_t i = lo; i < hi; ++i) {
+        if (null_at(i)) continue;
+        double x = num_at(i);
+        if (!any || (f.spec.agg == AggKind::Max ? x > best : x < best)) best = x;
+        any = true;
+      }
+      if (any) {
+        v.set_double(best);
+        *freshness = newest();
+      } else {
+        v.set_null();
+      }
+      return;
+    }
+    case AggKind::CountDistinct:
+      scratch->set.clear();
+      for (size_t i = lo; i < hi; ++i)
+        if (!null_at(i)) scratch->set.emplace(ks.buf.cell(i, f.column), 1);
+      v.set_int(static_cast<int64_t>(scratch->set.size()));
+      if (!scratch->set.empty()) *freshness = newest();
+      return;
+    case AggKind::Quantile:
+      scratch->sketch.clear();
+      for (size_t i = lo; i < hi; ++i)
+        if (!null_at(i)) scratch->sketch.add(num_at(i));
+      if (scratch->sketch.empty()) {
+        v.set_null();
+      } else {
+        v.set_double(scratch->sketch.quantile(f.spec.q));
+        *freshness = newest();
+      }
+      return;
+    case AggKind::First:
+      for (size_t i = lo; i < hi; ++i)
+        if (!null_at(i)) {
+          write_field_value(ks, i, f, v);
+          *freshness = newest();
+          return;
+        }
+      v.set_null();
+      return;
+    case AggKind::Last:
+      for (size_t i = hi; i-- > lo;)
+        if (!null_at(i)) {
+          write_field_value(ks, i, f, v);
+          *freshness = ks.buf.time(i);
+          return;
+        }
+      v.set_null();
+      return;
+    case AggKind::Prev:
+    case AggKind::TimeSinceLast:
+      if (hi > lo) {
+        *freshness = ks.buf.time(hi - 1);
+        if (f.spec.agg == AggKind::Prev) {
+          write_field_value(ks, hi - 1, f, v);
+        } else {
+          v.set_int(at - ks.buf.time(hi - 1));
+        }
+      } else {
+        v.set_null();
+      }
+      return;
+  }
+}
+
+const SlidingFeatureGroup::KeyState* SlidingFeatureGroup::lookup(
+    std::string_view key, std::unique_ptr<KeyState>* loaded) const {
+  auto it = keys_.find(absl::string_view(key.data(), key.size()));
+  if (it != keys_.end()) return it->second.get();
+  if (!store_) return nullptr;
+  std::string db_key = prefix_, bytes;
+  db_key.append(key);
+  if (!store_->get(db_key, kMinTime, &bytes)) return nullptr;
+  ByteReader r(bytes);
+  // load_key() takes a state from the free list: the worker's, reached
+  // under the shard's lock, as the contract above says.
+  *loaded = const_cast<SlidingFeatureGroup*>(this)->load_key(r);
+  return loaded->get();
+}
+
+void SlidingFeatureGroup::read_at(std::string_view key, TimeMs at, ReadScratch* scratch,
+                                  FeatureValue* out, TimeMs* freshness) const {
+  std::unique_ptr<KeyState> loaded;
+  const KeyState* ks = lookup(key, &loaded);
+  size_t hi = 0;
+  if (ks) {
+    // hi: the first event after `at`.
+    size_t a = 0, b = ks->buf.size();
+    while (a < b) {
+      size_t mid = (a + b) / 2;
+      if (ks->buf.time(mid) <= at) {
+        a = mid + 1;
+      } else {
+        b = mid;
+      }
+    }
+    hi = a;
+  }
+  for (size_t i = 0; i < features_.size(); ++i) {
+    const Feature& f = features_[i];
+    FeatureValue& v = out[f.output];
+    TimeMs fresh = kMinTime;
+    if (ks == nullptr) {
+      // No buffered event: what an empty window gives.
+      if (f.spec.agg == AggKind::Count || f.spec.agg == AggKind::CountDistinct) {
+        v.set_int(0);
+      } else if (f.spec.agg == AggKind::Sum) {
+        v.set_double(0);
+      } else {
+        v.set_null();
+      }
+    } else {
+      const TimeMs cutoff = at - f.spec.window;
+      size_t a = 0, b = hi;  // lo: the first event after the cutoff
+      while (a < b) {
+        size_t mid = (a + b) / 2;
+        if (ks->buf.time(mid) <= cutoff) {
+          a = mid + 1;
+        } else {
+          b = mid;
+        }
+      }
+      evaluate_range(*ks, i, a, hi, at, scratch, v, &fresh);
+      if (f.spec.ttl > 0 && fresh != kMinTime && fresh <= at - f.spec.ttl) v.set_null();
+    }
+    if (freshness) freshness[f.output] = fresh;
+  }
+}
+
+}  // namespace millrace

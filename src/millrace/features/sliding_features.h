@@ -53,6 +53,24 @@ class SlidingFeatureGroup {
   // out[outputs[i]]. `watermark` is the worker's watermark before the event.
   void on_event(std::string_view key, const Event& event, TimeMs watermark, FeatureValue* out);
 
+  // Scratch space of one reading thread, reused between reads.
+  struct ReadScratch {
+    QuantileSketch sketch;
+    absl::flat_hash_map<uint64_t, uint32_t> set;
+  };
+
+  // Evaluates every feature for `key` as of time `at` without changing any
+  // state: the aggregate over the key's buffered events with time in
+  // (at - window, at] (prev: the newest such event's field; time_since_last:
+  // at minus its time). Writes each value to out[outputs[i]] and, when
+  // `freshness` is given, the event time of the newest contributing event to
+  // freshness[outputs[i]] (kMinTime when none). A feature's `ttl` applies: a
+  // value whose newest event is older than at - ttl reads as null. Exact for
+  // at >= watermark - allowed_lateness (older events may be pruned). Safe to
+  // run concurrently with other reads, not with on_event() or expire().
+  void read_at(std::string_view key, TimeMs at, ReadScratch* scratch, FeatureValue* out,
+               TimeMs* freshness) const;
+
   // Frees the keys that no event at or after `watermark` can use.
   void expire(TimeMs watermark);
 
@@ -76,6 +94,8 @@ class SlidingFeatureGroup {
   }
 
   size_t keys() const { return keys_.size(); }
+  size_t features() const { return features_.size(); }
+  const FeatureSpec& feature(size_t i) const { return features_[i].spec; }
   size_t state_bytes() const;
 
   struct KeyState;
@@ -110,6 +130,12 @@ class SlidingFeatureGroup {
   void free_key(KeyState* ks);
   // nullptr on damaged input.
   std::unique_ptr<KeyState> load_key(ByteReader& r);
+  // The state of `key`: in memory, or, with a RocksDB store attached, loaded
+  // into *loaded (the cache is left as it is). nullptr when the key has none.
+  // Callers hold the shard's lock (or are its worker): loading uses the store.
+  const KeyState* lookup(std::string_view key, std::unique_ptr<KeyState>* loaded) const;
+  void evaluate_range(const KeyState& ks, size_t fi, size_t lo, size_t hi, TimeMs at,
+                      ReadScratch* scratch, FeatureValue& v, TimeMs* freshness) const;
 
   const Schema& schema_;
   std::vector<Column> columns_;

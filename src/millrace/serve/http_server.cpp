@@ -2,9 +2,12 @@
 
 #include <httplib.h>
 
+#include <charconv>
+
 #include <fmt/format.h>
 
 #include "millrace/core/json_writer.h"
+#include "millrace/store/online_store.h"
 
 namespace millrace {
 
@@ -48,6 +51,28 @@ Result<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& host_po
     }
     res.set_content(body, "application/json");
   });
+  srv.Get(R"(/v1/features/([^/]+)/([^/]+))",
+          [h](const httplib::Request& req, httplib::Response& res) {
+            auto error = [&](int status, const std::string& msg) {
+              res.status = status;
+              std::string err = "{\"error\": ";
+              append_json_string(err, msg);
+              err += "}";
+              res.set_content(err, "application/json");
+            };
+            if (!h.features) return error(404, "this pipeline serves no features");
+            TimeMs at = wall_clock_ms();
+            if (req.has_param("at")) {
+              const std::string a = req.get_param_value("at");
+              auto r = std::from_chars(a.data(), a.data() + a.size(), at);
+              if (r.ec != std::errc() || r.ptr != a.data() + a.size())
+                return error(400, fmt::format("at='{}': expected epoch milliseconds", a));
+            }
+            std::string body;
+            int status = h.features(req.matches[1].str(), req.matches[2].str(), at, &body);
+            if (status != 200) return error(status, body);
+            res.set_content(body, "application/json");
+          });
   if (port == 0) {
     s->port_ = srv.bind_to_any_port(host);
     if (s->port_ < 0) return Status::Error(fmt::format("--serve {}: cannot listen", host_port));

@@ -5,6 +5,9 @@
 //   POST /v1/models/reload   reloads the served model(s) now; 200 with the
 //                            versions served, 500 with the error that kept the
 //                            old model
+//   GET  /v1/features/{feature_set}/{key}?at=MS
+//                            the feature vector of an entity as of MS (default:
+//                            now), each value with its freshness
 // Handlers run on the server's thread; they must be thread-safe.
 #pragma once
 
@@ -14,6 +17,7 @@
 #include <thread>
 
 #include "millrace/core/status.h"
+#include "millrace/core/time.h"
 
 namespace httplib {
 class Server;
@@ -26,6 +30,11 @@ struct HttpHandlers {
   std::function<std::string()> metrics;  // Prometheus text
   // Empty Status and a JSON body on success.
   std::function<Status(std::string* body)> reload_models;
+  // The feature vector as JSON; returns the HTTP status (200, or 404/400 with
+  // the error message in *body).
+  std::function<int(std::string_view feature_set, std::string_view key, TimeMs at,
+                    std::string* body)>
+      features;
 };
 
 class HttpServer {

@@ -17,14 +17,18 @@
 #include "millrace/core/event_parser.h"
 #include "millrace/core/hash.h"
 #include "millrace/core/json_writer.h"
+#include "millrace/features/feature_plan.h"
 #include "millrace/features/feature_value.h"
 #include "millrace/features/sliding_features.h"
 #include "millrace/model/score_quality.h"
 #include "millrace/serve/http_server.h"
 #include "millrace/state/rocks_state.h"
+#include "millrace/store/embedded_store.h"
+#include "millrace/store/freshness.h"
 #include "millrace/stream/checkpoint.h"
 #include "millrace/stream/exactly_once.h"
 #include "millrace/stream/io.h"
+#include "millrace/stream/multi_source.h"
 #include "millrace/stream/scoring.h"
 #include "millrace/stream/spsc_queue.h"
 #include "millrace/stream/watermark.h"
@@ -38,32 +42,6 @@ using Clock = std::chrono::steady_clock;
 TimeMs now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
       .count();
-}
-
-// Features and windows that share one key (a list of key fields).
-struct KeyGroupPlan {
-  std::vector<int> key_fields;
-  std::vector<FeatureSpec> features;
-  std::vector<int> feature_outputs;  // index of each feature in the output record
-  std::vector<int> windows;          // indexes into spec.windows
-};
-
-std::vector<KeyGroupPlan> plan_key_groups(const PipelineSpec& spec) {
-  std::vector<KeyGroupPlan> groups;
-  auto group_of = [&](const std::vector<int>& key) -> KeyGroupPlan& {
-    for (auto& g : groups)
-      if (g.key_fields == key) return g;
-    groups.push_back(KeyGroupPlan{key, {}, {}, {}});
-    return groups.back();
-  };
-  for (size_t i = 0; i < spec.features.size(); ++i) {
-    auto& g = group_of(spec.features[i].key_fields);
-    g.features.push_back(spec.features[i]);
-    g.feature_outputs.push_back(static_cast<int>(i));
-  }
-  for (size_t i = 0; i < spec.windows.size(); ++i)
-    group_of(spec.windows[i].key_fields).windows.push_back(static_cast<int>(i));
-  return groups;
 }
 
 // Builds the key of an event for a key group: the single field's text, or the
@@ -103,6 +81,7 @@ enum class SlotKind : uint8_t { Event, Late, Dead, Watermark, Barrier, Stop };
 
 struct Slot {
   SlotKind kind = SlotKind::Event;
+  int source = 0;    // index into spec.sources
   std::string line;  // the raw record, with simdjson padding after it
   Event event;
   TimeMs wm_before = kMinTime, wm_after = kMinTime;
@@ -110,6 +89,7 @@ struct Slot {
   uint64_t offset = 0;
   std::vector<std::string> keys;     // per key group
   std::vector<FeatureValue> values;  // per feature
+  std::vector<TimeMs> freshness;     // per feature read as of the event (other sources)
   std::string out;                   // the formatted record for the sink
   std::vector<WindowOutput> wout;    // per (worker, window)
   ScoreResult score;                 // when the spec has a model
@@ -131,7 +111,7 @@ struct Message {
 class Pipeline {
  public:
   Pipeline(const PipelineSpec& spec, const RunOptions& opts)
-      : spec_(spec), opts_(opts), groups_(plan_key_groups(spec)) {}
+      : spec_(spec), opts_(opts), plan_(plan_features(spec)) {}
 
   Result<RunStats> run();
 
@@ -183,14 +163,16 @@ class Pipeline {
 
   const PipelineSpec& spec_;
   const RunOptions& opts_;
-  std::vector<KeyGroupPlan> groups_;
+  FeaturePlan plan_;
+  std::unique_ptr<EmbeddedStore> store_;
+  std::vector<int> unread_features_;  // features the scored source's events do not carry
   std::unique_ptr<Scorer> scorer_;
   std::unique_ptr<RecordWriter> shadow_;
   int nworkers_ = 1;
   bool inline_worker_ = false;  // one worker, run on the source thread
   bool emit_events_ = false;
 
-  std::unique_ptr<RecordReader> reader_;
+  std::unique_ptr<SourceMerger> sources_;
   std::unique_ptr<RecordWriter> output_, late_, dead_;
   std::vector<std::unique_ptr<RecordWriter>> window_outputs_;  // per window ("" -> output_)
 
@@ -202,10 +184,11 @@ class Pipeline {
 
   // Worker state, indexed by worker.
   struct Worker {
-    std::vector<std::unique_ptr<SlidingFeatureGroup>> sliding;  // per key group
-    std::vector<std::unique_ptr<WindowOperator>> windows;       // per window spec
-    std::unique_ptr<RocksKeyedState> store;                     // RocksDB backend
-    size_t snapshot_bytes = 0;                                  // of the last checkpoint
+    std::vector<std::unique_ptr<WindowOperator>> windows;  // per window spec
+    std::unique_ptr<RocksKeyedState> store;                // RocksDB backend
+    size_t snapshot_bytes = 0;                             // of the last checkpoint
+    std::unique_ptr<FreshnessStats> freshness;             // per feature, scored events
+    SlidingFeatureGroup::ReadScratch scratch;
     TimeMs watermark = kMinTime;
     size_t keys = 0, state_bytes = 0;
   };
@@ -234,10 +217,26 @@ Status Pipeline::open_io() {
     ro.follow = opts_.follow && !opts_.stop_at_end;
     ro.group = opts_.group;
     if (restored_) ro.resume = &restored_->manifest.source.reader;
-    auto r = open_reader(opts_.input, ro);
+    if (checkpointing() && spec_.sources.size() > 1)
+      return Status::Error(
+          fmt::format("{}: checkpoints support specs with one source for now; this one has {}",
+                      spec_.file, spec_.sources.size()));
+    std::vector<std::string> uris(spec_.sources.size());
+    if (spec_.sources.size() == 1) uris[0] = opts_.input;
+    for (const auto& [name, uri] : opts_.source_inputs) {
+      int i = source_index(spec_, name);
+      if (i < 0) {
+        std::string list;
+        for (const auto& src : spec_.sources) list += (list.empty() ? "" : ", ") + src.name;
+        return Status::Error(fmt::format("--input {}={}: the spec has no source '{}' (sources: {})",
+                                         name, uri, name, list));
+      }
+      uris[i] = uri;
+    }
+    auto r = SourceMerger::Open(spec_, uris, ro);
     if (!r.ok()) return r.status();
-    reader_ = std::move(r.value());
-    if (checkpointing() && !reader_->position())
+    sources_ = std::move(r.value());
+    if (checkpointing() && !sources_->reader(0).position())
       return Status::Error(opts_.input +
                            ": checkpoints need an input that can be read again from a position: a "
                            "file or log:DIR/TOPIC, not stdin");
@@ -305,6 +304,24 @@ std::string Pipeline::metrics_text() const {
       "# HELP millrace_watermark_ms Event-time watermark (epoch ms).\n"
       "# TYPE millrace_watermark_ms gauge\nmillrace_watermark_ms {}\n",
       wm == kMinTime ? 0 : wm);
+  if (!spec_.features.empty()) {
+    out +=
+        "# HELP millrace_feature_age_ms Age of the feature values served to scored events "
+        "(event time - freshness).\n# TYPE millrace_feature_age_ms summary\n";
+    std::vector<const FreshnessStats*> fs;
+    for (const auto& w : workers_) fs.push_back(w.freshness.get());
+    for (int f : plan_.source_features[0]) {
+      uint64_t n = 0;
+      for (double q : {0.5, 0.95, 0.99}) {
+        double v = freshness_quantile(fs, f, q, &n);
+        if (n == 0) break;
+        out += fmt::format("millrace_feature_age_ms{{feature=\"{}\",quantile=\"{}\"}} {}\n",
+                           spec_.features[f].name, q, v);
+      }
+      out += fmt::format("millrace_feature_age_ms_count{{feature=\"{}\"}} {}\n",
+                         spec_.features[f].name, n);
+    }
+  }
   return out;
 }
 
@@ -353,6 +370,8 @@ void append_event_fields(std::string& out, const Schema& schema, const Event& e)
 }
 
 void Pipeline::format_event(Slot& s) {
+  if (s.source != 0) return;  // only the scored source's events go out
+  for (int i : unread_features_) s.values[i].set_null();
   if (!emit_events_) return;
   std::string& out = s.out;
   if (s.line.empty()) {
@@ -364,9 +383,11 @@ void Pipeline::format_event(Slot& s) {
     while (!out.empty() && (out.back() == ' ' || out.back() == '\t')) out.pop_back();
   }
   bool empty_object = !out.empty() && out.back() == '{';
-  for (size_t i = 0; i < spec_.features.size(); ++i) {
-    append_json_key(out, spec_.features[i].name, empty_object && i == 0);
+  bool first = true;
+  for (int i : plan_.source_features[0]) {
+    append_json_key(out, spec_.features[i].name, empty_object && first);
     s.values[i].append_json(out);
+    first = false;
   }
   if (scorer_) {
     scorer_->score(s.event, s.values.data(), &s.score);
@@ -401,7 +422,7 @@ void Pipeline::format_event(Slot& s) {
 // Appends `, "source": NAME, "partition": P, "offset": O`: where a record came from.
 void Pipeline::append_origin(const Slot& s, std::string& out) const {
   append_json_key(out, "source");
-  append_json_string(out, spec_.source.name);
+  append_json_string(out, spec_.sources[s.source].name);
   append_json_key(out, "partition");
   append_json_int(out, s.partition);
   append_json_key(out, "offset");
@@ -424,7 +445,8 @@ void Pipeline::format_late(Slot& s, TimeMs watermark) {
   out += "{\"reason\": ";
   append_json_string(
       out, fmt::format("late: event time {} is older than watermark {} - allowed lateness {}",
-                       s.event.time, watermark, format_duration(spec_.source.allowed_lateness)));
+                       s.event.time, watermark,
+                       format_duration(spec_.sources[s.source].allowed_lateness)));
   append_origin(s, out);
   out += ", \"watermark\": ";
   append_json_int(out, watermark);
@@ -444,12 +466,24 @@ void Pipeline::broadcast(SlotKind kind, TimeMs wm) {
 }
 
 void Pipeline::source_loop() {
-  const SourceSpec& src = spec_.source;
-  EventParser parser(src.schema, src.time_field);
-  const uint32_t partitions = reader_ ? reader_->partitions() : 1;
-  WatermarkTracker wm(partitions, src.max_out_of_orderness, src.idle_timeout);
+  const size_t nsrc = spec_.sources.size();
+  std::vector<WatermarkTracker> wms;
+  for (size_t i = 0; i < nsrc; ++i) {
+    const SourceSpec& src = spec_.sources[i];
+    wms.emplace_back(sources_ ? sources_->reader(static_cast<int>(i)).partitions() : 1,
+                     src.max_out_of_orderness, src.idle_timeout);
+  }
+  // The pipeline's watermark: the minimum over the sources (each the minimum
+  // over its partitions), never going backwards.
+  TimeMs combined_wm = kMinTime;
+  auto combined = [&](TimeMs now) {
+    TimeMs c = kMaxTime;
+    for (auto& t : wms) c = std::min(c, t.combined(now));
+    combined_wm = std::max(combined_wm, c);
+    return combined_wm;
+  };
   std::vector<uint32_t> masks(nworkers_);
-  std::string error;
+  MergedRecord rec;
   TimeMs last_broadcast = kMinTime;
   uint64_t since_broadcast = 0;
   auto started = Clock::now();
@@ -459,11 +493,12 @@ void Pipeline::source_loop() {
   TimeMs last_checkpoint = now;
   if (restored_) {
     const SourceCheckpoint& rs = restored_->manifest.source;
-    if (!wm.restore(rs.partition_max, rs.watermark)) {
+    if (!wms[0].restore(rs.partition_max, rs.watermark)) {
       fail(Status::Error(fmt::format("{}: checkpoint {} has {} input partitions, the input has {}",
                                      opts_.checkpoint_dir, restored_->manifest.id,
-                                     rs.partition_max.size(), partitions)));
+                                     rs.partition_max.size(), wms[0].max_times().size())));
     }
+    combined_wm = rs.watermark;
     last_broadcast = rs.last_broadcast;
     since_broadcast = rs.since_broadcast;
     if (opts_.generator) {  // a generator replays from its start: skip what was read
@@ -474,7 +509,7 @@ void Pipeline::source_loop() {
   } else if (checkpointing()) {
     // A first checkpoint before any record: even a crash before the next one
     // resumes from a known state of the outputs.
-    inject_barrier(wm, last_broadcast, since_broadcast);
+    inject_barrier(wms[0], last_broadcast, since_broadcast);
   }
   bool stopped = false;
 
@@ -485,40 +520,48 @@ void Pipeline::source_loop() {
       break;
     }
     if (checkpointing() && now - last_checkpoint >= opts_.checkpoint_interval_ms) {
-      inject_barrier(wm, last_broadcast, since_broadcast);
+      inject_barrier(wms[0], last_broadcast, since_broadcast);
       last_checkpoint = now;
     }
     uint64_t seq = next_seq_;
     Slot& s = acquire(seq);
-    if ((stats_.records & 255) == 0) now = now_ms();  // processing time, for idle partitions
+    if ((stats_.records & 255) == 0) {
+      now = now_ms();  // processing time, for idle partitions
+      // A source read to its end no longer holds the watermark back.
+      for (size_t i = 0; sources_ && nsrc > 1 && i < nsrc; ++i) {
+        RecordReader& r = sources_->reader(static_cast<int>(i));
+        for (uint32_t p = 0; p < r.partitions(); ++p)
+          if (r.partition_finished(p)) wms[i].finish(p);
+      }
+    }
     bool got;
     if (opts_.generator) {
       got = opts_.generator->next(&s.event);
+      s.source = 0;
       s.partition = 0;
       s.offset = stats_.records;
       s.line.clear();
+      rec.ok = true;
     } else {
-      RecordRef rec;
-      auto r = reader_->next(&rec);
+      auto r = sources_->next(&s.line, &s.event, &rec, now);
       if (!r.ok()) {
         fail(r.status());
         break;
       }
       got = r.value();
       if (got) {
-        s.line.reserve(rec.data.size() + simdjson::SIMDJSON_PADDING);
-        s.line.assign(rec.data.data(), rec.data.size());
+        s.source = rec.source;
         s.partition = rec.partition;
         s.offset = rec.offset;
       }
     }
     if (!got) {
-      if (opts_.generator || reader_->finished()) break;
+      if (opts_.generator || sources_->finished()) break;
       // Following a log: nothing new yet. Let the watermark move (idle
       // partitions) and wait a little.
       publish_all();
       now = now_ms();
-      TimeMs c = wm.combined(now);
+      TimeMs c = combined(now);
       if (has_windows && c > last_broadcast) {
         broadcast(SlotKind::Watermark, c);
         last_broadcast = c;
@@ -530,15 +573,16 @@ void Pipeline::source_loop() {
     ++stats_.records;
     s.kind = SlotKind::Event;
     s.out.clear();
-    if (!opts_.generator &&
-        !parser.parse(s.line.data(), s.line.size(), s.line.capacity(), &s.event, &error)) {
+    if (!rec.ok) {
       s.kind = SlotKind::Dead;
       ++stats_.dead_letters;
-      format_dead(s, error);
+      format_dead(s, rec.error);
       s.pending.store(0, std::memory_order_relaxed);
       complete(s, seq);
       continue;
     }
+    const SourceSpec& src = spec_.sources[s.source];
+    WatermarkTracker& wm = wms[s.source];
     const TimeMs pwm = wm.partition_watermark(s.partition);
     if (pwm != kMinTime && s.event.time < pwm - src.allowed_lateness) {
       s.kind = SlotKind::Late;
@@ -553,13 +597,20 @@ void Pipeline::source_loop() {
       continue;
     }
     ++stats_.accepted;
-    s.wm_before = wm.combined(now);
+    s.wm_before = combined(now);
     wm.observe(s.partition, s.event.time, now);
-    s.wm_after = wm.combined(now);
-    // Route to the owners of the event's keys.
+    s.wm_after = combined(now);
+    // Route to the owners of the event's keys: the groups of its source, and
+    // the groups of other sources it reads as of its time.
     std::fill(masks.begin(), masks.end(), 0);
-    for (size_t g = 0; g < groups_.size(); ++g) {
-      build_key(s.event, groups_[g].key_fields, &s.keys[g]);
+    for (size_t g = 0; g < plan_.groups.size(); ++g) {
+      const FeatureGroupPlan& gp = plan_.groups[g];
+      const std::vector<int>* fields = &gp.key_fields;
+      if (gp.source != s.source) {
+        fields = &gp.read_fields[s.source];
+        if (fields->empty() || gp.features.empty()) continue;
+      }
+      build_key(s.event, *fields, &s.keys[g]);
       uint32_t kg = key_group_of(hash_string(s.keys[g]));
       masks[kg % nworkers_] |= 1u << g;
     }
@@ -580,7 +631,10 @@ void Pipeline::source_loop() {
       last_broadcast = s.wm_after;
       since_broadcast = 0;
     }
-    if ((stats_.records & 255) == 0) publish_source_counters(s.wm_after);
+    if ((stats_.records & 255) == 0) {
+      publish_source_counters(s.wm_after);
+      if (store_) store_->set_watermark(s.wm_after);
+    }
     if (opts_.progress && (stats_.records & 0xffff) == 0) {
       auto t = Clock::now();
       if (t - last_progress > std::chrono::milliseconds(500)) {
@@ -591,13 +645,13 @@ void Pipeline::source_loop() {
       }
     }
   }
-  publish_source_counters(wm.current());
+  publish_source_counters(combined_wm);
   if (opts_.progress) std::fprintf(stderr, "\r%*s\r", 40, "");
   // End of a bounded input: every open window fires, then everything stops.
   // Stopped by a signal with checkpoints, the windows stay open: the last
   // checkpoint keeps them for the next run.
   if (!(stopped && checkpointing())) broadcast(SlotKind::Watermark, kMaxTime);
-  if (checkpointing() && !failed_.load()) inject_barrier(wm, last_broadcast, since_broadcast);
+  if (checkpointing() && !failed_.load()) inject_barrier(wms[0], last_broadcast, since_broadcast);
   broadcast(SlotKind::Stop, kMaxTime);
 }
 
@@ -608,8 +662,8 @@ void Pipeline::advance(int w, TimeMs wm, Slot& s) {
   me.watermark = wm;
   const size_t nwin = spec_.windows.size();
   for (size_t i = 0; i < nwin; ++i) me.windows[i]->advance(wm, &s.wout[w * nwin + i]);
-  for (auto& g : me.sliding)
-    if (g) g->expire(wm);
+  for (size_t g = 0; g < plan_.groups.size(); ++g)
+    if (SlidingFeatureGroup* sg = store_->group(w, static_cast<int>(g))) sg->expire(wm);
 }
 
 bool Pipeline::process(int w, const Message& m) {
@@ -620,6 +674,7 @@ bool Pipeline::process(int w, const Message& m) {
     if (s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) complete(s, m.seq);
     return false;
   }
+  store_->lock(w);
   if (s.kind == SlotKind::Barrier) {
     snapshot_worker(w, s);
   } else if (s.kind == SlotKind::Watermark) {
@@ -627,10 +682,10 @@ bool Pipeline::process(int w, const Message& m) {
       // Measure state at the end of the input, before the final flush frees it.
       me.keys = 0;
       me.state_bytes = 0;
-      for (auto& g : me.sliding)
-        if (g) {
-          me.keys += g->keys();
-          me.state_bytes += g->state_bytes();
+      for (size_t g = 0; g < plan_.groups.size(); ++g)
+        if (SlidingFeatureGroup* sg = store_->group(w, static_cast<int>(g))) {
+          me.keys += sg->keys();
+          me.state_bytes += sg->state_bytes();
         }
       for (auto& op : me.windows) {
         me.keys += op->keys();
@@ -642,12 +697,25 @@ bool Pipeline::process(int w, const Message& m) {
     advance(w, s.wm_before, s);
     for (uint32_t mask = m.mask; mask; mask &= mask - 1) {
       int g = __builtin_ctz(mask);
-      if (me.sliding[g]) me.sliding[g]->on_event(s.keys[g], s.event, s.wm_before, s.values.data());
-      for (int wi : groups_[g].windows)
-        me.windows[wi]->on_event(s.event, s.line, s.wm_before, &s.wout[w * nwin + wi]);
+      const FeatureGroupPlan& gp = plan_.groups[g];
+      SlidingFeatureGroup* sg = store_->group(w, g);
+      if (gp.source == s.source) {
+        if (sg) sg->on_event(s.keys[g], s.event, s.wm_before, s.values.data());
+        for (int wi : gp.windows)
+          me.windows[wi]->on_event(s.event, s.line, s.wm_before, &s.wout[w * nwin + wi]);
+        if (sg && s.source == 0)
+          for (int f : gp.feature_outputs) me.freshness->add(f, 0);
+      } else {
+        // Another source's features, as of this event's time.
+        sg->read_at(s.keys[g], s.event.time, &me.scratch, s.values.data(), s.freshness.data());
+        if (s.source == 0)
+          for (int f : gp.feature_outputs)
+            if (s.freshness[f] != kMinTime) me.freshness->add(f, s.event.time - s.freshness[f]);
+      }
     }
     advance(w, s.wm_after, s);
   }
+  store_->unlock(w);
   if (s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
     if (s.kind == SlotKind::Event) format_event(s);
     complete(s, m.seq);
@@ -677,7 +745,10 @@ void Pipeline::sink_loop() {
   model::ScoreQuality champion_quality(1u << 30), shadow_quality(1u << 30);
   double shadow_diff = 0;
   uint64_t shadow_n = 0;
-  std::vector<uint64_t> next_offsets(reader_ ? reader_->partitions() : 1, UINT64_MAX);
+  std::vector<std::vector<uint64_t>> next_offsets(spec_.sources.size());
+  for (size_t i = 0; i < next_offsets.size(); ++i)
+    next_offsets[i].assign(sources_ ? sources_->reader(static_cast<int>(i)).partitions() : 1,
+                           UINT64_MAX);
   auto check = [&](const Status& st) {
     if (!st.ok()) fail(st);
   };
@@ -687,6 +758,11 @@ void Pipeline::sink_loop() {
     bool stop = s.kind == SlotKind::Stop;
     switch (s.kind) {
       case SlotKind::Event:
+        if (s.source != 0) {
+          ++stats_.other_source_events;
+          break;
+        }
+        if (opts_.on_vector) opts_.on_vector(s.event, s.values.data());
         if (emit_events_) {
           check(output_->write(s.out, s.partition));
           ++stats_.outputs;
@@ -723,7 +799,8 @@ void Pipeline::sink_loop() {
         break;
     }
     if (s.kind == SlotKind::Event || s.kind == SlotKind::Late || s.kind == SlotKind::Dead)
-      if (s.partition < next_offsets.size()) next_offsets[s.partition] = s.offset + 1;
+      if (s.partition < next_offsets[s.source].size())
+        next_offsets[s.source][s.partition] = s.offset + 1;
     for (size_t i = 0; i < s.wout.size(); ++i) {
       WindowOutput& wo = s.wout[i];
       if (!wo.results.empty()) {
@@ -762,7 +839,9 @@ void Pipeline::sink_loop() {
   check(dead_->flush());
   for (auto& w : window_outputs_)
     if (w) check(w->flush());
-  if (reader_ && !failed_.load()) check(reader_->commit(next_offsets));
+  if (sources_ && !failed_.load())
+    for (size_t i = 0; i < next_offsets.size(); ++i)
+      check(sources_->reader(static_cast<int>(i)).commit(next_offsets[i]));
 }
 
 // ---- Checkpoints -----------------------------------------------------------
@@ -831,10 +910,10 @@ Status Pipeline::open_state_stores() {
     auto store = RocksKeyedState::Open(fmt::format("{}/worker-{}", base, w), from);
     if (!store.ok()) return store.status();
     workers_[w].store = std::move(store.value());
-    for (size_t g = 0; g < workers_[w].sliding.size(); ++g)
-      if (workers_[w].sliding[g])
-        workers_[w].sliding[g]->attach_store(workers_[w].store.get(),
-                                             std::string(1, static_cast<char>(g)), cache_keys_);
+    for (size_t g = 0; g < plan_.groups.size(); ++g)
+      if (SlidingFeatureGroup* sg = store_->group(w, static_cast<int>(g)))
+        sg->attach_store(workers_[w].store.get(), std::string(1, static_cast<char>(g)),
+                         cache_keys_);
   }
   return Status::Ok();
 }
@@ -903,9 +982,10 @@ Status Pipeline::restore_workers() {
     Worker& me = workers_[w];
     ByteReader r(restored_->parts[w]);
     me.watermark = r.i64();
-    bool ok = r.u32() == me.sliding.size();
-    for (auto& g : me.sliding) {
+    bool ok = r.u32() == plan_.groups.size();
+    for (size_t gi = 0; gi < plan_.groups.size(); ++gi) {
       if (!ok) break;
+      SlidingFeatureGroup* g = store_->group(w, static_cast<int>(gi));
       const bool present = r.u8() != 0;
       ok = present == (g != nullptr) && (!g || g->restore(r));
     }
@@ -928,8 +1008,8 @@ Status Pipeline::restore_workers() {
 void Pipeline::inject_barrier(const WatermarkTracker& wm, TimeMs last_broadcast,
                               uint64_t since_broadcast) {
   auto st = std::make_shared<SourceCheckpoint>();
-  if (reader_) {
-    st->reader = *reader_->position();
+  if (sources_) {
+    st->reader = *sources_->reader(0).position();
   } else {
     st->reader.next_offsets.push_back(stats_.records);
   }
@@ -960,8 +1040,9 @@ void Pipeline::snapshot_worker(int w, Slot& s) {
   buf.reserve(me.snapshot_bytes + me.snapshot_bytes / 8 + 4096);  // one allocation, most times
   ByteWriter out(&buf);
   out.i64(me.watermark);
-  out.u32(static_cast<uint32_t>(me.sliding.size()));
-  for (const auto& g : me.sliding) {
+  out.u32(static_cast<uint32_t>(plan_.groups.size()));
+  for (size_t gi = 0; gi < plan_.groups.size(); ++gi) {
+    const SlidingFeatureGroup* g = store_->group(w, static_cast<int>(gi));
     out.u8(g ? 1 : 0);
     if (g) g->snapshot(out);
   }
@@ -1024,9 +1105,10 @@ Status Pipeline::complete_checkpoint(Slot& s) {
 }
 
 Result<RunStats> Pipeline::run() {
-  if (groups_.size() > 32)
+  if (plan_.groups.size() > 32)
     return Status::Error(
-        fmt::format("{}: {} different keys; at most 32 are supported", spec_.file, groups_.size()));
+        fmt::format("{}: {} different (source, key) pairs; at most 32 are supported", spec_.file,
+                    plan_.groups.size()));
   if (auto s = resolve_state_backend(); !s.ok()) return s;
   if (auto s = open_checkpoints(); !s.ok()) return s;
   auto scorer = Scorer::Create(spec_);
@@ -1042,14 +1124,23 @@ Result<RunStats> Pipeline::run() {
   if (nworkers_ <= 0)
     nworkers_ = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   nworkers_ = std::min<int>(nworkers_, static_cast<int>(kKeyGroups));
-  emit_events_ = !spec_.features.empty() || scorer_ != nullptr;
+  emit_events_ = opts_.write_events && (!spec_.features.empty() || scorer_ != nullptr);
+  {
+    std::vector<bool> read(spec_.features.size(), false);
+    for (int f : plan_.source_features[0]) read[f] = true;
+    for (size_t f = 0; f < read.size(); ++f)
+      if (!read[f]) unread_features_.push_back(static_cast<int>(f));
+  }
+  store_ = std::make_unique<EmbeddedStore>(spec_, plan_, nworkers_);
+  if (!opts_.serve.empty()) store_->enable_concurrent_reads();
   size_t nslots = 64;
   while (nslots < opts_.max_in_flight) nslots <<= 1;
   const size_t nwin = spec_.windows.size();
   for (size_t i = 0; i < nslots; ++i) {
     auto s = std::make_unique<Slot>();
-    s->keys.resize(groups_.size());
+    s->keys.resize(plan_.groups.size());
     s->values.resize(spec_.features.size());
+    s->freshness.resize(spec_.features.size(), kMinTime);
     s->wout.resize(nwin * nworkers_);
     slots_.push_back(std::move(s));
   }
@@ -1057,15 +1148,9 @@ Result<RunStats> Pipeline::run() {
   for (int w = 0; w < nworkers_; ++w) {
     queues_.push_back(std::make_unique<SpscQueue<Message>>(nslots));
     Worker& wk = workers_[w];
-    for (const auto& g : groups_) {
-      wk.sliding.push_back(g.features.empty()
-                               ? nullptr
-                               : std::make_unique<SlidingFeatureGroup>(
-                                     spec_.source.schema, g.features, g.feature_outputs,
-                                     spec_.source.allowed_lateness));
-    }
+    wk.freshness = std::make_unique<FreshnessStats>(spec_.features.size());
     for (const auto& ws : spec_.windows)
-      wk.windows.push_back(WindowOperator::Create(ws, spec_.source.schema));
+      wk.windows.push_back(WindowOperator::Create(ws, spec_.sources[ws.source].schema));
   }
   if (auto s = open_state_stores(); !s.ok()) return s;
   if (auto s = restore_workers(); !s.ok()) return s;
@@ -1081,6 +1166,24 @@ Result<RunStats> Pipeline::run() {
     };
     h.metrics = [this] { return metrics_text(); };
     if (scorer_) h.reload_models = [this](std::string* body) { return scorer_->reload(body); };
+    h.features = [this](std::string_view set, std::string_view key, TimeMs at,
+                        std::string* body) -> int {
+      int fs = plan_.feature_set_index(set);
+      if (fs < 0) {
+        std::string list;
+        for (const auto& s : plan_.feature_sets) list += (list.empty() ? "" : ", ") + s.name;
+        *body = fmt::format("feature set '{}' is not in the spec (feature sets: {})", set, list);
+        return 404;
+      }
+      FeatureVector v;
+      std::string k = parse_entity_key(key);
+      if (Status st = store_->read(fs, k, at, &v); !st.ok()) {
+        *body = st.message();
+        return 400;
+      }
+      *body = v.to_json(set, k, at);
+      return 200;
+    };
     auto server = HttpServer::Start(opts_.serve, std::move(h));
     if (!server.ok()) return server.status();
     http_ = std::move(server.value());
@@ -1114,9 +1217,19 @@ Result<RunStats> Pipeline::run() {
   stats_.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   http_.reset();
   stats_.workers = nworkers_;
+  std::vector<const FreshnessStats*> fs;
   for (const auto& wk : workers_) {
     stats_.keys += wk.keys;
     stats_.state_bytes += wk.state_bytes;
+    fs.push_back(wk.freshness.get());
+  }
+  for (int f : plan_.source_features[0]) {
+    RunStats::Freshness fr;
+    fr.feature = spec_.features[f].name;
+    fr.p50 = freshness_quantile(fs, f, 0.5, &fr.n);
+    fr.p95 = freshness_quantile(fs, f, 0.95);
+    fr.p99 = freshness_quantile(fs, f, 0.99);
+    stats_.freshness.push_back(std::move(fr));
   }
   if (!error_.ok()) return error_;
   return stats_;
@@ -1129,6 +1242,26 @@ Result<RunStats> run_pipeline(const PipelineSpec& spec, const RunOptions& opts) 
   return p.run();
 }
 
+std::string format_freshness(const RunStats& s) {
+  if (s.freshness.empty()) return "";
+  size_t width = 7;
+  for (const auto& f : s.freshness) width = std::max(width, f.feature.size());
+  std::string out = fmt::format("{:<{}}  {:>10}  {:>10}  {:>10}  {:>10}\n", "feature", width,
+                                "values", "age p50", "age p95", "age p99");
+  for (const auto& f : s.freshness) {
+    if (f.n == 0) {
+      out += fmt::format("{:<{}}  {:>10}  {:>10}  {:>10}  {:>10}\n", f.feature, width, 0, "-", "-",
+                         "-");
+      continue;
+    }
+    out += fmt::format("{:<{}}  {:>10}  {:>10}  {:>10}  {:>10}\n", f.feature, width, f.n,
+                       format_duration(static_cast<TimeMs>(f.p50)),
+                       format_duration(static_cast<TimeMs>(f.p95)),
+                       format_duration(static_cast<TimeMs>(f.p99)));
+  }
+  return out;
+}
+
 std::string format_run_stats(const RunStats& s) {
   std::string out = fmt::format(
       "{} records in {:.2f} s ({:.0f} records/s, {} workers): {} accepted, {} late ({} dropped, "
@@ -1136,6 +1269,8 @@ std::string format_run_stats(const RunStats& s) {
       s.records, s.seconds, s.seconds > 0 ? s.records / s.seconds : 0.0, s.workers, s.accepted,
       s.late_dropped + s.late_side_output, s.late_dropped, s.late_side_output, s.dead_letters);
   if (s.outputs) out += fmt::format("; {} enriched events written", s.outputs);
+  if (s.other_source_events)
+    out += fmt::format("; {} events of other sources", s.other_source_events);
   if (s.window_results || s.window_late_dropped || s.window_late_side_output)
     out += fmt::format("; {} window results, {} late for windows", s.window_results,
                        s.window_late_dropped + s.window_late_side_output);

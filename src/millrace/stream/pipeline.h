@@ -21,6 +21,7 @@
 
 #include "millrace/core/event.h"
 #include "millrace/core/status.h"
+#include "millrace/features/feature_value.h"
 #include "millrace/stream/spec.h"
 
 namespace millrace {
@@ -34,7 +35,10 @@ class EventGenerator {
 };
 
 struct RunOptions {
-  std::string input = "-";      // file, "-" or log:DIR/TOPIC
+  std::string input = "-";  // file, "-" or log:DIR/TOPIC (a spec with one source)
+  // Inputs by source name ("transactions", "labels.jsonl"); a source not named
+  // here reads its spec `uri`.
+  std::vector<std::pair<std::string, std::string>> source_inputs;
   std::string output = "-";     // enriched events and window results
   std::string late_output;      // late events ("" : counted only)
   std::string dead_letter;      // malformed records ("" : counted, first ones on stderr)
@@ -64,6 +68,10 @@ struct RunOptions {
   // Told what recovery found and settled (skipped checkpoints, outputs
   // committed or discarded), as it happens; also kept in RunStats.
   std::function<void(const std::string&)> on_recovery;
+  // Called on the sink thread, in input order, with every accepted event of
+  // the scored source and its feature values (indexed by spec feature).
+  std::function<void(const Event&, const FeatureValue*)> on_vector;
+  bool write_events = true;  // false: enriched events are not formatted nor written
 };
 
 // Checkpoint figures of a run.
@@ -84,7 +92,8 @@ struct RunStats {
   uint64_t late_dropped = 0;
   uint64_t late_side_output = 0;
   uint64_t dead_letters = 0;
-  uint64_t outputs = 0;  // enriched events written
+  uint64_t outputs = 0;              // enriched events written
+  uint64_t other_source_events = 0;  // accepted events of sources other than the scored one
   uint64_t window_results = 0;
   uint64_t window_late_dropped = 0;
   uint64_t window_late_side_output = 0;
@@ -99,11 +108,22 @@ struct RunStats {
   size_t state_bytes = 0;  // feature and window state then (before the final flush)
   TimeMs watermark = 0;
   CheckpointStats checkpoints;
+  // Per feature: the age of the values the scored source's events were given
+  // (event time - freshness), over the run.
+  struct Freshness {
+    std::string feature;
+    uint64_t n = 0;
+    double p50 = -1, p95 = -1, p99 = -1;  // ms
+  };
+  std::vector<Freshness> freshness;
 };
 
 Result<RunStats> run_pipeline(const PipelineSpec& spec, const RunOptions& opts);
 
 // One line of figures for people ("1,234,567 events in 1.2 s (1.0 M/s) ...").
 std::string format_run_stats(const RunStats& stats);
+
+// The freshness table printed at the end of a run ("" without features).
+std::string format_freshness(const RunStats& stats);
 
 }  // namespace millrace

@@ -112,69 +112,102 @@ struct SpecReader {
   }
 };
 
-Status parse_source(const SpecReader& r, const YAML::Node& n, SourceSpec* src) {
-  if (auto s = r.check_keys(n, "source",
-                            {"name", "time", "max_out_of_orderness", "allowed_lateness", "late",
-                             "idle_timeout", "schema"});
+// Parses a source; `what` names it in errors ("source" or "sources.labels").
+Status parse_source(const SpecReader& r, const YAML::Node& n, SourceSpec* src,
+                    const std::string& what = "source") {
+  if (auto s = r.check_keys(n, what,
+                            {"name", "uri", "time", "max_out_of_orderness", "allowed_lateness",
+                             "late", "idle_timeout", "schema"});
       !s.ok())
     return s;
   if (n["name"]) src->name = n["name"].as<std::string>();
+  if (n["uri"]) src->uri = n["uri"].as<std::string>();
   const YAML::Node schema = n["schema"];
   if (!schema || !schema.IsMap() || schema.size() == 0)
-    return r.error(n, "source: missing 'schema' (a mapping of field name to type)");
+    return r.error(n, what + ": missing 'schema' (a mapping of field name to type)");
   for (auto it : schema) {
     auto f = Schema::parse_field(it.first.as<std::string>(), it.second.as<std::string>());
-    if (!f.ok()) return r.error(it.second, "source.schema: " + f.status().message());
+    if (!f.ok()) return r.error(it.second, what + ".schema: " + f.status().message());
     src->schema.add(std::move(f.value()));
   }
   const YAML::Node time = n["time"];
-  if (!time) return r.error(n, "source: missing 'time' (the field holding event time)");
+  if (!time) return r.error(n, what + ": missing 'time' (the field holding event time)");
   src->time_field = src->schema.index_of(time.Scalar());
   if (src->time_field < 0)
     return r.error(time,
-                   fmt::format("source.time: field '{}' is not in the schema", time.Scalar()));
+                   fmt::format("{}.time: field '{}' is not in the schema", what, time.Scalar()));
   FieldType tt = src->schema[src->time_field].type;
   if (tt == FieldType::Double || tt == FieldType::Bool)
-    return r.error(time, fmt::format("source.time: field '{}' is {}; expected int64 (epoch ms), "
+    return r.error(time, fmt::format("{}.time: field '{}' is {}; expected int64 (epoch ms), "
                                      "string or timestamp (RFC 3339)",
-                                     time.Scalar(), field_type_name(tt)));
+                                     what, time.Scalar(), field_type_name(tt)));
   src->schema.mutable_field(src->time_field).optional = false;
   if (n["max_out_of_orderness"]) {
-    auto d = r.duration(n["max_out_of_orderness"], "source.max_out_of_orderness");
+    auto d = r.duration(n["max_out_of_orderness"], what + ".max_out_of_orderness");
     if (!d.ok()) return d.status();
     src->max_out_of_orderness = d.value();
   }
   if (n["allowed_lateness"]) {
-    auto d = r.duration(n["allowed_lateness"], "source.allowed_lateness");
+    auto d = r.duration(n["allowed_lateness"], what + ".allowed_lateness");
     if (!d.ok()) return d.status();
     src->allowed_lateness = d.value();
   }
   if (n["idle_timeout"]) {
-    auto d = r.duration(n["idle_timeout"], "source.idle_timeout");
+    auto d = r.duration(n["idle_timeout"], what + ".idle_timeout");
     if (!d.ok()) return d.status();
     src->idle_timeout = d.value();
   }
   if (n["late"]) {
-    auto p = r.late_policy(n["late"], "source.late");
+    auto p = r.late_policy(n["late"], what + ".late");
     if (!p.ok()) return p.status();
     src->late = p.value();
   }
   return Status::Ok();
 }
 
-Status parse_feature(const SpecReader& r, const YAML::Node& n, const Schema& schema,
+// Reads a feature's or a window's `source:` (default: the first source).
+Result<int> source_of(const SpecReader& r, const YAML::Node& n, const PipelineSpec& spec,
+                      const std::string& what) {
+  const YAML::Node sn = n["source"];
+  if (!sn) return 0;
+  int i = source_index(spec, sn.IsScalar() ? sn.Scalar() : "");
+  if (i < 0) {
+    std::string list;
+    for (const auto& s : spec.sources) list += (list.empty() ? "" : ", ") + s.name;
+    return r.error(sn, fmt::format("{}: source '{}' is not defined (sources: {})", what,
+                                   sn.IsScalar() ? sn.Scalar() : "", list));
+  }
+  return i;
+}
+
+Status parse_feature(const SpecReader& r, const YAML::Node& n, const PipelineSpec& spec,
                      FeatureSpec* f) {
   if (!n.IsMap()) return r.error(n, "features: each entry must be a mapping");
   if (!n["name"]) return r.error(n, "feature: missing 'name'");
   f->name = n["name"].as<std::string>();
   f->line = n.Mark().line + 1;
   std::string what = fmt::format("feature '{}'", f->name);
-  if (auto s = r.check_keys(n, what, {"name", "key", "agg", "field", "window", "q"}); !s.ok())
+  if (auto s = r.check_keys(
+          n, what, {"name", "source", "key", "agg", "field", "window", "q", "ttl", "slice"});
+      !s.ok())
     return s;
+  auto src = source_of(r, n, spec, what);
+  if (!src.ok()) return src.status();
+  f->source = src.value();
+  const Schema& schema = spec.sources[f->source].schema;
   if (!n["key"]) return r.error(n, what + ": missing 'key'");
   auto keys = r.key_fields(n["key"], schema, what);
   if (!keys.ok()) return keys.status();
   f->key_fields = keys.value();
+  for (int k : f->key_fields) f->key_names.push_back(schema[k].name);
+  for (const char* opt : {"ttl", "slice"}) {
+    if (const YAML::Node d = n[opt]) {
+      auto v = r.duration(d, what + ": " + opt);
+      if (!v.ok()) return v.status();
+      if (v.value() <= 0) return r.error(d, fmt::format("{}: {} must be positive", what, opt));
+      (std::string(opt) == "ttl" ? f->ttl : f->slice) = v.value();
+    }
+  }
   if (auto s = r.aggregate(n, schema, what, &f->agg, &f->field, &f->q); !s.ok()) return s;
   bool helper = f->agg == AggKind::Prev || f->agg == AggKind::TimeSinceLast;
   if (const YAML::Node w = n["window"]) {
@@ -190,17 +223,22 @@ Status parse_feature(const SpecReader& r, const YAML::Node& n, const Schema& sch
   return Status::Ok();
 }
 
-Status parse_window(const SpecReader& r, const YAML::Node& n, const Schema& schema, WindowSpec* w) {
+Status parse_window(const SpecReader& r, const YAML::Node& n, const PipelineSpec& spec,
+                    WindowSpec* w) {
   if (!n.IsMap()) return r.error(n, "windows: each entry must be a mapping");
   if (!n["name"]) return r.error(n, "window: missing 'name'");
   w->name = n["name"].as<std::string>();
   w->line = n.Mark().line + 1;
   std::string what = fmt::format("window '{}'", w->name);
   if (auto s = r.check_keys(n, what,
-                            {"name", "key", "type", "size", "slide", "gap", "aggs",
+                            {"name", "source", "key", "type", "size", "slide", "gap", "aggs",
                              "allowed_lateness", "late", "retract", "output"});
       !s.ok())
     return s;
+  auto src = source_of(r, n, spec, what);
+  if (!src.ok()) return src.status();
+  w->source = src.value();
+  const Schema& schema = spec.sources[w->source].schema;
   if (!n["key"]) return r.error(n, what + ": missing 'key'");
   auto keys = r.key_fields(n["key"], schema, what);
   if (!keys.ok()) return keys.status();
@@ -300,20 +338,66 @@ Result<PipelineSpec> parse_spec(const std::string& text, const std::string& file
     return Status::Error(fmt::format("{}:{}: not valid YAML: {}", file, e.mark.line + 1, e.msg));
   }
   const YAML::Node& root = spec.root;
-  if (!root.IsMap()) return Status::Error(file + ": expected a mapping with 'source:' at the top");
+  if (!root.IsMap())
+    return Status::Error(file + ": expected a mapping with 'source:' or 'sources:' at the top");
   try {
     const YAML::Node source = root["source"];
-    if (!source) return Status::Error(file + ": missing 'source:' section");
-    if (auto s = parse_source(r, source, &spec.source); !s.ok()) return s;
+    const YAML::Node sources = root["sources"];
+    if (source && sources)
+      return r.error(sources,
+                     "use either 'source:' (one source) or 'sources:' (by name), not both");
+    if (source) {
+      SourceSpec src;
+      if (auto s = parse_source(r, source, &src); !s.ok()) return s;
+      spec.sources.push_back(std::move(src));
+    } else if (sources) {
+      if (!sources.IsMap() || sources.size() == 0)
+        return r.error(sources, "sources: expected a mapping of source name to its settings");
+      for (auto it : sources) {
+        SourceSpec src;
+        src.name = it.first.as<std::string>();
+        if (source_index(spec, src.name) >= 0)
+          return r.error(it.first, fmt::format("sources: '{}' is defined twice", src.name));
+        if (it.second["name"])
+          return r.error(
+              it.second["name"],
+              fmt::format("source '{}': the name is the mapping key; remove 'name'", src.name));
+        if (auto s = parse_source(r, it.second, &src, "sources." + src.name); !s.ok()) return s;
+        spec.sources.push_back(std::move(src));
+      }
+    } else {
+      return Status::Error(file + ": missing 'source:' section (or 'sources:', by name)");
+    }
+    spec.source = spec.sources[0];
     if (root["workers"]) spec.workers = root["workers"].as<int>();
+    if (const YAML::Node st = root["store"]) {
+      if (st.IsScalar()) {
+        spec.store.uri = st.Scalar();
+      } else {
+        if (auto s = r.check_keys(st, "store", {"uri", "slice", "prefix"}); !s.ok()) return s;
+        if (st["uri"]) spec.store.uri = st["uri"].as<std::string>();
+        if (st["prefix"]) spec.store.prefix = st["prefix"].as<std::string>();
+        if (st["slice"]) {
+          auto d = r.duration(st["slice"], "store: slice");
+          if (!d.ok()) return d.status();
+          if (d.value() <= 0) return r.error(st["slice"], "store: slice must be positive");
+          spec.store.slice = d.value();
+        }
+      }
+      const std::string& u = spec.store.uri;
+      if (!u.empty() && u != "embedded" && u.rfind("redis://", 0) != 0)
+        return r.error(st, fmt::format("store: '{}' (expected embedded or redis://HOST:PORT)", u));
+      if (u == "embedded") spec.store.uri.clear();
+    }
+    // Feature names must not shadow a field of any source that can output them.
     std::set<std::string> names;
-    const Schema& schema = spec.source.schema;
-    for (int i = 0; i < static_cast<int>(schema.size()); ++i) names.insert(schema[i].name);
+    for (const auto& src : spec.sources)
+      for (const auto& fd : src.schema.fields()) names.insert(fd.name);
     if (const YAML::Node features = root["features"]) {
       if (!features.IsSequence()) return r.error(features, "features: expected a list");
       for (const auto& n : features) {
         FeatureSpec f;
-        if (auto s = parse_feature(r, n, schema, &f); !s.ok()) return s;
+        if (auto s = parse_feature(r, n, spec, &f); !s.ok()) return s;
         if (!names.insert(f.name).second)
           return r.error(n, fmt::format("feature '{}': the name is already used by a field or "
                                         "another feature",
@@ -326,7 +410,7 @@ Result<PipelineSpec> parse_spec(const std::string& text, const std::string& file
       std::set<std::string> wnames;
       for (const auto& n : windows) {
         WindowSpec w;
-        if (auto s = parse_window(r, n, schema, &w); !s.ok()) return s;
+        if (auto s = parse_window(r, n, spec, &w); !s.ok()) return s;
         if (!wnames.insert(w.name).second)
           return r.error(n, fmt::format("window '{}': duplicate name", w.name));
         spec.windows.push_back(std::move(w));
@@ -336,6 +420,12 @@ Result<PipelineSpec> parse_spec(const std::string& text, const std::string& file
     return Status::Error(fmt::format("{}:{}: {}", file, e.mark.line + 1, e.msg));
   }
   return spec;
+}
+
+int source_index(const PipelineSpec& spec, std::string_view name) {
+  for (size_t i = 0; i < spec.sources.size(); ++i)
+    if (spec.sources[i].name == name) return static_cast<int>(i);
+  return -1;
 }
 
 Result<PipelineSpec> load_spec(const std::string& path) {

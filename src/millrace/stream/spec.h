@@ -1,7 +1,8 @@
-// A pipeline spec (YAML): the source's schema and time settings, per-event
+// A pipeline spec (YAML): the sources' schemas and time settings, per-event
 // sliding features, and windowed results. Loading checks everything before a
 // pipeline runs; an error names the file, the line and the field.
 //
+// One source:
 //   source:
 //     time: ts                    # epoch ms or RFC 3339 string
 //     max_out_of_orderness: 5s    # watermark = max event time - this
@@ -14,6 +15,17 @@
 //   windows:
 //     - {name: merchant_volume_1m, key: [merchant_id], type: tumbling, size: 1m,
 //        aggs: [{name: n, agg: count}], allowed_lateness: 2m, late: side_output}
+//
+// Several sources, by name (the first one listed is the scored source: its
+// events are enriched, scored and written; docs/feature_store.md):
+//   sources:
+//     transactions: {uri: tx.jsonl, time: ts, schema: {...}}
+//     labels: {uri: labels.jsonl, time: reported_at, max_out_of_orderness: 1m,
+//              schema: {tx_id: string, terminal_id: string, reported_at: int64}}
+//   features:
+//     - {name: terminal_frauds_7d, source: labels, key: [terminal_id], agg: count,
+//        window: 7d}
+//   store: redis://127.0.0.1:6379   # or {uri: ..., slice: 1m, prefix: mr}; default embedded
 #pragma once
 
 #include <string>
@@ -32,6 +44,7 @@ enum class LatePolicy { Drop, SideOutput };
 
 struct SourceSpec {
   std::string name = "input";
+  std::string uri;  // optional; `--input NAME=URI` overrides it
   Schema schema;
   int time_field = -1;
   TimeMs max_out_of_orderness = 5000;
@@ -40,11 +53,18 @@ struct SourceSpec {
   TimeMs idle_timeout = 0;  // 0: partitions never count as idle
 };
 
-// A per-event sliding feature: for each accepted event of key k at time t,
-// agg over the key's accepted events with time in (t - window, t].
+// A per-event sliding feature of one source: for each accepted event of that
+// source with key k at time t, agg over the key's accepted events with time in
+// (t - window, t]. Events of other sources whose schemas have fields of the
+// same names as the key read it as of their own time (docs/feature_store.md).
 struct FeatureSpec {
   std::string name;
-  std::vector<int> key_fields;  // schema indexes
+  int source = 0;                      // index into PipelineSpec::sources
+  std::vector<int> key_fields;         // indexes into the source's schema
+  std::vector<std::string> key_names;  // the key fields' names
+  TimeMs ttl = 0;                      // reads as of t give null when the newest contributing event
+                                       // is older than t - ttl (0: no TTL beyond the window)
+  TimeMs slice = 0;                    // Redis store: time-slice size (0: the store's default)
   AggKind agg = AggKind::Count;
   int field = -1;  // schema index, -1 when the aggregate takes none
   TimeMs window = 0;
@@ -64,6 +84,7 @@ struct WindowAggSpec {
 // A windowed result, emitted when the watermark passes the window's end.
 struct WindowSpec {
   std::string name;
+  int source = 0;  // windows see the events of this source only
   std::vector<int> key_fields;
   WindowType type = WindowType::Tumbling;
   TimeMs size = 0;   // tumbling, hopping
@@ -77,9 +98,19 @@ struct WindowSpec {
   int line = 0;
 };
 
+// Where the online store keeps feature state: in process (default) or in a
+// Redis server shared by several millrace processes (docs/feature_store.md).
+struct StoreSpec {
+  std::string uri;            // "" : embedded; "redis://HOST:PORT"
+  TimeMs slice = 0;           // Redis: default time-slice size (0: window / 60, >= 1 s)
+  std::string prefix = "mr";  // Redis: key prefix
+};
+
 struct PipelineSpec {
   std::string file;
-  SourceSpec source;
+  SourceSpec source;                // the first (scored) source: sources[0]
+  std::vector<SourceSpec> sources;  // every source, in spec order
+  StoreSpec store;
   std::vector<FeatureSpec> features;
   std::vector<WindowSpec> windows;
   int workers = 0;  // 0: one per hardware thread
@@ -89,5 +120,8 @@ struct PipelineSpec {
 // Parses spec text; `file` names it in error messages ("spec.yaml:12: ...").
 Result<PipelineSpec> parse_spec(const std::string& text, const std::string& file);
 Result<PipelineSpec> load_spec(const std::string& path);
+
+// Index of the source named `name`, or -1.
+int source_index(const PipelineSpec& spec, std::string_view name);
 
 }  // namespace millrace
