@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -186,6 +187,11 @@ TEST(HandbookBenchmark, EndToEndOnASimulatedDataset) {
     const HandbookTransaction& tx = *by_id.at(row[0]);
     auto cell = [&](const std::string& name) { return std::stod(row[train->column(name)]); };
     EXPECT_NEAR(cell("tx_amount"), tx.amount, 1e-4);
+    const std::time_t secs = tx.ts / 1000;
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    EXPECT_EQ(cell("tx_during_weekend"), tm.tm_wday == 0 || tm.tm_wday == 6 ? 1 : 0);
+    EXPECT_EQ(cell("tx_during_night"), tm.tm_hour <= 6 ? 1 : 0);
     for (int w : {1, 7, 30}) {
       double n = 0, sum = 0;
       for (const auto* o : by_customer[tx.customer])

@@ -329,33 +329,49 @@ Result<HandbookResult> run_handbook(const HandbookOptions& o,
         o.spec, stats.dead_letters, stats.late_dropped + stats.late_side_output,
         work.file("dead-letters.jsonl")));
 
-  // Columns: amount, weekend, night, then the spec's features, each
-  // `X_nb_fraud_Y` replaced by the risk `X_risk_Y` = it / `X_nb_tx_Y`.
-  std::vector<std::string>& names = result.features;
-  names = {"tx_amount", "tx_during_weekend", "tx_during_night"};
+  // Columns: the amount, the weekend and night flags (unless the spec has
+  // features of those names), then the spec's features in order, where a
+  // count of frauds `X_nb_fraud_Y` stands for the risk `X_risk_Y` (the spec's
+  // feature of that name if it has one, else the count divided by `X_nb_tx_Y`
+  // here), and is not a column itself.
+  auto feature_index = [&](const std::string& name) {
+    for (size_t g = 0; g < spec->features.size(); ++g)
+      if (spec->features[g].name == name) return static_cast<int>(g);
+    return -1;
+  };
+  enum class Kind { Amount, Weekend, Night, Feature, Risk };
   struct Column {
-    int value;             // spec feature index
+    Kind kind;
+    int value = -1;        // spec feature index
     int denominator = -1;  // for a risk: the count's index
   };
-  std::vector<Column> columns;
+  std::vector<std::string>& names = result.features;
+  std::vector<Column> columns = {{Kind::Amount}};
+  names = {"tx_amount"};
+  for (auto [name, kind] :
+       {std::pair{"tx_during_weekend", Kind::Weekend}, std::pair{"tx_during_night", Kind::Night}})
+    if (feature_index(name) < 0) {
+      names.push_back(name);
+      columns.push_back({kind});
+    }
   for (size_t f = 0; f < spec->features.size(); ++f) {
     const std::string& name = spec->features[f].name;
     const size_t at = name.find("_nb_fraud_");
     if (at == std::string::npos) {
       names.push_back(name);
-      columns.push_back({static_cast<int>(f)});
+      columns.push_back({Kind::Feature, static_cast<int>(f)});
       continue;
     }
+    const std::string risk = name.substr(0, at) + "_risk_" + name.substr(at + 10);
+    if (feature_index(risk) >= 0) continue;  // the spec computes it
     std::string count = name;
     count.replace(at, 10, "_nb_tx_");
-    int denominator = -1;
-    for (size_t g = 0; g < spec->features.size(); ++g)
-      if (spec->features[g].name == count) denominator = static_cast<int>(g);
+    const int denominator = feature_index(count);
     if (denominator < 0)
       return Status::Error(
           fmt::format("{}: feature '{}' has no count '{}' to divide it by", o.spec, name, count));
-    names.push_back(name.substr(0, at) + "_risk_" + name.substr(at + 10));
-    columns.push_back({static_cast<int>(f), denominator});
+    names.push_back(risk);
+    columns.push_back({Kind::Risk, static_cast<int>(f), denominator});
   }
   const size_t width = names.size();
 
@@ -400,17 +416,29 @@ Result<HandbookResult> run_handbook(const HandbookOptions& o,
       const int64_t days = day_index(tx.ts);
       const int64_t weekday = ((days % 7) + 7 + 3) % 7;  // 1970-01-01 was a Thursday: 0 = Monday
       const int64_t hour = (tx.ts - days * kDayMs) / 3'600'000;
-      out[0] = static_cast<float>(tx.amount);
-      out[1] = weekday >= 5 ? 1.0f : 0.0f;
-      out[2] = hour <= 6 ? 1.0f : 0.0f;
       for (size_t c = 0; c < columns.size(); ++c) {
-        const double x = v[columns[c].value];
-        if (columns[c].denominator < 0) {
-          out[3 + c] = static_cast<float>(x);
-        } else {
-          const double n = v[columns[c].denominator];
-          out[3 + c] = n > 0 ? static_cast<float>(x / n) : 0.0f;
+        const Column& col = columns[c];
+        double x = 0;
+        switch (col.kind) {
+          case Kind::Amount:
+            x = tx.amount;
+            break;
+          case Kind::Weekend:
+            x = weekday >= 5;
+            break;
+          case Kind::Night:
+            x = hour <= 6;
+            break;
+          case Kind::Feature:
+            x = v[col.value];
+            break;
+          case Kind::Risk: {
+            const double n = v[col.denominator];
+            x = n > 0 ? v[col.value] / n : 0;
+            break;
+          }
         }
+        out[c] = static_cast<float>(x);
       }
       filled[slot[row]] = 1;
     }
