@@ -54,6 +54,7 @@ class BinnedForest {
 
   size_t num_trees() const { return num_trees_; }
   size_t num_blocks() const { return num_blocks_; }
+  int depth() const { return depth_; }
 
   // Bins one row of num_features floats into kBinnedRowBytes bytes (64-byte aligned).
   void bin_row(const float* row, uint8_t* binned) const;

@@ -315,7 +315,11 @@ Result<std::shared_ptr<GbdtModel>> GbdtModel::compile(TreeEnsemble e) {
     if (!m->double_acc_) m->padded_leaves_d_.clear();
     m->padded_depth_ = d_max;
     m->padded_depth_built_ = d_max;
-    m->binned_ = BinnedForest::build(e, num_features, d_max);
+  }
+  // The binned layout checks its own requirements (it also routes NaN left at
+  // a -inf threshold, which the padded layout cannot).
+  if (m->max_depth_ >= 1 && m->max_depth_ <= kMaxPaddedDepth) {
+    m->binned_ = BinnedForest::build(e, num_features, m->max_depth_);
     m->use_binned_ = m->binned_ != nullptr;
   }
   if (!m->double_acc_) m->leaves_d_.clear();
@@ -414,7 +418,7 @@ void GbdtModel::margins_batch(const float* rows, size_t n, size_t stride, Acc* a
     alignas(64) uint8_t binned[kBlockRows * kRowBytes];
     for (size_t r = 0; r < n; ++r) f.bin_row(rows + r * stride, binned + r * kRowBytes);
     const size_t block_bytes =
-        (size_t{1} << padded_depth_built_) * BinnedForest::kTreesPerBlock * (4 + sizeof(Acc));
+        (size_t{1} << f.depth()) * BinnedForest::kTreesPerBlock * (4 + sizeof(Acc));
     const size_t chunk = std::clamp<size_t>(32 * 1024 / block_bytes, 1, kRowChunkBlocks);
     alignas(64) uint32_t slots[kRowChunkBlocks * BinnedForest::kTreesPerBlock];
     for (size_t b0 = 0; b0 < f.num_blocks(); b0 += chunk) {
