@@ -440,11 +440,17 @@ void GbdtModel::margins_batch(const float* rows, size_t n, size_t stride, Acc* a
       leaves = padded_leaves_d_.data();
     }
     const size_t f = feature_names_.size();
-    std::vector<float> wide(n * 2 * f);
-    for (size_t r = 0; r < n; ++r) widen_row(rows + r * stride, f, wide.data() + r * 2 * f);
+    float stack_wide[kBlockRows * 2 * 64];
+    std::vector<float> heap_wide;
+    float* wide = stack_wide;
+    if (n * 2 * f > std::size(stack_wide)) {
+      heap_wide.resize(n * 2 * f);
+      wide = heap_wide.data();
+    }
+    for (size_t r = 0; r < n; ++r) widen_row(rows + r * stride, f, wide + r * 2 * f);
     with_depth(padded_depth_, [&]<int D>() {
-      padded_block<D, Acc>(padded_nodes_.data() + padded_base_, leaves, group, num_trees_,
-                           wide.data(), 2 * f, n, groups, acc);
+      padded_block<D, Acc>(padded_nodes_.data() + padded_base_, leaves, group, num_trees_, wide,
+                           2 * f, n, groups, acc);
     });
     return;
   }
