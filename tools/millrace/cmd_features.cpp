@@ -7,6 +7,9 @@
 #include <fmt/format.h>
 
 #include "command.h"
+#include "millrace/features/feature_plan.h"
+#include "millrace/store/online_store.h"
+#include "millrace/store/redis_store.h"
 #include "millrace/stream/backfill.h"
 #include "millrace/stream/spec.h"
 #include "source_inputs.h"
@@ -69,10 +72,61 @@ void register_backfill(CLI::App& features) {
   });
 }
 
+struct GetArgs {
+  std::string spec, key, feature_set;
+  int64_t at = 0;
+};
+
+void register_get(CLI::App& features) {
+  auto args = std::make_shared<GetArgs>();
+  auto* cmd = features.add_subcommand(
+      "get", "Read one feature vector from a Redis-backed store (the spec's `store:`)");
+  cmd->add_option("--spec", args->spec, "Pipeline spec (YAML) with store: redis://HOST:PORT")
+      ->required();
+  cmd->add_option("--key", args->key, "Entity key; composite keys as a|b")->required();
+  cmd->add_option("--feature-set", args->feature_set,
+                  "Feature set: the key's field names joined by '+' (default: the first one)");
+  cmd->add_option("--at", args->at, "As of this event time, epoch ms (default: now)");
+  cmd->footer(
+      "Example:\n"
+      "  millrace features get --spec fraud.yaml --feature-set terminal_id --key T42 \\\n"
+      "      --at 1767312000000\n"
+      "Prints {\"feature_set\", \"key\", \"at\", \"features\": {NAME: {\"value\", "
+      "\"freshness\"}}}.\n"
+      "Reads are exact at multiples of the slice size (docs/feature_store.md).");
+  cmd->callback([args] {
+    auto spec = load_spec(args->spec);
+    if (!spec.ok()) throw CommandError(spec.status().message(), 2);
+    if (spec->store.uri.empty())
+      throw CommandError(args->spec +
+                             ": the spec keeps its store in process (no `store: redis://...`); "
+                             "read it over HTTP from `millrace run --serve` instead",
+                         2);
+    FeaturePlan plan = plan_features(spec.value());
+    if (plan.feature_sets.empty()) throw CommandError(args->spec + ": the spec has no features", 2);
+    int set = args->feature_set.empty() ? 0 : plan.feature_set_index(args->feature_set);
+    if (set < 0) {
+      std::string list;
+      for (const auto& s : plan.feature_sets) list += (list.empty() ? "" : ", ") + s.name;
+      throw CommandError(fmt::format("--feature-set {}: not in the spec (feature sets: {})",
+                                     args->feature_set, list),
+                         2);
+    }
+    auto store = RedisStore::Open(spec.value(), plan);
+    if (!store.ok()) throw CommandError(store.status().message());
+    TimeMs at = args->at ? args->at : wall_clock_ms();
+    FeatureVector v;
+    std::string key = parse_entity_key(args->key);
+    if (Status s = store.value()->read(set, key, at, &v); !s.ok()) throw CommandError(s.message());
+    std::printf("%s\n", v.to_json(plan.feature_sets[set].name, key, at).c_str());
+  });
+}
+
 void register_features(CLI::App& app) {
   auto* cmd = app.add_subcommand("features", "Feature store: backfill training sets, read vectors");
   cmd->require_subcommand(1);
   register_backfill(*cmd);
+  register_get(*cmd);
 }
 
 CommandRegistrar reg("features", register_features);

@@ -995,3 +995,65 @@ void SlidingFeatureGroup::read_at(std::string_view key, TimeMs at, ReadScratch* 
 }
 
 }  // namespace millrace
+
+namespace millrace {
+
+void SlidingFeatureGroup::slice_aggregate(std::string_view key, size_t fi, TimeMs lo, TimeMs hi,
+                                          SliceAggregate* out) const {
+  *out = SliceAggregate();
+  std::unique_ptr<KeyState> loaded;
+  const KeyState* found = lookup(key, &loaded);
+  if (!found) return;
+  const KeyState& ks = *found;
+  const Feature& f = features_[fi];
+  auto first_after = [&](TimeMs t) {
+    size_t a = 0, b = ks.buf.size();
+    while (a < b) {
+      size_t mid = (a + b) / 2;
+      if (ks.buf.time(mid) <= t) {
+        a = mid + 1;
+      } else {
+        b = mid;
+      }
+    }
+    return a;
+  };
+  const size_t begin = first_after(lo), end = first_after(hi);
+  const bool hash = f.column >= 0 && columns_[f.column].kind != ColumnKind::Number;
+  for (size_t i = begin; i < end; ++i) {
+    const TimeMs t = ks.buf.time(i);
+    if (f.spec.agg == AggKind::Prev || f.spec.agg == AggKind::TimeSinceLast) {
+      out->last_t = t;
+      if (f.spec.agg == AggKind::Prev) write_field_value(ks, i, f, out->last);
+      ++out->n;
+      continue;
+    }
+    if (f.column >= 0 && cell_null(ks.buf.cell(i, f.column), hash)) continue;
+    if (out->n == 0) {
+      out->first_t = t;
+      if (f.column >= 0) write_field_value(ks, i, f, out->first);
+    }
+    out->last_t = t;
+    ++out->n;
+    if (f.column < 0) continue;
+    if (hash) {
+      out->distinct.push_back(ks.buf.cell(i, f.column));
+    } else {
+      double x = bits_to_double(ks.buf.cell(i, f.column));
+      out->sum += x;
+      out->sumsq += x * x;
+      if (out->n == 1 || x < out->min) out->min = x;
+      if (out->n == 1 || x > out->max) out->max = x;
+    }
+    if (f.spec.agg == AggKind::Last) write_field_value(ks, i, f, out->last);
+  }
+  if (f.spec.agg == AggKind::CountDistinct && f.column >= 0 && !hash)
+    for (size_t i = begin; i < end; ++i) {
+      uint64_t c = ks.buf.cell(i, f.column);
+      if (!cell_null(c, false)) out->distinct.push_back(c);
+    }
+  std::sort(out->distinct.begin(), out->distinct.end());
+  out->distinct.erase(std::unique(out->distinct.begin(), out->distinct.end()), out->distinct.end());
+}
+
+}  // namespace millrace

@@ -71,6 +71,20 @@ class SlidingFeatureGroup {
   void read_at(std::string_view key, TimeMs at, ReadScratch* scratch, FeatureValue* out,
                TimeMs* freshness) const;
 
+  // Partial aggregate of one feature over the events of one time slice
+  // (lo, hi]: what the Redis store keeps per slice (docs/feature_store.md).
+  struct SliceAggregate {
+    int64_t n = 0;  // events with a value (count: all events)
+    double sum = 0, sumsq = 0, min = 0, max = 0;
+    TimeMs first_t = kMinTime, last_t = kMinTime;  // first/newest contributing event
+    FeatureValue first, last;        // first/last: their field; prev: the newest event's field
+    std::vector<uint64_t> distinct;  // count_distinct: value hashes, sorted
+  };
+  // Aggregates feature i of `key` over its buffered events with time in
+  // (lo, hi]. Not concurrent with on_event() or expire().
+  void slice_aggregate(std::string_view key, size_t i, TimeMs lo, TimeMs hi,
+                       SliceAggregate* out) const;
+
   // Frees the keys that no event at or after `watermark` can use.
   void expire(TimeMs watermark);
 

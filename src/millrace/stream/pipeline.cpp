@@ -25,6 +25,7 @@
 #include "millrace/state/rocks_state.h"
 #include "millrace/store/embedded_store.h"
 #include "millrace/store/freshness.h"
+#include "millrace/store/redis_store.h"
 #include "millrace/stream/checkpoint.h"
 #include "millrace/stream/exactly_once.h"
 #include "millrace/stream/io.h"
@@ -165,7 +166,8 @@ class Pipeline {
   const RunOptions& opts_;
   FeaturePlan plan_;
   std::unique_ptr<EmbeddedStore> store_;
-  std::vector<int> unread_features_;  // features the scored source's events do not carry
+  std::unique_ptr<RedisStore> redis_;  // reads, when the spec keeps the store in Redis
+  std::vector<int> unread_features_;   // features the scored source's events do not carry
   std::unique_ptr<Scorer> scorer_;
   std::unique_ptr<RecordWriter> shadow_;
   int nworkers_ = 1;
@@ -188,6 +190,7 @@ class Pipeline {
     std::unique_ptr<RocksKeyedState> store;                // RocksDB backend
     size_t snapshot_bytes = 0;                             // of the last checkpoint
     std::unique_ptr<FreshnessStats> freshness;             // per feature, scored events
+    std::unique_ptr<RedisStoreWriter> redis;               // `store: redis://...`
     SlidingFeatureGroup::ReadScratch scratch;
     TimeMs watermark = kMinTime;
     size_t keys = 0, state_bytes = 0;
@@ -671,6 +674,8 @@ bool Pipeline::process(int w, const Message& m) {
   const size_t nwin = spec_.windows.size();
   Slot& s = slot(m.seq);
   if (s.kind == SlotKind::Stop) {
+    if (me.redis)
+      if (Status st = me.redis->flush(); !st.ok()) fail(st);
     if (s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) complete(s, m.seq);
     return false;
   }
@@ -700,7 +705,11 @@ bool Pipeline::process(int w, const Message& m) {
       const FeatureGroupPlan& gp = plan_.groups[g];
       SlidingFeatureGroup* sg = store_->group(w, g);
       if (gp.source == s.source) {
-        if (sg) sg->on_event(s.keys[g], s.event, s.wm_before, s.values.data());
+        if (sg) {
+          sg->on_event(s.keys[g], s.event, s.wm_before, s.values.data());
+          if (me.redis)
+            if (Status st = me.redis->on_event(g, s.keys[g], s.event.time, *sg); !st.ok()) fail(st);
+        }
         for (int wi : gp.windows)
           me.windows[wi]->on_event(s.event, s.line, s.wm_before, &s.wout[w * nwin + wi]);
         if (sg && s.source == 0)
@@ -1149,6 +1158,11 @@ Result<RunStats> Pipeline::run() {
     queues_.push_back(std::make_unique<SpscQueue<Message>>(nslots));
     Worker& wk = workers_[w];
     wk.freshness = std::make_unique<FreshnessStats>(spec_.features.size());
+    if (!spec_.store.uri.empty()) {
+      auto rw = RedisStoreWriter::Open(spec_, plan_);
+      if (!rw.ok()) return rw.status();
+      wk.redis = std::move(rw.value());
+    }
     for (const auto& ws : spec_.windows)
       wk.windows.push_back(WindowOperator::Create(ws, spec_.sources[ws.source].schema));
   }
@@ -1159,6 +1173,11 @@ Result<RunStats> Pipeline::run() {
   if (checkpointing())
     ckpt_parts_ = std::make_unique<CheckpointPartWriter>(ckpt_store_.get(), nworkers_);
   if (!opts_.serve.empty()) {
+    if (!spec_.store.uri.empty()) {
+      auto rs = RedisStore::Open(spec_, plan_);
+      if (!rs.ok()) return rs.status();
+      redis_ = std::move(rs.value());
+    }
     HttpHandlers h;
     h.health = [this] {
       return fmt::format("{{\"status\": \"ok\", \"records\": {}, \"watermark\": {}}}",
@@ -1177,7 +1196,8 @@ Result<RunStats> Pipeline::run() {
       }
       FeatureVector v;
       std::string k = parse_entity_key(key);
-      if (Status st = store_->read(fs, k, at, &v); !st.ok()) {
+      const OnlineStore& from = redis_ ? static_cast<const OnlineStore&>(*redis_) : *store_;
+      if (Status st = from.read(fs, k, at, &v); !st.ok()) {
         *body = st.message();
         return 400;
       }
