@@ -140,6 +140,47 @@ TEST_F(CheckpointTest, StoppedRunResumesWhereItLeftOff) {
   EXPECT_EQ(read_epochs(dir_.file("out.jsonl")), ref_);
 }
 
+// A run stopped before it reads anything checkpoints the position it resumed
+// at, not the start of the input (file and log inputs).
+TEST_F(CheckpointTest, ResumingWithoutReadingKeepsThePosition) {
+  ASSERT_EQ(std::system(fmt::format("{0} log create {1} --partitions 3 > /dev/null 2>&1 && {0} log "
+                                    "produce {1} --key card_id < {2} > /dev/null 2>&1",
+                                    MILLRACE_BINARY, dir_.file("data/in"), dir_.file("tx.jsonl"))
+                            .c_str()),
+            0);
+  for (std::string input : {dir_.file("tx.jsonl"), "log:" + dir_.file("data/in")}) {
+    const bool log = input.rfind("log:", 0) == 0;
+    RunOptions ref = checkpointed();
+    ref.input = input;
+    ref.output = dir_.file(log ? "ref-log.jsonl" : "ref-file.jsonl");
+    ref.checkpoint_dir.clear();
+    ASSERT_TRUE(run_pipeline(spec_, ref).ok());
+    std::atomic<bool> stop{false};
+    RunOptions opts = checkpointed();
+    opts.input = input;
+    opts.output = dir_.file(log ? "log-out.jsonl" : "file-out.jsonl");
+    opts.checkpoint_dir = dir_.file(log ? "ckpt-log" : "ckpt-file");
+    opts.stop = &stop;
+    std::thread stopper([&] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));
+      stop.store(true);
+    });
+    auto first = run_pipeline(spec_, opts);
+    stopper.join();
+    ASSERT_TRUE(first.ok()) << first.status().message();
+    for (int i = 0; i < 2; ++i) {  // stopped at once: nothing read, a checkpoint taken
+      auto idle = run_pipeline(spec_, opts);
+      ASSERT_TRUE(idle.ok()) << idle.status().message();
+      EXPECT_EQ(idle->records, 0u);
+    }
+    stop.store(false);
+    auto rest = run_pipeline(spec_, opts);
+    ASSERT_TRUE(rest.ok()) << rest.status().message();
+    EXPECT_EQ(first->records + rest->records, 30000u) << input;
+    EXPECT_EQ(read_epochs(opts.output), read_lines(ref.output)) << input;
+  }
+}
+
 TEST_F(CheckpointTest, DamagedOrForeignCheckpointsAreRefusedOrSkipped) {
   ASSERT_TRUE(run_pipeline(spec_, checkpointed()).ok());
   // Another number of workers: a clear error, nothing written.

@@ -13,6 +13,7 @@
 // thread or process beside the writer. One reader object is used by one thread.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -49,7 +50,9 @@ class PartitionReader {
   // returned yet: what a consumer commits as its group offset. In
   // read-committed mode it stays at the first record of an undecided
   // transaction until that transaction is decided.
-  uint64_t position() const { return pending_ ? pending_offset_ : next_offset_; }
+  // Before the first record it is the offset the reader was opened at (not
+  // the base of the segment it scans from).
+  uint64_t position() const { return pending_ ? pending_offset_ : std::max(next_offset_, target_); }
 
  private:
   PartitionReader() = default;

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -73,7 +74,7 @@ class LineFileReader : public RecordReader {
   std::optional<ReaderPosition> position() const override {
     if (!seekable_) return std::nullopt;
     ReaderPosition p;
-    p.next_offsets.push_back(line_no_);
+    p.next_offsets.push_back(std::max(line_no_, skip_));  // lines to skip count as read
     return p;
   }
 
