@@ -75,6 +75,7 @@ std::string encode_manifest(const CheckpointManifest& m) {
   j["source"] = {{"next_offsets", s.reader.next_offsets},
                  {"cursor", s.reader.cursor},
                  {"run", s.reader.run},
+                 {"finished", s.reader.finished},
                  {"partition_max", s.partition_max},
                  {"watermark", s.watermark},
                  {"last_broadcast", s.last_broadcast},
@@ -89,6 +90,7 @@ std::string encode_manifest(const CheckpointManifest& m) {
                             {"txn", o.txn},
                             {"end_offsets", o.end_offsets},
                             {"has_file", o.has_file},
+                            {"skip", o.skip},
                             {"records", o.records}});
   std::string text = j.dump(1);
   text += fmt::format("\ncrc32c {:08x}\n", crc32c(text.data(), text.size()));
@@ -115,6 +117,7 @@ Result<CheckpointManifest> decode_manifest(const std::string& text, const std::s
     m.source.reader.next_offsets = s.at("next_offsets").get<std::vector<uint64_t>>();
     m.source.reader.cursor = s.at("cursor").get<uint32_t>();
     m.source.reader.run = s.at("run").get<uint32_t>();
+    m.source.reader.finished = s.value("finished", std::vector<uint8_t>());
     m.source.partition_max = s.at("partition_max").get<std::vector<TimeMs>>();
     m.source.watermark = s.at("watermark").get<TimeMs>();
     m.source.last_broadcast = s.at("last_broadcast").get<TimeMs>();
@@ -129,6 +132,7 @@ Result<CheckpointManifest> decode_manifest(const std::string& text, const std::s
       c.txn = o.at("txn").get<uint64_t>();
       c.end_offsets = o.at("end_offsets").get<std::vector<uint64_t>>();
       c.has_file = o.at("has_file").get<bool>();
+      c.skip = o.value("skip", std::vector<uint64_t>());
       c.records = o.at("records").get<uint64_t>();
       m.outputs.push_back(std::move(c));
     }

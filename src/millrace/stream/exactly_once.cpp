@@ -75,6 +75,7 @@ class TransactionalLogWriter final : public EpochWriter {
     for (uint32_t p = 0; p < topic_->partitions(); ++p)
       c.end_offsets.push_back(topic_->end_offset(p));
     c.records = records_;
+    c.skip = skip_;
     records_ = 0;
     return c;
   }
@@ -149,6 +150,7 @@ class EpochFileWriter final : public EpochWriter {
     OutputCommit c;
     c.checkpoint = checkpoint;
     c.records = records_;
+    c.skip = {skip_};
     prepared_.clear();
     if (f_) {
       int rc = ::fsync(::fileno(f_));
@@ -199,6 +201,8 @@ Result<ExactlyOnceOpen> open_log(const std::string& uri, const OutputCommit* res
   t.set_write_buffer_bytes(256 << 10);
   std::vector<uint64_t> skip(t.partitions(), 0);
   if (resumed) {
+    for (uint32_t p = 0; p < t.partitions() && p < resumed->skip.size(); ++p)
+      skip[p] = resumed->skip[p];  // still to drop when the checkpoint was taken
     for (uint32_t p = 0; p < t.partitions() && p < resumed->end_offsets.size(); ++p) {
       auto reader = log::PartitionReader::Open(path, p, resumed->end_offsets[p],
                                                log::Isolation::kReadCommitted);
@@ -256,7 +260,7 @@ Result<ExactlyOnceOpen> open_file(const std::string& path, const OutputCommit* r
           final_name, resumed->checkpoint));
     }
   }
-  uint64_t skip = 0;
+  uint64_t skip = resumed && !resumed->skip.empty() ? resumed->skip[0] : 0;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();

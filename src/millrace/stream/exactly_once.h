@@ -41,6 +41,9 @@ struct OutputCommit {
   std::vector<uint64_t> end_offsets;  // log: each partition's end after it
   bool has_file = false;              // file: an epoch file was prepared
   uint64_t records = 0;               // records in the epoch
+  // Records of the replay still to drop when this was prepared, per log
+  // partition (one entry for a file): they were committed before it.
+  std::vector<uint64_t> skip;
 };
 
 class EpochWriter : public RecordWriter {

@@ -112,6 +112,7 @@ class LogTopicReader : public RecordReader {
       if (!g.ok()) return g.status();
       start = g.value();
     }
+    bool restore_finished = false;
     if (opts.resume) {
       if (opts.resume->next_offsets.size() != n)
         return Status::Error(
@@ -120,6 +121,7 @@ class LogTopicReader : public RecordReader {
       for (uint32_t p = 0; p < n; ++p) start[p] = opts.resume->next_offsets[p];
       r->cur_ = opts.resume->cursor % n;
       r->run_ = opts.resume->run;
+      restore_finished = !opts.follow && opts.resume->finished.size() == n;
     }
     for (uint32_t p = 0; p < n; ++p) {
       uint64_t from =
@@ -127,7 +129,7 @@ class LogTopicReader : public RecordReader {
       auto reader = log::PartitionReader::Open(path, p, from);
       if (!reader.ok()) return reader.status();
       r->readers_.push_back(std::move(reader.value()));
-      r->finished_.push_back(false);
+      r->finished_.push_back(restore_finished && opts.resume->finished[p]);
     }
     return std::unique_ptr<RecordReader>(std::move(r));
   }
@@ -170,6 +172,7 @@ class LogTopicReader : public RecordReader {
     for (const auto& r : readers_) p.next_offsets.push_back(r->position());
     p.cursor = cur_;
     p.run = run_;
+    for (bool f : finished_) p.finished.push_back(f ? 1 : 0);
     return p;
   }
   Status commit(const std::vector<uint64_t>& next_offsets) override {

@@ -30,6 +30,7 @@ struct ReaderPosition {
   std::vector<uint64_t> next_offsets;  // per partition
   uint32_t cursor = 0;                 // log: partition being read
   uint32_t run = 0;                    // log: records read from it in the current run
+  std::vector<uint8_t> finished;       // log, bounded: partitions read to their end
 };
 
 class RecordReader {

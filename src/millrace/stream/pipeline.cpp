@@ -239,6 +239,10 @@ Status Pipeline::open_io() {
     auto r = SourceMerger::Open(spec_, uris, ro);
     if (!r.ok()) return r.status();
     sources_ = std::move(r.value());
+    if (checkpointing() && spec_.sources.size() > 1)
+      return Status::Error(spec_.file +
+                           ": checkpoints support specs with one source for now; run without "
+                           "--checkpoint-dir, or split the pipeline");
     if (checkpointing() && !sources_->reader(0).position())
       return Status::Error(opts_.input +
                            ": checkpoints need an input that can be read again from a position: a "
