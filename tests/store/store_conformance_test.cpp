@@ -171,3 +171,73 @@ features:
 
 }  // namespace
 }  // namespace millrace
+
+namespace millrace {
+namespace {
+
+// Two millrace runs share one Redis: one computes the transactions' terminal
+// features, the other the labels'; a third spec that names both sources reads
+// the whole terminal vector in one HGETALL.
+TEST(StoreConformance, SeveralProcessesShareOneRedis) {
+  RedisServer redis;
+  ASSERT_TRUE(redis.ready());
+  TempDir dir;
+  const std::string store = "store: {uri: " + redis.uri() + ", slice: 1m, prefix: shared}\n";
+  const std::string tx_src =
+      "  transactions: {time: ts, schema: {id: string, terminal_id: string, amount: double, ts: "
+      "int64}}\n";
+  const std::string lb_src = "  labels: {time: at, schema: {terminal_id: string, at: int64}}\n";
+  const std::string tx_feat =
+      "  - {name: terminal_n_10m, source: transactions, key: terminal_id, agg: count, window: "
+      "10m}\n";
+  const std::string lb_feat =
+      "  - {name: terminal_frauds_1h, source: labels, key: terminal_id, agg: count, window: 1h}\n";
+  auto a = parse_spec("sources:\n" + tx_src + store + "features:\n" + tx_feat, "a.yaml");
+  auto b = parse_spec("sources:\n" + lb_src + store + "features:\n" + lb_feat, "b.yaml");
+  auto both = parse_spec("sources:\n" + tx_src + lb_src + store + "features:\n" + tx_feat + lb_feat,
+                         "both.yaml");
+  ASSERT_TRUE(a.ok() && b.ok() && both.ok());
+  const TimeMs t0 = 1'767'225'600'000;
+  {
+    std::ofstream tx(dir.file("tx.jsonl")), lb(dir.file("lb.jsonl"));
+    // T1: 5 transactions in the last 10 minutes before t0 + 1h; 3 labels in the hour.
+    for (int i = 0; i < 8; ++i)
+      tx << fmt::format(R"({{"id": "t{}", "terminal_id": "T1", "amount": 1, "ts": {}}})", i,
+                        t0 + 3'600'000 - (7 - i) * 180'000)
+         << "\n";
+    for (int i = 0; i < 4; ++i)
+      lb << fmt::format(R"({{"terminal_id": "T1", "at": {}}})", t0 + i * 1'000'000) << "\n";
+  }
+  RunOptions ra;
+  ra.input = dir.file("tx.jsonl");
+  ra.output = "";
+  ASSERT_TRUE(run_pipeline(a.value(), ra).ok());
+  RunOptions rb;
+  rb.input = dir.file("lb.jsonl");
+  rb.output = "";
+  ASSERT_TRUE(run_pipeline(b.value(), rb).ok());
+  FeaturePlan plan = plan_features(both.value());
+  ASSERT_EQ(plan.feature_sets.size(), 1u);
+  auto rs = RedisStore::Open(both.value(), plan);
+  ASSERT_TRUE(rs.ok()) << rs.status().message();
+  FeatureVector v;
+  ASSERT_TRUE(rs.value()->read(0, "T1", t0 + 3'600'000, &v).ok());
+  ASSERT_EQ(v.names, (std::vector<std::string>{"terminal_n_10m", "terminal_frauds_1h"}));
+  // (t0 + 50m, t0 + 60m]: transactions at 51, 54, 57, 60 minutes; labels at
+  // 1000 s, 2000 s, 3000 s (t0 itself is outside (t0, t0 + 1h]).
+  EXPECT_EQ(v.values[0].i, 4);
+  EXPECT_EQ(v.values[1].i, 3);
+  EXPECT_EQ(v.freshness[0], t0 + 3'600'000);
+  EXPECT_EQ(v.freshness[1], t0 + 3'000'000);
+  // The vector falls as time passes with no new event.
+  ASSERT_TRUE(rs.value()->read(0, "T1", t0 + 3'600'000 + 8 * 60'000, &v).ok());
+  EXPECT_EQ(v.values[0].i, 1);  // (58m, 68m]: the one at 60m
+  EXPECT_EQ(v.values[1].i, 3);
+  ASSERT_TRUE(rs.value()->read(0, "T1", t0 + 77 * 60'000, &v).ok());
+  EXPECT_EQ(v.values[0].i, 0);
+  EXPECT_EQ(v.values[1].i, 2);  // (17m, 77m]: the labels at 2000 s and 3000 s
+  EXPECT_EQ(v.freshness[0], kMinTime);
+}
+
+}  // namespace
+}  // namespace millrace
