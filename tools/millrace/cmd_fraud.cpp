@@ -2,6 +2,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -51,6 +52,19 @@ void register_fraud(CLI::App& app) {
       "--predictions pred.csv\n");
   hb->callback([o, start] {
     eval::HandbookOptions opts = *o;
+    namespace fs = std::filesystem;
+    if (!fs::exists(opts.spec) && fs::path(opts.spec).is_relative()) {
+      // Run from elsewhere than the checkout: the spec beside the binary's build directory.
+      std::error_code ec;
+      const fs::path beside =
+          fs::read_symlink("/proc/self/exe", ec).parent_path().parent_path() / opts.spec;
+      if (!ec && fs::exists(beside)) {
+        opts.spec = beside.string();
+      } else {
+        throw CommandError(opts.spec +
+                           ": no such spec; run from the millrace checkout or pass --spec");
+      }
+    }
     opts.protocol.train_start = parse_date_option(*start, "--train-start");
     const bool tty = isatty(fileno(stderr));
     auto progress = [tty](const std::string& stage) {
