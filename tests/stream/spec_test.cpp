@@ -42,7 +42,7 @@ TEST(Spec, ErrorsNameTheLineAndTheField) {
   std::string h = kHeader;
   EXPECT_EQ(error_of(h + "features:\n  - {name: x, key: [card], agg: cnt, window: 5m}\n"),
             "s.yaml:5: feature 'x': unknown agg 'cnt' (expected count, sum, avg, min, max, "
-            "stddev, count_distinct, first, last, quantile, prev or time_since_last)");
+            "stddev, count_distinct, first, last, quantile, prev, time_since_last or is_new)");
   EXPECT_EQ(error_of(h + "features:\n  - {name: x, key: [cardd], agg: count, window: 5m}\n"),
             "s.yaml:5: feature 'x': key field 'cardd' is not in the source schema");
   EXPECT_EQ(error_of(h + "features:\n  - {name: x, key: [card], agg: sum, window: 5m}\n"),
@@ -57,7 +57,7 @@ TEST(Spec, ErrorsNameTheLineAndTheField) {
             "s.yaml:5: feature 'x': missing 'window' (e.g. 5m)");
   EXPECT_EQ(error_of(h + "features:\n  - {name: x, key: [card], agg: count, windw: 5m}\n"),
             "s.yaml:5: feature 'x': unknown key 'windw' (expected one of: name, source, key, agg, "
-            "field, window, q, ttl, slice)");
+            "field, window, q, ttl, slice, expr)");
   EXPECT_EQ(error_of(h + "features:\n  - {name: amount, key: [card], agg: count, window: 1m}\n"),
             "s.yaml:5: feature 'amount': the name is already used by a field or another feature");
   EXPECT_EQ(error_of("source:\n  time: when\n  schema: {id: string}\n"),

@@ -35,13 +35,22 @@ FeaturePlan plan_features(const PipelineSpec& spec) {
     plan.groups.push_back(std::move(g));
     return static_cast<int>(plan.groups.size()) - 1;
   };
-  plan.feature_slot.resize(spec.features.size());
+  plan.feature_slot.resize(spec.features.size(), {-1, -1});
   for (size_t i = 0; i < spec.features.size(); ++i) {
     const FeatureSpec& f = spec.features[i];
+    if (!f.expr.empty()) continue;  // derived: computed once the event has its other features
     int g = group_of(f.source, f.key_fields);
     plan.feature_slot[i] = {g, static_cast<int>(plan.groups[g].features.size())};
     plan.groups[g].features.push_back(f);
     plan.groups[g].feature_outputs.push_back(static_cast<int>(i));
+  }
+  // Helpers of derived features (prev, is_new) run with the key's other
+  // features; their values go after the features' (PipelineSpec::feature_slots).
+  for (size_t i = 0; i < spec.helper_features.size(); ++i) {
+    const FeatureSpec& f = spec.helper_features[i];
+    int g = group_of(f.source, f.key_fields);
+    plan.groups[g].features.push_back(f);
+    plan.groups[g].feature_outputs.push_back(static_cast<int>(spec.features.size() + i));
   }
   for (size_t i = 0; i < spec.windows.size(); ++i) {
     int g = group_of(spec.windows[i].source, spec.windows[i].key_fields);
@@ -61,6 +70,10 @@ FeaturePlan plan_features(const PipelineSpec& spec) {
   }
   plan.source_features.resize(nsrc);
   for (size_t i = 0; i < spec.features.size(); ++i) {
+    if (plan.feature_slot[i].first < 0) {  // derived: on the scored source's events only
+      plan.source_features[0].push_back(static_cast<int>(i));
+      continue;
+    }
     const FeatureGroupPlan& gp = plan.groups[plan.feature_slot[i].first];
     plan.feature_sets[gp.feature_set].features.push_back(static_cast<int>(i));
     for (size_t s = 0; s < nsrc; ++s)

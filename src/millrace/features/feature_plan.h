@@ -40,7 +40,8 @@ struct FeaturePlan {
   // Per source: the spec feature indexes its events carry (own and read), in
   // spec order.
   std::vector<std::vector<int>> source_features;
-  // Per spec feature: its group and position in the group.
+  // Per spec feature: its group and position in the group ({-1, -1} for a
+  // derived feature, which belongs to no group and no feature set).
   std::vector<std::pair<int, int>> feature_slot;
 
   int feature_set_index(std::string_view name) const;

@@ -210,7 +210,7 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool 
   uint64_t bits;
   double x;
   if (!read_cell(ks, f, pos, &bits, &x)) return;
-  if (f.spec.agg == AggKind::CountDistinct) {
+  if (f.spec.agg == AggKind::CountDistinct || f.spec.agg == AggKind::IsNew) {
     ++st.m.n;
     ++(*st.distinct)[bits];
     return;
@@ -259,7 +259,7 @@ void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t fi, size_t pos) 
   uint64_t bits;
   double x;
   if (!read_cell(ks, f, pos, &bits, &x)) return;
-  if (f.spec.agg == AggKind::CountDistinct) {
+  if (f.spec.agg == AggKind::CountDistinct || f.spec.agg == AggKind::IsNew) {
     --st.m.n;
     auto it = st.distinct->find(bits);
     if (--it->second == 0) st.distinct->erase(it);
@@ -372,6 +372,17 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
     case AggKind::CountDistinct:
       v.set_int(static_cast<int64_t>(st.distinct->size()));
       return;
+    case AggKind::IsNew: {
+      // The head window is this event's (t - window, t]: new when the value
+      // was counted once, by this event.
+      const uint64_t bits = ks.buf.cell(pos, f.column);
+      if (cell_null(bits, hash)) {
+        v.set_null();
+      } else {
+        v.set_bool(st.distinct->find(bits)->second == 1);
+      }
+      return;
+    }
     case AggKind::Quantile:
       if (st.sketch->empty()) {
         v.set_null();
@@ -480,6 +491,17 @@ void SlidingFeatureGroup::compute_out_of_order(KeyState& ks, size_t pos, const F
       }
       return;
     }
+    case AggKind::IsNew: {
+      if (null_at(pos)) {
+        v.set_null();
+        return;
+      }
+      const uint64_t bits = ks.buf.cell(pos, f.column);
+      bool seen = false;
+      for (size_t i = lo; i < pos && !seen; ++i) seen = ks.buf.cell(i, f.column) == bits;
+      v.set_bool(!seen);
+      return;
+    }
     case AggKind::CountDistinct:
       scratch_set_.clear();
       for (size_t i = lo; i <= pos; ++i)
@@ -555,6 +577,7 @@ std::unique_ptr<SlidingFeatureGroup::KeyState> SlidingFeatureGroup::new_key_stat
         ks->feats[i].mono = std::make_unique<RingBuffer<MonoEntry>>();
         break;
       case AggKind::CountDistinct:
+      case AggKind::IsNew:
         ks->feats[i].distinct = std::make_unique<absl::flat_hash_map<uint64_t, uint32_t>>();
         break;
       case AggKind::Quantile:
@@ -926,6 +949,9 @@ void SlidingFeatureGroup::evaluate_range(const KeyState& ks, size_t fi, size_t l
       } else {
         v.set_null();
       }
+      return;
+    case AggKind::IsNew:  // says something of an event's value: no value when read as of a time
+      v.set_null();
       return;
   }
 }

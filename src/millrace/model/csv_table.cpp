@@ -42,7 +42,7 @@ Result<CsvTable> read_csv(const std::string& path) {
   t.path = path;
   std::vector<std::string> record;
   std::string cell;
-  size_t line = 1, i = 0;
+  size_t line = 1, record_line = 1, i = 0;
   bool quoted = false, any = false;
   auto end_record = [&]() -> Status {
     record.push_back(std::move(cell));
@@ -56,6 +56,7 @@ Result<CsvTable> read_csv(const std::string& path) {
                                        line, t.header.size(), record.size()));
     } else {
       t.rows.push_back(std::move(record));
+      t.row_lines.push_back(record_line);
     }
     record.clear();
     any = false;
@@ -86,6 +87,7 @@ Result<CsvTable> read_csv(const std::string& path) {
       Status st = end_record();
       if (!st.ok()) return st;
       ++line;
+      record_line = line;
     } else {
       cell += c;
     }

@@ -15,6 +15,7 @@ struct CsvTable {
   std::string path;
   std::vector<std::string> header;
   std::vector<std::vector<std::string>> rows;  // each has header.size() cells
+  std::vector<size_t> row_lines;               // the file line where each row starts
 
   // Index of the named column, or -1.
   int column(const std::string& name) const;

@@ -44,8 +44,8 @@ Status EmbeddedStore::read(int feature_set, std::string_view key, TimeMs at,
   thread_local SlidingFeatureGroup::ReadScratch scratch;
   thread_local std::vector<FeatureValue> values;
   thread_local std::vector<TimeMs> fresh;
-  values.resize(spec_.features.size());
-  fresh.resize(spec_.features.size());
+  values.resize(spec_.feature_slots());
+  fresh.resize(spec_.feature_slots());
   const int w = worker_of(key);
   Shard& shard = *shards_[w];
   if (locking_) shard.lock();

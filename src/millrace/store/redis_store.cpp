@@ -283,6 +283,7 @@ Status RedisStoreWriter::on_event(int g, std::string_view key, TimeMs t,
   std::vector<std::string> del{"HDEL", args_[1]};
   for (size_t i = 0; i < gp.features.size(); ++i) {
     const int f = gp.feature_outputs[i];
+    if (f >= static_cast<int>(spec_.features.size())) continue;  // a derived feature's helper
     const TimeMs s = layout_.slice(f);
     const int64_t slice = slice_of(t, s);
     group.slice_aggregate(key, i, slice * s, (slice + 1) * s, &agg_);
@@ -424,6 +425,7 @@ Status RedisStore::read(int feature_set, std::string_view key, TimeMs at,
         has ? v.set_int(at - t.last_t) : v.set_null();
         break;
       case AggKind::Quantile:
+      case AggKind::IsNew:  // of an event's value: none when read as of a time
         v.set_null();
         break;
     }

@@ -14,9 +14,11 @@
 #include <simdjson.h>
 #include <yaml-cpp/yaml.h>
 
+#include "millrace/core/entity_key.h"
 #include "millrace/core/event_parser.h"
 #include "millrace/core/hash.h"
 #include "millrace/core/json_writer.h"
+#include "millrace/features/derived_features.h"
 #include "millrace/features/feature_plan.h"
 #include "millrace/features/feature_value.h"
 #include "millrace/features/sliding_features.h"
@@ -43,39 +45,6 @@ using Clock = std::chrono::steady_clock;
 TimeMs now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
       .count();
-}
-
-// Builds the key of an event for a key group: the single field's text, or the
-// fields' values joined with a separator that cannot appear in numbers.
-void build_key(const Event& e, const std::vector<int>& fields, std::string* key) {
-  key->clear();
-  for (size_t i = 0; i < fields.size(); ++i) {
-    if (i) key->push_back('\x1f');
-    const FieldValue& v = e.values[fields[i]];
-    switch (v.kind) {
-      case FieldValue::Kind::String:
-        key->append(e.str(v));
-        break;
-      case FieldValue::Kind::Int: {
-        char buf[24];
-        auto r = std::to_chars(buf, buf + sizeof buf, v.i);
-        key->append(buf, r.ptr);
-        break;
-      }
-      case FieldValue::Kind::Double: {
-        char buf[32];
-        auto r = std::to_chars(buf, buf + sizeof buf, v.d);
-        key->append(buf, r.ptr);
-        break;
-      }
-      case FieldValue::Kind::Bool:
-        key->append(v.b ? "true" : "false");
-        break;
-      case FieldValue::Kind::Null:
-        key->append("\x1e");
-        break;
-    }
-  }
 }
 
 enum class SlotKind : uint8_t { Event, Late, Dead, Watermark, Barrier, Stop };
@@ -128,7 +97,9 @@ class Pipeline {
   Slot& slot(uint64_t seq) { return *slots_[seq & (slots_.size() - 1)]; }
   Slot& acquire(uint64_t seq);
   void complete(Slot& s, uint64_t seq);
-  void format_event(Slot& s);
+  // Completes an event on thread `t` (a worker, or nworkers_ for the source):
+  // derived features, scoring, the output record.
+  void format_event(Slot& s, int t);
   void format_dead(Slot& s, std::string_view error);
   void append_origin(const Slot& s, std::string& out) const;
   void format_late(Slot& s, TimeMs watermark);
@@ -169,6 +140,8 @@ class Pipeline {
   std::unique_ptr<RedisStore> redis_;  // reads, when the spec keeps the store in Redis
   std::vector<int> unread_features_;   // features the scored source's events do not carry
   std::unique_ptr<Scorer> scorer_;
+  std::unique_ptr<DerivedFeatures> derived_;
+  std::vector<std::unique_ptr<DerivedFeatures::Evaluator>> evaluators_;  // per thread
   std::unique_ptr<RecordWriter> shadow_;
   int nworkers_ = 1;
   bool inline_worker_ = false;  // one worker, run on the source thread
@@ -376,9 +349,10 @@ void append_event_fields(std::string& out, const Schema& schema, const Event& e)
   }
 }
 
-void Pipeline::format_event(Slot& s) {
+void Pipeline::format_event(Slot& s, int t) {
   if (s.source != 0) return;  // only the scored source's events go out
   for (int i : unread_features_) s.values[i].set_null();
+  if (derived_) evaluators_[t]->evaluate(s.event, s.values.data());
   if (!emit_events_) return;
   std::string& out = s.out;
   if (s.line.empty()) {
@@ -519,6 +493,7 @@ void Pipeline::source_loop() {
     inject_barrier(wms[0], last_broadcast, since_broadcast);
   }
   bool stopped = false;
+  TimeMs table_horizon = kMinTime;
 
   for (;;) {
     if (failed_.load(std::memory_order_relaxed)) break;
@@ -604,6 +579,28 @@ void Pipeline::source_loop() {
       continue;
     }
     ++stats_.accepted;
+    if (derived_) {
+      // Table changes up to this event's time first: events and changes merge
+      // by event time. No partition of any source will accept an event older
+      // than the horizon (refreshed now and then: an older one is only less tidy).
+      if ((stats_.accepted & 255) == 1) {
+        table_horizon = kMaxTime;
+        for (size_t i = 0; i < nsrc; ++i)
+          for (TimeMs max_t : wms[i].max_times())
+            table_horizon = std::min(
+                table_horizon, max_t == kMinTime ? kMinTime
+                                                 : max_t - spec_.sources[i].max_out_of_orderness -
+                                                       spec_.sources[i].allowed_lateness);
+      }
+      if (auto st = derived_->advance_to(s.event.time, table_horizon); !st.ok()) {
+        fail(st);
+        s.kind = SlotKind::Dead;
+        s.out.clear();
+        s.pending.store(0, std::memory_order_relaxed);
+        complete(s, seq);
+        break;
+      }
+    }
     s.wm_before = combined(now);
     wm.observe(s.partition, s.event.time, now);
     s.wm_after = combined(now);
@@ -617,7 +614,7 @@ void Pipeline::source_loop() {
         fields = &gp.read_fields[s.source];
         if (fields->empty() || gp.features.empty()) continue;
       }
-      build_key(s.event, *fields, &s.keys[g]);
+      build_entity_key(s.event, *fields, &s.keys[g]);
       uint32_t kg = key_group_of(hash_string(s.keys[g]));
       masks[kg % nworkers_] |= 1u << g;
     }
@@ -625,7 +622,7 @@ void Pipeline::source_loop() {
     for (int w = 0; w < nworkers_; ++w) targets += masks[w] != 0;
     s.pending.store(targets, std::memory_order_relaxed);
     if (targets == 0) {
-      format_event(s);
+      format_event(s, nworkers_);
       complete(s, seq);
     } else {
       for (int w = 0; w < nworkers_; ++w)
@@ -730,7 +727,7 @@ bool Pipeline::process(int w, const Message& m) {
   }
   store_->unlock(w);
   if (s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-    if (s.kind == SlotKind::Event) format_event(s);
+    if (s.kind == SlotKind::Event) format_event(s, w);
     complete(s, m.seq);
   }
   return true;
@@ -1132,6 +1129,11 @@ Result<RunStats> Pipeline::run() {
     if (!sh.ok()) return sh.status();
     shadow_ = std::move(sh.value());
   }
+  DerivedFeatures::Options dopts;
+  dopts.follow_changes = opts_.follow;
+  auto derived = DerivedFeatures::Open(spec_, dopts);
+  if (!derived.ok()) return derived.status();
+  derived_ = std::move(derived.value());
   if (auto s = open_io(); !s.ok()) return s;
   nworkers_ = opts_.workers > 0 ? opts_.workers : spec_.workers;
   if (nworkers_ <= 0)
@@ -1146,14 +1148,16 @@ Result<RunStats> Pipeline::run() {
   }
   store_ = std::make_unique<EmbeddedStore>(spec_, plan_, nworkers_);
   if (!opts_.serve.empty()) store_->enable_concurrent_reads();
+  if (derived_)
+    for (int t = 0; t <= nworkers_; ++t) evaluators_.push_back(derived_->evaluator());
   size_t nslots = 64;
   while (nslots < opts_.max_in_flight) nslots <<= 1;
   const size_t nwin = spec_.windows.size();
   for (size_t i = 0; i < nslots; ++i) {
     auto s = std::make_unique<Slot>();
     s->keys.resize(plan_.groups.size());
-    s->values.resize(spec_.features.size());
-    s->freshness.resize(spec_.features.size(), kMinTime);
+    s->values.resize(spec_.feature_slots());
+    s->freshness.resize(spec_.feature_slots(), kMinTime);
     s->wout.resize(nwin * nworkers_);
     slots_.push_back(std::move(s));
   }
@@ -1161,7 +1165,7 @@ Result<RunStats> Pipeline::run() {
   for (int w = 0; w < nworkers_; ++w) {
     queues_.push_back(std::make_unique<SpscQueue<Message>>(nslots));
     Worker& wk = workers_[w];
-    wk.freshness = std::make_unique<FreshnessStats>(spec_.features.size());
+    wk.freshness = std::make_unique<FreshnessStats>(spec_.feature_slots());
     if (!spec_.store.uri.empty()) {
       auto rw = RedisStoreWriter::Open(spec_, plan_);
       if (!rw.ok()) return rw.status();
@@ -1241,6 +1245,7 @@ Result<RunStats> Pipeline::run() {
   stats_.seconds = std::chrono::duration<double>(Clock::now() - started).count();
   http_.reset();
   stats_.workers = nworkers_;
+  if (derived_) stats_.derived = derived_->summary();
   std::vector<const FreshnessStats*> fs;
   for (const auto& wk : workers_) {
     stats_.keys += wk.keys;
@@ -1310,6 +1315,7 @@ std::string format_run_stats(const RunStats& s) {
         "worker pause max {:.1f} ms)",
         c.count, c.last_duration_ms, c.max_duration_ms, c.last_bytes, c.max_alignment_ms,
         c.max_pause_ms);
+  if (!s.derived.empty()) out += "; " + s.derived;
   return out;
 }
 

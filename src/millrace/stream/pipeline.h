@@ -116,6 +116,7 @@ struct RunStats {
     double p50 = -1, p95 = -1, p99 = -1;  // ms
   };
   std::vector<Freshness> freshness;
+  std::string derived;  // batch reloads and table changes, when the spec has them
 };
 
 Result<RunStats> run_pipeline(const PipelineSpec& spec, const RunOptions& opts);

@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include "millrace/features/derived_features.h"
+
 namespace millrace {
 namespace {
 
@@ -81,8 +83,8 @@ struct SpecReader {
     auto kind = parse_agg_kind(a.Scalar());
     if (!kind) {
       return error(a, fmt::format("{}: unknown agg '{}' (expected count, sum, avg, min, max, "
-                                  "stddev, count_distinct, first, last, quantile, prev or "
-                                  "time_since_last)",
+                                  "stddev, count_distinct, first, last, quantile, prev, "
+                                  "time_since_last or is_new)",
                                   what, a.Scalar()));
     }
     *agg = *kind;
@@ -187,8 +189,20 @@ Status parse_feature(const SpecReader& r, const YAML::Node& n, const PipelineSpe
   f->name = n["name"].as<std::string>();
   f->line = n.Mark().line + 1;
   std::string what = fmt::format("feature '{}'", f->name);
+  if (n["expr"]) {  // derived: compiled by plan_derived_features once all features are read
+    if (auto s = r.check_keys(n, what, {"name", "expr", "key"}); !s.ok()) return s;
+    f->expr = n["expr"].as<std::string>();
+    f->source = 0;  // derived features are computed for the scored source's events
+    if (!n["key"]) return Status::Ok();
+    auto keys = r.key_fields(n["key"], spec.sources[0].schema, what);
+    if (!keys.ok()) return keys.status();
+    f->key_fields = keys.value();
+    for (int k : f->key_fields) f->key_names.push_back(spec.sources[0].schema[k].name);
+    return Status::Ok();
+  }
   if (auto s = r.check_keys(
-          n, what, {"name", "source", "key", "agg", "field", "window", "q", "ttl", "slice"});
+          n, what,
+          {"name", "source", "key", "agg", "field", "window", "q", "ttl", "slice", "expr"});
       !s.ok())
     return s;
   auto src = source_of(r, n, spec, what);
@@ -280,8 +294,9 @@ Status parse_window(const SpecReader& r, const YAML::Node& n, const PipelineSpec
     std::string awhat = fmt::format("{} aggregate '{}'", what, spec.name);
     if (auto s = r.check_keys(a, awhat, {"name", "agg", "field", "q"}); !s.ok()) return s;
     if (auto s = r.aggregate(a, schema, awhat, &spec.agg, &spec.field, &spec.q); !s.ok()) return s;
-    if (spec.agg == AggKind::Prev || spec.agg == AggKind::TimeSinceLast)
-      return r.error(a, awhat + ": prev and time_since_last are per-event features only");
+    if (spec.agg == AggKind::Prev || spec.agg == AggKind::TimeSinceLast ||
+        spec.agg == AggKind::IsNew)
+      return r.error(a, awhat + ": prev, time_since_last and is_new are per-event features only");
     if (!names.insert(spec.name).second) return r.error(a, awhat + ": duplicate name");
     w->aggs.push_back(std::move(spec));
   }
@@ -416,6 +431,7 @@ Result<PipelineSpec> parse_spec(const std::string& text, const std::string& file
         spec.windows.push_back(std::move(w));
       }
     }
+    if (auto s = plan_derived_features(&spec); !s.ok()) return s;
   } catch (const YAML::Exception& e) {
     return Status::Error(fmt::format("{}:{}: {}", file, e.mark.line + 1, e.msg));
   }

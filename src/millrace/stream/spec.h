@@ -12,6 +12,9 @@
 //     schema: {id: string, card_id: string, amount: double?, ts: int64}
 //   features:
 //     - {name: card_txn_count_5m, key: [card_id], agg: count, window: 5m}
+//     - {name: amount_ratio, expr: "amount / coalesce(card_avg_30d, amount)"}
+//   batch: [...]                  # batch values, tables: reference tables
+//   tables: [...]                 # (features/derived_features.h)
 //   windows:
 //     - {name: merchant_volume_1m, key: [merchant_id], type: tumbling, size: 1m,
 //        aggs: [{name: n, agg: count}], allowed_lateness: 2m, late: side_output}
@@ -28,6 +31,7 @@
 //   store: redis://127.0.0.1:6379   # or {uri: ..., slice: 1m, prefix: mr}; default embedded
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -57,10 +61,15 @@ struct SourceSpec {
 // source with key k at time t, agg over the key's accepted events with time in
 // (t - window, t]. Events of other sources whose schemas have fields of the
 // same names as the key read it as of their own time (docs/feature_store.md).
+// Or, with `expr`, a derived feature of the scored source's events, computed
+// from the event, the features before it, batch values and tables
+// (features/derived_features.h).
 struct FeatureSpec {
   std::string name;
   int source = 0;                      // index into PipelineSpec::sources
-  std::vector<int> key_fields;         // indexes into the source's schema
+  std::vector<int> key_fields;         // indexes into the source's schema (derived: optional,
+                                       // the key of prev() and is_new())
+  std::string expr;                    // non-empty: a derived feature
   std::vector<std::string> key_names;  // the key fields' names
   TimeMs ttl = 0;                      // reads as of t give null when the newest contributing event
                                        // is older than t - ttl (0: no TTL beyond the window)
@@ -106,12 +115,21 @@ struct StoreSpec {
   std::string prefix = "mr";  // Redis: key prefix
 };
 
+struct DerivedFeaturePlan;
+
 struct PipelineSpec {
   std::string file;
   SourceSpec source;                // the first (scored) source: sources[0]
   std::vector<SourceSpec> sources;  // every source, in spec order
   StoreSpec store;
   std::vector<FeatureSpec> features;
+  // Hidden per-key sliding features that derived features read (prev,
+  // is_new): their values follow the features' (slot features.size() + i).
+  std::vector<FeatureSpec> helper_features;
+  std::shared_ptr<const DerivedFeaturePlan> derived;  // null without expr/batch/tables
+
+  // Feature values per event: the features, then the helper features.
+  size_t feature_slots() const { return features.size() + helper_features.size(); }
   std::vector<WindowSpec> windows;
   int workers = 0;  // 0: one per hardware thread
   YAML::Node root;  // the whole document, for sections read by other layers

@@ -20,6 +20,7 @@ constexpr Named kAggs[] = {
     {"quantile", AggKind::Quantile},
     {"prev", AggKind::Prev},
     {"time_since_last", AggKind::TimeSinceLast},
+    {"is_new", AggKind::IsNew},
 };
 }  // namespace
 

@@ -20,6 +20,7 @@ enum class AggKind {
   Quantile,       // relative-error sketch, see quantile_sketch.h
   Prev,           // per-event helper: the field of the key's previous event
   TimeSinceLast,  // per-event helper: ms since the key's previous event
+  IsNew,          // per-event helper: no earlier event of the key in the window had this value
 };
 
 std::optional<AggKind> parse_agg_kind(std::string_view name);

@@ -1,0 +1,126 @@
+// Derived features (`expr:` entries of `features:`), with the batch values
+// (`batch:`) and reference tables (`tables:`) their expressions read. See
+// docs/features.md for the language and the semantics.
+//
+//   batch:
+//     - {name: card_stats, path: card_stats.csv, key: card_id, as_of: as_of,
+//        columns: {avg_amount_30d: double?, lifetime_count: int64?}, poll: 1s}
+//   tables:
+//     - {name: merchants, path: merchants.csv, key: merchant_id,
+//        columns: {risk: double?, country: string?}, changes: merchant_changes.jsonl, time: ts}
+//   features:
+//     - {name: amount_ratio, expr: "amount / coalesce(batch.card_stats.avg_amount_30d, amount)"}
+//     - {name: merchant_risk, expr: "coalesce(lookup(merchants, merchant_id).risk, 0.5)"}
+//     - {name: new_merchant, key: card_id, expr: "is_new(merchant_id, 30d)"}
+//
+// At load (plan_derived_features) every expression is parsed and type-checked
+// and compiled; prev() and is_new() become hidden per-key sliding features
+// (PipelineSpec::helper_features), so their state lives, and is checkpointed,
+// with the key's other sliding state. At run time (DerivedFeatures) the batch
+// files and tables are loaded, and an Evaluator per thread computes an event's
+// derived features once its sliding features are all there.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "millrace/expr/program.h"
+#include "millrace/features/batch_values.h"
+#include "millrace/features/feature_value.h"
+#include "millrace/features/reference_table.h"
+#include "millrace/stream/spec.h"
+
+namespace millrace {
+
+class RecordReader;
+class EventParser;
+
+struct DerivedFeaturePlan {
+  struct Feature {
+    std::string name;
+    int output = -1;  // index in the event's feature values
+    expr::Program program;
+  };
+  std::vector<Feature> features;  // in spec order
+  std::vector<BatchSpec> batches;
+  std::vector<TableSpec> tables;
+};
+
+// Reads `batch:` and `tables:` and compiles the spec's `expr:` features;
+// fills spec->derived and spec->helper_features. Errors name the file, line,
+// feature and the column in the expression. Called by parse_spec.
+Status plan_derived_features(PipelineSpec* spec);
+
+// The static type of a sliding feature's values.
+expr::Type sliding_feature_type(const FeatureSpec& f, const Schema& schema);
+
+class DerivedFeatures {
+ public:
+  struct Options {
+    bool watch_batch_files = true;  // poll batch files for changes
+    bool follow_changes = false;    // change logs: wait for new records (with a followed input)
+  };
+  // Loads the batch files and tables of spec.derived (nullptr when the spec
+  // has neither derived features nor tables). An error names the file and line.
+  static Result<std::unique_ptr<DerivedFeatures>> Open(const PipelineSpec& spec,
+                                                       const Options& options);
+  ~DerivedFeatures();
+
+  // Applies every table change with time <= t not applied yet (call from the
+  // thread that reads the input, before an event at time t is routed, so the
+  // changes and the events are merged by event time). Reads will not ask for
+  // times < horizon any more. Fails on an I/O error of a change input; a bad
+  // change record is counted and skipped.
+  Status advance_to(TimeMs t, TimeMs horizon);
+
+  // Computes derived features; one per thread.
+  class Evaluator : public expr::Lookups {
+   public:
+    // Writes each derived feature of `event` to values[output]; `values`
+    // already holds the event's sliding features (and helper features).
+    void evaluate(const Event& event, FeatureValue* values);
+
+    expr::Value batch(int source, int column, const Event& event, std::string* scratch) override;
+    expr::Value table(int table, int column, const expr::Value& key, TimeMs t,
+                      std::string* scratch) override;
+
+   private:
+    friend class DerivedFeatures;
+    explicit Evaluator(const DerivedFeatures& owner);
+    const DerivedFeatures& owner_;
+    expr::Scratch scratch_;
+    struct BatchView {
+      std::shared_ptr<const BatchTable> table;
+      uint64_t generation = 0;
+      std::string key;
+    };
+    std::vector<BatchView> batch_views_;
+    std::string key_text_;
+  };
+  std::unique_ptr<Evaluator> evaluator() const;
+
+  BatchValues& batch(size_t i) { return *batches_[i]; }
+  ReferenceTable& table(size_t i) { return *tables_[i]; }
+  // "batch card_stats: 1 reload, 0 failed; table merchants: 12 changes, 0 rejected".
+  std::string summary() const;
+
+ private:
+  DerivedFeatures() = default;
+  struct ChangeFeed {
+    ReferenceTable* table = nullptr;
+    std::unique_ptr<RecordReader> reader;
+    std::unique_ptr<EventParser> parser;
+    std::string line;
+    Event pending;
+    bool has_pending = false;
+    uint64_t applied = 0, rejected = 0;
+  };
+
+  const DerivedFeaturePlan* plan_ = nullptr;
+  std::vector<std::unique_ptr<BatchValues>> batches_;
+  std::vector<std::unique_ptr<ReferenceTable>> tables_;
+  std::vector<ChangeFeed> feeds_;
+};
+
+}  // namespace millrace
