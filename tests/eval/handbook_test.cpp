@@ -139,10 +139,10 @@ double auc_of_predictions(const std::string& predictions, const std::string& tab
 TEST(HandbookBenchmark, EndToEndOnASimulatedDataset) {
   testing::TempDir dir;
   sim::FraudSimOptions so;
-  so.customers = 1200;
-  so.terminals = 2400;
-  so.start = 1'528'156'800'000;  // 2018-06-05: 50 days before the training start
-  so.days = 72;
+  so.customers = 1000;
+  so.terminals = 2000;
+  so.start = 1'529'107'200'000;  // 2018-06-16: 39 days before the training start
+  so.days = 61;                  // to the end of the test days
   so.seed = 3;
   ASSERT_TRUE(sim::write_fraud_dataset(so, dir.file("data"), sim::SimFormat::Handbook).ok());
 
@@ -158,10 +158,10 @@ TEST(HandbookBenchmark, EndToEndOnASimulatedDataset) {
   EXPECT_GT(r->train_rows, 10'000u);
   EXPECT_GT(r->quality.n, 10'000u);
   EXPECT_GT(r->quality.n_fraud, 20u);
-  // 80-odd test frauds at a 0.5% rate: chance is AUC 0.5 and AP 0.005.
+  // About 60 test frauds at a 0.5% rate: chance is AUC 0.5 and AP 0.005.
   EXPECT_GT(r->quality.auc, 0.65) << handbook_json(*r);
   EXPECT_GT(r->quality.ap, 20.0 * r->quality.n_fraud / r->quality.n) << handbook_json(*r);
-  EXPECT_GT(r->quality.card_precision, 0.02);
+  EXPECT_GT(r->quality.card_precision, 0.01);
   const std::string json = handbook_json(*r);
   EXPECT_EQ(json.rfind(R"({"auc":)", 0), 0u) << json;
   EXPECT_NE(json.find(R"("n_test":)" + std::to_string(r->quality.n)), std::string::npos);
