@@ -119,7 +119,9 @@ TEST_F(CheckpointTest, StoppedRunResumesWhereItLeftOff) {
     opts.stop = &stop;
     std::thread stopper([&] {
       std::unique_lock<std::mutex> lock(mu);
-      if (!cv.wait_for(lock, std::chrono::milliseconds(60), [&] { return done; })) stop.store(true);
+      // Longer each round, so that even a slow (sanitizer) build reaches the end.
+      if (!cv.wait_for(lock, std::chrono::milliseconds(60 + 20 * round), [&] { return done; }))
+        stop.store(true);
     });
     auto stats = run_pipeline(spec_, opts);
     {

@@ -148,11 +148,14 @@ class CrashTest : public ::testing::Test {
                           MILLRACE_BINARY, kEvents, d)),
         0);
     // The failure-free run.
+    auto started = std::chrono::steady_clock::now();
     pid_t pid =
         spawn({"run", "--spec", kSpec, "--input", "log:" + d + "/data/in", "--output",
                d + "/ref.jsonl", "--late-output", d + "/ref_late.jsonl", "--workers", "2", "-q"},
               d + "/ref.log");
     ASSERT_EQ(wait_for(pid), 0) << read_lines(d + "/ref.log").size();
+    ref_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+                  .count();
     ref_ = new std::vector<std::string>(read_lines(d + "/ref.jsonl"));
     ref_late_ = new std::vector<std::string>(read_lines(d + "/ref_late.jsonl"));
     ASSERT_GT(ref_->size(), static_cast<size_t>(kEvents));  // events plus window results
@@ -198,7 +201,10 @@ class CrashTest : public ::testing::Test {
     for (int i = 0; i < kills; ++i) {
       pid_t pid = spawn(args, d + "/run.log");
       ASSERT_GT(pid, 0);
-      auto delay = std::chrono::milliseconds(std::uniform_int_distribution<int>(150, 2000)(rng));
+      // Kill after 3-15% of a failure-free run's time (at least 60 ms), so
+      // that runs are killed part-way whatever the machine's speed.
+      double frac = std::uniform_real_distribution<double>(0.03, 0.15)(rng);
+      auto delay = std::chrono::milliseconds(std::max(60, static_cast<int>(frac * ref_ms_)));
       std::this_thread::sleep_for(delay);
       ::kill(pid, SIGKILL);
       int code = wait_for(pid);
@@ -260,11 +266,13 @@ class CrashTest : public ::testing::Test {
   }
 
   static TempDir* dir_;
+  static double ref_ms_;
   static std::vector<std::string>* ref_;
   static std::vector<std::string>* ref_late_;
 };
 
 TempDir* CrashTest::dir_ = nullptr;
+double CrashTest::ref_ms_ = 0;
 std::vector<std::string>* CrashTest::ref_ = nullptr;
 std::vector<std::string>* CrashTest::ref_late_ = nullptr;
 

@@ -30,7 +30,9 @@ class ByteWriter {
     u64(s.size());
     out_->append(s.data(), s.size());
   }
-  void raw(const void* p, size_t n) { out_->append(static_cast<const char*>(p), n); }
+  void raw(const void* p, size_t n) {
+    if (n) out_->append(static_cast<const char*>(p), n);
+  }
   std::string* out() { return out_; }
 
  private:
@@ -82,6 +84,7 @@ class ByteReader {
     return s;
   }
   void raw(void* p, size_t n) {
+    if (n == 0) return;  // p may be null (an empty vector's data())
     if (failed_ || n > in_.size() - pos_) {
       failed_ = true;
       std::memset(p, 0, n);
