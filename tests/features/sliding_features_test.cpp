@@ -64,6 +64,14 @@ FeatureValue brute_force(const FeatureSpec& f, const Row& e, const std::vector<R
     }
     return v;
   }
+  if (f.agg == AggKind::IsNew) {  // no earlier event of the key in (t - window, t) had the value
+    bool seen = false;
+    for (const Row* r : rows)
+      seen |= std::tie(r->t, r->arrival) < std::tie(e.t, e.arrival) && r->t > e.t - f.window &&
+              r->merchant == e.merchant;
+    v.set_bool(!seen);
+    return v;
+  }
   std::vector<double> xs;
   std::set<std::string> distinct;
   int64_t events = 0;
@@ -157,6 +165,7 @@ void run_scenario(const Scenario& sc) {
     feats.push_back(feature("p90_" + s, AggKind::Quantile, 1, w, 0.9));
     feats.push_back(feature("prev_" + s, AggKind::Prev, 1, w));
     feats.push_back(feature("since_" + s, AggKind::TimeSinceLast, -1, w));
+    feats.push_back(feature("new_merchant_" + s, AggKind::IsNew, 2, w));
   }
   std::vector<int> outputs(feats.size());
   for (size_t i = 0; i < feats.size(); ++i) outputs[i] = static_cast<int>(i);
