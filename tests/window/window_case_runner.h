@@ -23,8 +23,10 @@ struct WindowCaseOutput {
 
 // Feeds JSON lines (malformed ones skipped; events late at the source
 // dropped) to one operator per window of `spec`, then ends the input.
+// `count_open`: track max_open_windows (a walk over all state per event).
 Result<WindowCaseOutput> run_window_lines(const PipelineSpec& spec,
-                                          const std::vector<std::string>& lines);
+                                          const std::vector<std::string>& lines,
+                                          bool count_open = true);
 
 // Feeds input.jsonl of `dir` (malformed lines skipped; events late at the
 // source dropped) to one operator per `windows:` entry of spec.yaml.

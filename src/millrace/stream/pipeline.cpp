@@ -167,8 +167,13 @@ class Pipeline {
     SlidingFeatureGroup::ReadScratch scratch;
     TimeMs watermark = kMinTime;
     size_t keys = 0, state_bytes = 0;
+    uint64_t seq = 0;  // the slot being processed
   };
   std::vector<Worker> workers_;
+  // Writes a chunk of window results of the slot worker w is processing,
+  // once the sink has written every earlier slot (WindowOutput::spill).
+  void spill_window_results(int w, size_t window, WindowOutput& wo);
+  std::mutex spill_mu_;  // workers spilling in the same slot
 
   // Counters readable while the pipeline runs (HTTP API), published in batches.
   struct Live {
@@ -670,10 +675,22 @@ void Pipeline::advance(int w, TimeMs wm, Slot& s) {
     if (SlidingFeatureGroup* sg = store_->group(w, static_cast<int>(g))) sg->expire(wm);
 }
 
+void Pipeline::spill_window_results(int w, size_t window, WindowOutput& wo) {
+  const uint64_t seq = workers_[w].seq;
+  // The sink is then waiting for this slot and touches no writer until it is complete.
+  poll_until([&] { return released_.load(std::memory_order_acquire) == seq; });
+  std::lock_guard<std::mutex> lock(spill_mu_);
+  RecordWriter* out = window_outputs_[window] ? window_outputs_[window].get() : output_.get();
+  if (Status st = out->write(wo.results, static_cast<uint32_t>(hash_string(wo.results))); !st.ok())
+    fail(st);
+  wo.results.clear();
+}
+
 bool Pipeline::process(int w, const Message& m) {
   Worker& me = workers_[w];
   const size_t nwin = spec_.windows.size();
   Slot& s = slot(m.seq);
+  me.seq = m.seq;
   if (s.kind == SlotKind::Stop) {
     if (me.redis)
       if (Status st = me.redis->flush(); !st.ok()) fail(st);
@@ -1159,6 +1176,10 @@ Result<RunStats> Pipeline::run() {
     s->values.resize(spec_.feature_slots());
     s->freshness.resize(spec_.feature_slots(), kMinTime);
     s->wout.resize(nwin * nworkers_);
+    for (size_t i = 0; i < s->wout.size(); ++i)
+      s->wout[i].spill = [this, i, nwin](WindowOutput& wo) {
+        spill_window_results(static_cast<int>(i / nwin), i % nwin, wo);
+      };
     slots_.push_back(std::move(s));
   }
   workers_.resize(nworkers_);

@@ -188,7 +188,7 @@ void KeyedWindows::write_record(WindowOutput* out, uint32_t key, TimeMs start, T
   s += '"';
   s += kind;
   s += "\"}\n";
-  ++out->results_emitted;
+  out->wrote_result();
 }
 
 void KeyedWindows::on_late(WindowOutput* out, std::string_view raw, TimeMs watermark) {

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -34,12 +35,25 @@
 namespace millrace {
 
 // Where an operator writes: JSON lines appended to strings, flushed by the caller.
+// A caller that wants results in bounded chunks sets `spill`: once `results`
+// holds spill_at bytes or more (checked after each record), the operator
+// calls spill(*this), which takes the text and leaves `results` empty. A
+// watermark that fires millions of windows then streams its results instead
+// of holding them all.
 struct WindowOutput {
   std::string results;  // result records, one JSON object per line ('\n'-terminated)
   std::string late;     // late events (side_output policy), one JSON object per line
   uint64_t results_emitted = 0;
   uint64_t late_dropped = 0;
   uint64_t late_side_output = 0;
+  size_t spill_at = 1 << 20;
+  std::function<void(WindowOutput&)> spill;
+
+  // Called by operators after appending a result record.
+  void wrote_result() {
+    ++results_emitted;
+    if (results.size() >= spill_at && spill) spill(*this);
+  }
 };
 
 class WindowOperator {
