@@ -4,16 +4,22 @@
 // features from the embedded store (p50/p99) beside a Redis read of the same
 // vector (a real redis-server on a free loopback port).
 //
-//   build/feature_store_bench [--events N]
+//   build/feature_store_bench [--events N] [--reads-only] [--no-redis]
+//
+// Reads are measured twice: with the store idle, and while a worker thread
+// writes later transactions into the same shard.
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <random>
 #include <string>
+#include <thread>
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -130,8 +136,19 @@ Latency percentiles(std::vector<double>& ns) {
 
 int main(int argc, char** argv) {
   uint64_t events = 1'000'000;
-  for (int i = 1; i + 1 < argc; ++i)
-    if (std::strcmp(argv[i], "--events") == 0) events = std::stoull(argv[i + 1]);
+  bool reads_only = false, use_redis = true;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--events") == 0 && i + 1 < argc) {
+      events = std::stoull(argv[++i]);
+    } else if (std::strcmp(argv[i], "--reads-only") == 0) {
+      reads_only = true;
+    } else if (std::strcmp(argv[i], "--no-redis") == 0) {
+      use_redis = false;
+    } else {
+      std::fprintf(stderr, "usage: feature_store_bench [--events N] [--reads-only] [--no-redis]\n");
+      return 2;
+    }
+  }
   TransactionStreamOptions topts;
   topts.cards = 100'000;
   topts.merchants = 5'000;
@@ -144,33 +161,38 @@ int main(int argc, char** argv) {
 
   std::printf("feature store benchmark: %llu card transactions, 100k cards, 5k merchants\n\n",
               static_cast<unsigned long long>(events));
-  double base = 0;
-  for (int rep = 0; rep < 3; ++rep) base = std::max(base, parse_only(data));
-  auto s20 = parse_spec(spec20(), "spec20");
-  if (!s20.ok()) {
-    std::fprintf(stderr, "%s\n", s20.status().message().c_str());
-    return 1;
+  if (!reads_only) {
+    double base = 0;
+    for (int rep = 0; rep < 3; ++rep) base = std::max(base, parse_only(data));
+    auto s20 = parse_spec(spec20(), "spec20");
+    if (!s20.ok()) {
+      std::fprintf(stderr, "%s\n", s20.status().message().c_str());
+      return 1;
+    }
+    BackfillOptions bo;
+    bo.input = path;
+    bo.output = "";  // discard: measure the engine, not the disk
+    auto t = Clock::now();
+    auto b = run_backfill(s20.value(), bo);
+    double secs = std::chrono::duration<double>(Clock::now() - t).count();
+    if (!b.ok()) {
+      std::fprintf(stderr, "%s\n", b.status().message().c_str());
+      return 1;
+    }
+    double eps = b->run.records / secs;
+    std::printf("%-58s %12s %8s\n", "run", "events/s", "ratio");
+    std::printf("%-58s %12.0f %8.2f   (baseline)\n", "simdjson parse-only loop, 1 thread", base,
+                1.0);
+    std::printf("%-58s %12.0f %8.2f   (%llu rows; target >= 1 M/s)\n",
+                "backfill, 20 features over card and merchant, CSV", eps, eps / base,
+                static_cast<unsigned long long>(b->rows));
   }
-  BackfillOptions bo;
-  bo.input = path;
-  bo.output = "";  // discard: measure the engine, not the disk
-  auto t = Clock::now();
-  auto b = run_backfill(s20.value(), bo);
-  double secs = std::chrono::duration<double>(Clock::now() - t).count();
-  if (!b.ok()) {
-    std::fprintf(stderr, "%s\n", b.status().message().c_str());
-    return 1;
-  }
-  double eps = b->run.records / secs;
-  std::printf("%-58s %12s %8s\n", "run", "events/s", "ratio");
-  std::printf("%-58s %12.0f %8.2f   (baseline)\n", "simdjson parse-only loop, 1 thread", base, 1.0);
-  std::printf("%-58s %12.0f %8.2f   (%llu rows; target >= 1 M/s)\n",
-              "backfill, 20 features over card and merchant, CSV", eps, eps / base,
-              static_cast<unsigned long long>(b->rows));
 
   // Vector reads, 50 features, from state built by 300k events.
-  testing::RedisServer redis;
-  auto s50 = parse_spec(spec50(redis.ready() ? redis.uri() : "embedded"), "spec50");
+  std::optional<testing::RedisServer> redis;
+  if (use_redis) redis.emplace();
+  const bool have_redis = redis && redis->ready();
+  auto s50 = parse_spec(spec50(have_redis ? redis->uri() : "embedded"), "spec50");
   if (!s50.ok()) {
     std::fprintf(stderr, "%s\n", s50.status().message().c_str());
     return 1;
@@ -178,47 +200,97 @@ int main(int argc, char** argv) {
   const PipelineSpec& spec = s50.value();
   FeaturePlan plan = plan_features(spec);
   EmbeddedStore store(spec, plan, 1);
-  store.enable_concurrent_reads();  // as when serving HTTP: reads take the shard's lock
+  store.enable_concurrent_reads();  // as when serving HTTP
   SlidingFeatureGroup* g = store.group(0, 0);
   std::unique_ptr<RedisStoreWriter> writer;
-  if (redis.ready()) writer = std::move(RedisStoreWriter::Open(spec, plan).value());
+  if (have_redis) writer = std::move(RedisStoreWriter::Open(spec, plan).value());
   EventParser parser(spec.source.schema, spec.source.time_field);
-  Event e;
-  std::string line, err;
+  const int card_field = spec.source.schema.index_of("card_id");
   std::vector<FeatureValue> out(spec.features.size());
   std::vector<std::string> cards;
   const uint64_t nread_events = std::min<uint64_t>(events, 300'000);
-  size_t pos = 0;
   TimeMs last = 0;
-  const int card_field = spec.source.schema.index_of("card_id");
-  for (uint64_t i = 0; i < nread_events; ++i) {
-    size_t nl = data.find('\n', pos);
-    line.assign(data, pos, nl - pos);
-    pos = nl + 1;
-    line.reserve(line.size() + simdjson::SIMDJSON_PADDING);
-    if (!parser.parse(line.data(), line.size(), line.capacity(), &e, &err)) continue;
-    std::string key(e.str(card_field));
-    g->on_event(key, e, kMinTime, out.data());
-    if (writer) (void)writer->on_event(0, key, e.time, *g);
-    if (i % 50 == 0) cards.push_back(key);
-    last = std::max(last, e.time);
+  {
+    Event e;
+    std::string line, err;
+    size_t pos = 0;
+    for (uint64_t i = 0; i < nread_events; ++i) {
+      size_t nl = data.find('\n', pos);
+      line.assign(data, pos, nl - pos);
+      pos = nl + 1;
+      line.reserve(line.size() + simdjson::SIMDJSON_PADDING);
+      if (!parser.parse(line.data(), line.size(), line.capacity(), &e, &err)) continue;
+      std::string key(e.str(card_field));
+      g->on_event(key, e, kMinTime, out.data());
+      if (writer) (void)writer->on_event(0, key, e.time, *g);
+      if (i % 50 == 0) cards.push_back(key);
+      last = std::max(last, e.time);
+    }
   }
   if (writer) (void)writer->flush();
-  std::mt19937_64 rng(3);
-  std::vector<double> ns;
-  FeatureVector v;
   const TimeMs at = (last / 60000 + 1) * 60000;
-  for (int i = 0; i < 200'000; ++i) {
-    const std::string& key = cards[rng() % cards.size()];
-    auto t0 = Clock::now();
-    (void)store.read(0, key, at, &v);
-    ns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
-  }
-  Latency emb = percentiles(ns);
+
+  // Reads of random cards as of `at`, for at most `max_reads` reads or until
+  // *stop (when given) turns true.
+  auto measure = [&](int max_reads, const std::atomic<bool>* stop) {
+    std::mt19937_64 rng(3);
+    std::vector<double> ns;
+    ns.reserve(max_reads);
+    FeatureVector v;
+    for (int i = 0; i < max_reads && !(stop && stop->load(std::memory_order_relaxed)); ++i) {
+      const std::string& key = cards[rng() % cards.size()];
+      auto t0 = Clock::now();
+      (void)store.read(0, key, at, &v);
+      ns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
+    }
+    return ns;
+  };
+  std::vector<double> idle_ns = measure(200'000, nullptr);
+  Latency emb = percentiles(idle_ns);
+
+  // The same reads while a worker thread writes: later transactions of the
+  // same cards, each applied under the shard's lock as the pipeline does.
+  std::string more;
+  const uint64_t nmore = 400'000;
+  more.reserve(nmore * 100);
+  for (uint64_t i = 0; i < nmore; ++i) stream.next(&more);
+  std::atomic<bool> writing_done{false};
+  std::atomic<uint64_t> written{0};
+  std::thread worker([&] {
+    Event e;
+    std::string line, err;
+    std::vector<FeatureValue> wout(spec.features.size());
+    size_t pos = 0;
+    TimeMs max_t = last;
+    while (pos < more.size()) {
+      size_t nl = more.find('\n', pos);
+      line.assign(more, pos, nl - pos);
+      pos = nl + 1;
+      line.reserve(line.size() + simdjson::SIMDJSON_PADDING);
+      if (!parser.parse(line.data(), line.size(), line.capacity(), &e, &err)) continue;
+      max_t = std::max(max_t, e.time);
+      const TimeMs wm = max_t - 5000;
+      store.lock(0);
+      g->on_event(e.str(card_field), e, wm, wout.data());
+      if ((written.fetch_add(1, std::memory_order_relaxed) & 1023) == 0) g->expire(wm);
+      store.unlock(0);
+    }
+    writing_done.store(true);
+  });
+  auto t_w = Clock::now();
+  std::vector<double> busy_ns = measure(200'000, &writing_done);
+  const double wsecs = std::chrono::duration<double>(Clock::now() - t_w).count();
+  const uint64_t written_while_reading = written.load();
+  worker.join();
+  Latency busy = percentiles(busy_ns);
+
   std::printf("\n%-58s %10s %10s %8s\n", "vector read, 50 features (card)", "p50 us", "p99 us",
               "ratio");
-  if (redis.ready()) {
+  Latency r{0, 0};
+  if (have_redis) {
     auto rs = RedisStore::Open(spec, plan);
+    std::mt19937_64 rng(5);
+    FeatureVector v;
     std::vector<double> rns;
     for (int i = 0; i < 20'000; ++i) {
       const std::string& key = cards[rng() % cards.size()];
@@ -226,16 +298,23 @@ int main(int argc, char** argv) {
       (void)rs.value()->read(0, key, at, &v);
       rns.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
     }
-    Latency r = percentiles(rns);
+    r = percentiles(rns);
     std::printf("%-58s %10.2f %10.2f %8.2f   (baseline)\n",
                 "Redis: one HGETALL over loopback, slices combined", r.p50 / 1e3, r.p99 / 1e3, 1.0);
-    std::printf("%-58s %10.2f %10.2f %8.1fx  (p99; target p99 < 5 us)\n",
-                "embedded: in process, shard lock, windows at t", emb.p50 / 1e3, emb.p99 / 1e3,
-                r.p99 / emb.p99);
-  } else {
-    std::printf("%-58s %10.2f %10.2f   (redis-server not found: no baseline)\n",
-                "embedded: in process, shard lock, windows at t", emb.p50 / 1e3, emb.p99 / 1e3);
   }
+  auto row = [&](const char* what, Latency l, const std::string& note) {
+    if (r.p99 > 0) {
+      std::printf("%-58s %10.2f %10.2f %8.1fx  (p99; %s)\n", what, l.p50 / 1e3, l.p99 / 1e3,
+                  r.p99 / l.p99, note.c_str());
+    } else {
+      std::printf("%-58s %10.2f %10.2f          (%s; no Redis baseline)\n", what, l.p50 / 1e3,
+                  l.p99 / 1e3, note.c_str());
+    }
+  };
+  row("embedded: in process, windows at t", emb, "target p99 < 5 us");
+  row("embedded, while a worker thread writes the same shard", busy,
+      fmt::format("{} reads, {:.0f} k events/s written", busy_ns.size(),
+                  written_while_reading / wsecs / 1e3));
   std::remove(path.c_str());
   return 0;
 }

@@ -107,6 +107,10 @@ class SlidingFeatureGroup {
     cache_keys_ = std::max<size_t>(1, cache_keys);
   }
 
+  // Whether reads may load keys from a RocksDB store (attach_store()): such
+  // reads change the group's caches and must not run concurrently.
+  bool reads_load_keys() const { return store_ != nullptr; }
+
   size_t keys() const { return keys_.size(); }
   size_t features() const { return features_.size(); }
   const FeatureSpec& feature(size_t i) const { return features_[i].spec; }

@@ -1,5 +1,7 @@
 #include "millrace/store/embedded_store.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "millrace/core/hash.h"
@@ -19,6 +21,17 @@ EmbeddedStore::EmbeddedStore(const PipelineSpec& spec, const FeaturePlan& plan, 
     }
     shards_.push_back(std::move(shard));
   }
+  for (const FeatureSetPlan& set : plan.feature_sets) {
+    SetLayout l;
+    l.min_lateness = kMaxTime;
+    for (int g : set.groups) {
+      l.min_lateness =
+          std::min(l.min_lateness, spec.sources[plan.groups[g].source].allowed_lateness);
+      if (!plan.groups[g].features.empty()) l.groups.push_back(g);
+    }
+    l.slots = set.features;
+    layouts_.push_back(std::move(l));
+  }
 }
 
 EmbeddedStore::~EmbeddedStore() = default;
@@ -29,37 +42,53 @@ int EmbeddedStore::worker_of(std::string_view key) const {
 
 Status EmbeddedStore::read(int feature_set, std::string_view key, TimeMs at,
                            FeatureVector* out) const {
-  if (feature_set < 0 || feature_set >= static_cast<int>(plan_.feature_sets.size()))
+  if (feature_set < 0 || feature_set >= static_cast<int>(layouts_.size()))
     return Status::Error(fmt::format("no feature set #{}", feature_set));
-  const FeatureSetPlan& set = plan_.feature_sets[feature_set];
+  const SetLayout& layout = layouts_[feature_set];
   const TimeMs wm = watermark_.load(std::memory_order_relaxed);
-  for (int g : set.groups) {
-    TimeMs lateness = spec_.sources[plan_.groups[g].source].allowed_lateness;
-    if (wm != kMinTime && wm != kMaxTime && at < wm - lateness)
-      return Status::Error(fmt::format(
-          "at={} is older than the store keeps for feature set '{}' (watermark {} - allowed "
-          "lateness {})",
-          at, set.name, wm, format_duration(lateness)));
+  if (wm != kMinTime && wm != kMaxTime && at < wm - layout.min_lateness)
+    return Status::Error(fmt::format(
+        "at={} is older than the store keeps for feature set '{}' (watermark {} - allowed "
+        "lateness {})",
+        at, plan_.feature_sets[feature_set].name, wm, format_duration(layout.min_lateness)));
+  struct ThreadScratch {
+    SlidingFeatureGroup::ReadScratch read;
+    std::vector<FeatureValue> values;
+    std::vector<TimeMs> fresh;
+  };
+  thread_local ThreadScratch scratch;
+  const size_t slots = spec_.feature_slots();
+  if (scratch.values.size() < slots) {
+    scratch.values.resize(slots);
+    scratch.fresh.resize(slots);
   }
-  thread_local SlidingFeatureGroup::ReadScratch scratch;
-  thread_local std::vector<FeatureValue> values;
-  thread_local std::vector<TimeMs> fresh;
-  values.resize(spec_.feature_slots());
-  fresh.resize(spec_.feature_slots());
-  const int w = worker_of(key);
-  Shard& shard = *shards_[w];
-  if (locking_) shard.lock();
-  for (int g : set.groups)
-    if (shard.groups[g]) shard.groups[g]->read_at(key, at, &scratch, values.data(), fresh.data());
-  if (locking_) shard.unlock();
-  out->names.resize(set.features.size());
-  out->values.resize(set.features.size());
-  out->freshness.resize(set.features.size());
-  for (size_t i = 0; i < set.features.size(); ++i) {
-    int f = set.features[i];
-    if (out->names[i] != spec_.features[f].name) out->names[i] = spec_.features[f].name;
-    out->values[i] = values[f];
-    out->freshness[i] = fresh[f];
+  Shard& shard = *shards_[worker_of(key)];
+  bool exclusive = false;
+  if (locking_) {
+    for (int g : layout.groups) exclusive |= shard.groups[g]->reads_load_keys();
+    exclusive ? shard.lock.lock() : shard.lock.lock_shared();
+  }
+  for (int g : layout.groups)
+    shard.groups[g]->read_at(key, at, &scratch.read, scratch.values.data(), scratch.fresh.data());
+  if (locking_) exclusive ? shard.lock.unlock() : shard.lock.unlock_shared();
+
+  const size_t n = layout.slots.size();
+  if (out->names_of != this || out->names_set != feature_set || out->names.size() != n) {
+    out->names.resize(n);
+    for (size_t i = 0; i < n; ++i) out->names[i] = spec_.features[layout.slots[i]].name;
+    out->names_of = this;
+    out->names_set = feature_set;
+  }
+  out->values.resize(n);
+  out->freshness.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const FeatureValue& v = scratch.values[layout.slots[i]];
+    FeatureValue& o = out->values[i];
+    o.kind = v.kind;
+    o.i = v.i;
+    o.d = v.d;
+    if (v.kind == FeatureValue::Kind::String) o.s.assign(v.s);
+    out->freshness[i] = scratch.fresh[layout.slots[i]];
   }
   return Status::Ok();
 }

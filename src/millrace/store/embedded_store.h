@@ -4,12 +4,18 @@
 // thread may read.
 //
 // Concurrency: with concurrent reads enabled (a run that serves reads over
-// HTTP), each shard has a spin lock. The worker holds its shard's lock while
-// it processes one event or advances its watermark (a few microseconds at
-// most); a reader holds the lock of the shard owning the key while it
-// evaluates the vector's groups of that shard. Reads never change state, so
-// readers see a vector as of one point between two events of the worker.
-// Without concurrent reads (batch runs, backfill) nothing is locked.
+// HTTP), each shard has a ShardLock. The worker holds its shard exclusively
+// while it processes one event or advances its watermark (a few microseconds);
+// readers share the shard owning the key while they evaluate the vector's
+// groups of that shard, and wait for at most the event in progress (see
+// shard_lock.h). Reads never change state, so readers see a vector as of one
+// point between two events of the worker. (With the RocksDB state backend a
+// read may load a key, and takes the shard exclusively.) Without concurrent
+// reads (batch runs, backfill) nothing is locked.
+//
+// A read allocates nothing once its thread has read a vector of the same
+// feature set into the same FeatureVector: names are filled on the first read
+// and the value buffers are reused.
 #pragma once
 
 #include <atomic>
@@ -19,6 +25,7 @@
 #include "millrace/features/feature_plan.h"
 #include "millrace/features/sliding_features.h"
 #include "millrace/store/online_store.h"
+#include "millrace/store/shard_lock.h"
 
 namespace millrace {
 
@@ -37,10 +44,10 @@ class EmbeddedStore : public OnlineStore {
 
   // Worker side: brackets a change of shard w.
   void lock(int w) {
-    if (locking_) shards_[w]->lock();
+    if (locking_) shards_[w]->lock.lock();
   }
   void unlock(int w) {
-    if (locking_) shards_[w]->unlock();
+    if (locking_) shards_[w]->lock.unlock();
   }
   // The pipeline's watermark, published for the retention check of reads.
   void set_watermark(TimeMs wm) { watermark_.store(wm, std::memory_order_relaxed); }
@@ -51,16 +58,18 @@ class EmbeddedStore : public OnlineStore {
 
  private:
   struct Shard {
-    std::atomic<bool> busy{false};
+    ShardLock lock;
     std::vector<std::unique_ptr<SlidingFeatureGroup>> groups;
-    void lock() {
-      while (busy.exchange(true, std::memory_order_acquire))
-        while (busy.load(std::memory_order_relaxed)) __builtin_ia32_pause();
-    }
-    void unlock() { busy.store(false, std::memory_order_release); }
+  };
+  // What a read of one feature set needs, computed once.
+  struct SetLayout {
+    TimeMs min_lateness = 0;  // of the set's groups: reads before wm - this fail
+    std::vector<int> groups;  // with features
+    std::vector<int> slots;   // value slot of each feature of the vector
   };
   const PipelineSpec& spec_;
   const FeaturePlan& plan_;
+  std::vector<SetLayout> layouts_;
   std::vector<std::unique_ptr<Shard>> shards_;
   bool locking_ = false;
   std::atomic<TimeMs> watermark_{kMinTime};

@@ -22,6 +22,10 @@ namespace millrace {
 // One vector: the features of a feature set, in spec order.
 struct FeatureVector {
   std::vector<std::string> names;
+  // The store and feature set `names` were filled for (a store fills them
+  // again only when these change).
+  const void* names_of = nullptr;
+  int names_set = -1;
   std::vector<FeatureValue> values;
   std::vector<TimeMs> freshness;  // kMinTime: no event contributed
 
