@@ -1,6 +1,7 @@
 // millrace fraud: the fraud-detection benchmarks (docs/fraud.md).
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -11,6 +12,8 @@
 #include "command.h"
 #include "millrace/eval/handbook.h"
 #include "millrace/eval/scored_run.h"
+#include "millrace/fraud/demo.h"
+#include "millrace/fraud/nightly.h"
 
 namespace millrace::cli {
 namespace {
@@ -137,9 +140,123 @@ void register_evaluate(CLI::App* fraud) {
   });
 }
 
+void register_nightly(CLI::App* fraud) {
+  auto o = std::make_shared<fraud::NightlyOptions>();
+  auto ready = std::make_shared<std::string>("1h");
+  auto until = std::make_shared<std::string>();
+  auto* cmd = fraud->add_subcommand(
+      "nightly",
+      "The nightly batch job of apps/fraud/fraud.yaml: per card, for every night, the 30-day "
+      "average, standard deviation, count and card-not-present share of amounts and the "
+      "lifetime count (card_stats.csv); per card and device, the payments so far "
+      "(device_stats.csv); each row with the as_of time it is usable from");
+  cmd->add_option("--transactions", o->transactions, "transactions.jsonl of `simulate fraud`")
+      ->required();
+  cmd->add_option("--out", o->out_dir, "Directory for card_stats.csv and device_stats.csv")
+      ->required();
+  cmd->add_option("--ready-after", *ready,
+                  "How long after midnight the job's output is usable (as_of)")
+      ->capture_default_str();
+  cmd->add_option("--until", *until,
+                  "Only the transactions and nights before this day, YYYY-MM-DD");
+  cmd->footer(
+      "Example:\n"
+      "  millrace simulate fraud --customers 2000 --terminals 4000 --days 60 --out data/fraud\n"
+      "  millrace fraud nightly --transactions data/fraud/transactions.jsonl --out data/fraud\n");
+  cmd->callback([o, ready, until] {
+    fraud::NightlyOptions opts = *o;
+    auto r = parse_duration_ms(*ready);
+    if (!r.ok()) throw CommandError("--ready-after: " + r.status().message(), 2);
+    opts.ready_after = *r;
+    if (!until->empty()) opts.until = parse_date_option(*until, "--until");
+    auto stats = fraud::run_nightly(opts);
+    if (!stats.ok()) throw CommandError(stats.status().message());
+    std::fprintf(stderr,
+                 "millrace: nightly job over %lu transactions of %lu cards, %lu nights, in %.2f s: "
+                 "%lu rows in %s/card_stats.csv, %lu in %s/device_stats.csv\n",
+                 stats->transactions, stats->cards, stats->nights, stats->seconds, stats->card_rows,
+                 opts.out_dir.c_str(), stats->device_rows, opts.out_dir.c_str());
+  });
+}
+
+// The spec beside the binary's build directory when run from elsewhere than the checkout.
+std::string find_spec(const std::string& spec) {
+  namespace fs = std::filesystem;
+  if (fs::exists(spec) || !fs::path(spec).is_relative()) return spec;
+  std::error_code ec;
+  const fs::path beside = fs::read_symlink("/proc/self/exe", ec).parent_path().parent_path() / spec;
+  if (!ec && fs::exists(beside)) return beside.string();
+  throw CommandError(spec + ": no such spec; run from the millrace checkout or pass --spec");
+}
+
+void register_demo(CLI::App* fraud) {
+  auto o = std::make_shared<fraud::DemoOptions>();
+  o->sim.customers = 2000;
+  o->sim.terminals = 4000;
+  o->sim.days = 52;
+  o->sim.drift_day = 45;
+  auto start = std::make_shared<std::string>("2018-04-01");
+  auto* cmd = fraud->add_subcommand(
+      "demo",
+      "The whole fraud flow on simulated data: simulate, nightly batch job, backfill of the "
+      "training days, training (GBDT), streaming every day through the pipeline with inline "
+      "scoring and decisions while labels arrive late, a paced replay for latency, and the "
+      "evaluation; prints the report and writes it as JSON and HTML");
+  cmd->add_option("--spec", o->spec, "Feature spec")->capture_default_str();
+  cmd->add_option("--out", o->out_dir, "Working directory (emptied first)")->capture_default_str();
+  cmd->add_option("--customers", o->sim.customers)->capture_default_str();
+  cmd->add_option("--terminals", o->sim.terminals)->capture_default_str();
+  cmd->add_option("--days", o->sim.days)->capture_default_str();
+  cmd->add_option("--drift-day", o->sim.drift_day, "Day the session-hijack scenario starts")
+      ->capture_default_str();
+  cmd->add_option("--start", *start, "First day, YYYY-MM-DD")->capture_default_str();
+  cmd->add_option("--seed", o->sim.seed)->capture_default_str();
+  cmd->add_option("--train-start-day", o->train_start_day,
+                  "First training day (the days before fill the 30-day windows)")
+      ->capture_default_str();
+  cmd->add_option("--train-days", o->train_days)->capture_default_str();
+  cmd->add_option("--delay-days", o->delay_days,
+                  "Days between training and testing (until every training label is known)")
+      ->capture_default_str();
+  cmd->add_option("--trees", o->trees)->capture_default_str();
+  cmd->add_option("--depth", o->depth)->capture_default_str();
+  cmd->add_option("--eta", o->eta)->capture_default_str();
+  cmd->add_option("--load", o->load,
+                  "Paced replay at this share of the measured throughput, for latency (0: none)")
+      ->capture_default_str();
+  cmd->add_option("--latency-seconds", o->latency_seconds,
+                  "The paced replay reads the first records for this long at most")
+      ->capture_default_str();
+  cmd->add_option("--k", o->k, "Cards investigated a day (card precision@k)")
+      ->capture_default_str();
+  cmd->footer(
+      "Example:\n"
+      "  millrace fraud demo                       # what `make demo` runs\n"
+      "  millrace fraud demo --customers 5000 --days 90 --drift-day 75 --out out/big\n");
+  cmd->callback([o, start] {
+    fraud::DemoOptions opts = *o;
+    opts.spec = find_spec(opts.spec);
+    opts.sim.start = parse_date_option(*start, "--start");
+    const bool tty = isatty(fileno(stderr));
+    auto t0 = std::chrono::steady_clock::now();
+    auto progress = [tty, t0](const std::string& s) {
+      if (tty)
+        std::fprintf(stderr, "[%5.1f s] %s\n",
+                     std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+                     s.c_str());
+    };
+    auto r = fraud::run_demo(opts, progress);
+    if (!r.ok()) throw CommandError(r.status().message());
+    std::printf("%s", fraud::demo_text(*r).c_str());
+    std::fflush(stdout);
+  });
+}
+
 CommandRegistrar reg("fraud", [](CLI::App& app) {
   register_fraud(app);
   register_evaluate(app.get_subcommand("fraud"));
+  register_nightly(app.get_subcommand("fraud"));
+  register_demo(app.get_subcommand("fraud"));
 });
 
 }  // namespace

@@ -96,6 +96,12 @@ void register_run(CLI::App& app) {
   cmd->add_flag("--stop-at-end", args->opts.stop_at_end,
                 "Log input: end once every partition is read to its end (even with --follow), "
                 "after the windows are flushed and the last checkpoint is committed");
+  cmd->add_flag("--latency", args->opts.stage_latency,
+                "With a model: measure each event's stages (ingest, feature computation, feature "
+                "retrieval, inference, decision, total) and print p50/p99/p99.9 at the end");
+  cmd->add_option("--max-rate", args->opts.max_rate,
+                  "Read at most this many records a second (a paced replay; latency then counts "
+                  "from when each record is due)");
   cmd->add_flag("--check", args->check, "Only check the spec and exit");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress and no summary on stderr");
   cmd->footer(
@@ -147,6 +153,9 @@ void register_run(CLI::App& app) {
       if (!fresh.empty())
         std::fprintf(stderr, "millrace: feature freshness (age of served values):\n%s",
                      fresh.c_str());
+      if (stats->latency)
+        std::fprintf(stderr, "millrace: latency of scored events:\n%s",
+                     stats->latency->table().c_str());
     }
   });
 }

@@ -106,7 +106,17 @@ Result<ScoredRunReport> evaluate_scored_run(const ScoredRunOptions& o) {
     return Status::Error(
         fmt::format("{}: no scored transaction has a label in {}", o.scores, o.labels));
 
-  report.quality = evaluate_with_drift(txs, known, o.quality);
+  ScoredRunReport evaluated = evaluate_scores(txs, scenario_of, scenario_names, known, o.quality);
+  evaluated.unlabelled = report.unlabelled;
+  return evaluated;
+}
+
+ScoredRunReport evaluate_scores(const std::vector<ScoredTransaction>& txs,
+                                const std::vector<uint16_t>& scenario_of,
+                                const std::vector<std::string>& scenario_names,
+                                const KnownCompromised& known, const QualityOptions& options) {
+  ScoredRunReport report;
+  report.quality = evaluate_with_drift(txs, known, options);
   for (const auto& tx : txs)
     (tx.fraud ? report.fraud_scores : report.genuine_scores).push_back(tx.score);
   std::vector<float> genuine_labels(report.genuine_scores.size(), 0.0f);

@@ -42,6 +42,13 @@ struct ScoredRunReport {
 
 Result<ScoredRunReport> evaluate_scored_run(const ScoredRunOptions& options);
 
+// The same from scored transactions in memory: scenario_of[i] indexes
+// scenario_names for txs[i] (frauds only; genuine ones are ignored there).
+ScoredRunReport evaluate_scores(const std::vector<ScoredTransaction>& txs,
+                                const std::vector<uint16_t>& scenario_of,
+                                const std::vector<std::string>& scenario_names,
+                                const KnownCompromised& known, const QualityOptions& options);
+
 // {"n":..,"n_fraud":..,"auc":..,"ap":..,"cp@k":..,"unlabelled":..,"scenarios":{..}
 //  [,"before_drift":{..},"after_drift":{..}][,"days":[..]]}
 std::string scored_run_json(const ScoredRunReport& report, size_t k, bool with_days);

@@ -553,6 +553,26 @@ Result<SimSummary> write_fraud_dataset(const FraudSimOptions& options, const std
     if (!opened.ok()) return opened.status();
     label_out = std::move(opened.value());
   }
+  if (!handbook) {
+    MR_TRY_ASSIGN(cards, FileOut::open(dir + "/cards.csv"));
+    std::string& b = cards->buf();
+    b += "card_id,home_lat,home_lon,billing_country,devices\n";
+    for (uint32_t c = 0; c < opts.customers; ++c) {
+      b += 'c';
+      append_int(b, c);
+      b += ',';
+      append_fixed(b, FraudSimulator::latitude(sim.home_y(c)), 4);
+      b += ',';
+      append_fixed(b, FraudSimulator::longitude(sim.home_x(c)), 4);
+      b += ',';
+      b += sim.billing_country(c);
+      b += ',';
+      append_int(b, sim.devices(c));
+      b += '\n';
+      if (Status st = cards->maybe_flush(); !st.ok()) return st;
+    }
+    if (Status st = cards->close(); !st.ok()) return st;
+  }
   if (handbook)
     tx_out->buf() +=
         "TRANSACTION_ID,TX_DATETIME,CUSTOMER_ID,TERMINAL_ID,TX_AMOUNT,TX_TIME_SECONDS,"

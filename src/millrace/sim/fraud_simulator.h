@@ -103,6 +103,11 @@ class FraudSimulator {
   uint32_t physical_terminals() const { return static_cast<uint32_t>(opts_.terminals); }
   uint16_t mcc(uint32_t terminal) const { return terminals_[terminal].mcc; }
   const char* billing_country(uint32_t customer) const;
+  // Where the customer lives (the billing address), on the grid.
+  float home_x(uint32_t customer) const { return customers_[customer].x; }
+  float home_y(uint32_t customer) const { return customers_[customer].y; }
+  // Devices the customer registered for online payments.
+  int devices(uint32_t customer) const { return customers_[customer].n_devices; }
   // Country of a grid point and its latitude/longitude.
   static const char* country_at(float x, float y);
   static double latitude(float y) { return 36.0 + y * 0.18; }
@@ -163,7 +168,9 @@ struct SimSummary {
 
 enum class SimFormat { Jsonl, Handbook };
 
-// Simulates into `dir`: transactions.jsonl and labels.jsonl (Jsonl), or
+// Simulates into `dir`: transactions.jsonl, labels.jsonl and the card
+// profiles cards.csv (card_id, home_lat, home_lon, billing_country, devices:
+// what the card issuer knows of its customers) (Jsonl), or
 // transactions.csv with the handbook's columns (Handbook). `progress` is
 // called after each day with (day, days, transactions so far).
 Result<SimSummary> write_fraud_dataset(

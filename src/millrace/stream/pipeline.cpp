@@ -18,6 +18,7 @@
 #include "millrace/core/event_parser.h"
 #include "millrace/core/hash.h"
 #include "millrace/core/json_writer.h"
+#include "millrace/core/latency_histogram.h"
 #include "millrace/features/derived_features.h"
 #include "millrace/features/feature_plan.h"
 #include "millrace/features/feature_value.h"
@@ -71,6 +72,11 @@ struct Slot {
   std::atomic<int64_t> taken_ns{0}, pause_ns{0};  // max over workers
   std::atomic<int32_t> pending{0};
   std::atomic<uint64_t> ready{0};  // seq + 1 once the slot is complete
+  // Stage timing (RunOptions::stage_latency), StageClock ticks: when the
+  // record was due, when the first worker started on it, and the workers'
+  // time on its own features and on reads of other sources' features.
+  int64_t due = 0;
+  std::atomic<int64_t> started{0}, feature_ticks{0}, retrieval_ticks{0};
 };
 
 struct Message {
@@ -189,6 +195,10 @@ class Pipeline {
   Status error_;
   std::atomic<bool> failed_{false};
   RunStats stats_;
+  // Stage timing: one set of histograms per thread (workers, then the source).
+  bool timed_ = false;
+  std::vector<StageLatency> latency_;
+  void record_latency(Slot& s, int t, int64_t feature_ticks);
   std::atomic<uint64_t> dead_shown_{0};
 };
 
@@ -357,7 +367,13 @@ void append_event_fields(std::string& out, const Schema& schema, const Event& e)
 void Pipeline::format_event(Slot& s, int t) {
   if (s.source != 0) return;  // only the scored source's events go out
   for (int i : unread_features_) s.values[i].set_null();
+  const int64_t t0 = timed_ ? StageClock::now() : 0;
   if (derived_) evaluators_[t]->evaluate(s.event, s.values.data());
+  if (scorer_) {
+    const int64_t t1 = timed_ ? StageClock::now() : 0;
+    scorer_->score(s.event, s.values.data(), &s.score, timed_);
+    if (timed_) record_latency(s, t, t1 - t0);
+  }
   if (!emit_events_) return;
   std::string& out = s.out;
   if (s.line.empty()) {
@@ -376,7 +392,6 @@ void Pipeline::format_event(Slot& s, int t) {
     first = false;
   }
   if (scorer_) {
-    scorer_->score(s.event, s.values.data(), &s.score);
     Scorer::append_fields(s.score, out);
     if (s.score.has_shadow) {
       std::string& sh = s.shadow_out;
@@ -403,6 +418,21 @@ void Pipeline::format_event(Slot& s, int t) {
     }
   }
   out += "}\n";
+}
+
+void Pipeline::record_latency(Slot& s, int t, int64_t feature_ticks) {
+  const int64_t done = StageClock::now();
+  StageLatency& l = latency_[t];
+  int64_t started = s.started.load(std::memory_order_relaxed);
+  if (started == 0) started = done;
+  l.stages[StageLatency::kIngest].record(StageClock::to_ns(started - s.due));
+  l.stages[StageLatency::kFeatures].record(
+      StageClock::to_ns(s.feature_ticks.load(std::memory_order_relaxed) + feature_ticks));
+  l.stages[StageLatency::kRetrieval].record(
+      StageClock::to_ns(s.retrieval_ticks.load(std::memory_order_relaxed)));
+  l.stages[StageLatency::kInference].record(StageClock::to_ns(s.score.inference_ticks));
+  l.stages[StageLatency::kDecision].record(StageClock::to_ns(s.score.decision_ticks));
+  l.stages[StageLatency::kTotal].record(StageClock::to_ns(done - s.due));
 }
 
 // Appends `, "source": NAME, "partition": P, "offset": O`: where a record came from.
@@ -499,6 +529,10 @@ void Pipeline::source_loop() {
   }
   bool stopped = false;
   TimeMs table_horizon = kMinTime;
+  // Pacing: record n is due at pace_start + n * ticks_per_record.
+  const int64_t pace_start = StageClock::now();
+  const double ticks_per_record =
+      opts_.max_rate > 0 ? 1e9 / opts_.max_rate / StageClock::ns_per_tick() : 0;
 
   for (;;) {
     if (failed_.load(std::memory_order_relaxed)) break;
@@ -510,8 +544,26 @@ void Pipeline::source_loop() {
       inject_barrier(wms[0], last_broadcast, since_broadcast);
       last_checkpoint = now;
     }
+    int64_t due = 0;
+    if (ticks_per_record > 0) {
+      due =
+          pace_start + static_cast<int64_t>(static_cast<double>(stats_.records) * ticks_per_record);
+      for (int64_t now_t = StageClock::now(); now_t < due; now_t = StageClock::now()) {
+        const uint64_t wait_ns = StageClock::to_ns(due - now_t);
+        if (wait_ns > 200'000) {
+          publish_all();  // let the workers have what is staged while the source waits
+          std::this_thread::sleep_for(std::chrono::nanoseconds(wait_ns - 100'000));
+        }
+      }
+    }
     uint64_t seq = next_seq_;
     Slot& s = acquire(seq);
+    if (timed_) {
+      s.due = due != 0 ? due : StageClock::now();
+      s.started.store(0, std::memory_order_relaxed);
+      s.feature_ticks.store(0, std::memory_order_relaxed);
+      s.retrieval_ticks.store(0, std::memory_order_relaxed);
+    }
     if ((stats_.records & 255) == 0) {
       now = now_ms();  // processing time, for idle partitions
       // A source read to its end no longer holds the watermark back.
@@ -627,6 +679,7 @@ void Pipeline::source_loop() {
     for (int w = 0; w < nworkers_; ++w) targets += masks[w] != 0;
     s.pending.store(targets, std::memory_order_relaxed);
     if (targets == 0) {
+      if (timed_) s.started.store(StageClock::now(), std::memory_order_relaxed);
       format_event(s, nworkers_);
       complete(s, seq);
     } else {
@@ -717,6 +770,12 @@ bool Pipeline::process(int w, const Message& m) {
     }
     advance(w, s.wm_after, s);
   } else {
+    int64_t t_prev = 0, own_ticks = 0, read_ticks = 0;
+    if (timed_) {
+      t_prev = StageClock::now();
+      int64_t none = 0;
+      s.started.compare_exchange_strong(none, t_prev, std::memory_order_relaxed);
+    }
     advance(w, s.wm_before, s);
     for (uint32_t mask = m.mask; mask; mask &= mask - 1) {
       int g = __builtin_ctz(mask);
@@ -739,6 +798,15 @@ bool Pipeline::process(int w, const Message& m) {
           for (int f : gp.feature_outputs)
             if (s.freshness[f] != kMinTime) me.freshness->add(f, s.event.time - s.freshness[f]);
       }
+      if (timed_) {
+        const int64_t t_now = StageClock::now();
+        (gp.source == s.source ? own_ticks : read_ticks) += t_now - t_prev;
+        t_prev = t_now;
+      }
+    }
+    if (timed_) {
+      s.feature_ticks.fetch_add(own_ticks, std::memory_order_relaxed);
+      s.retrieval_ticks.fetch_add(read_ticks, std::memory_order_relaxed);
     }
     advance(w, s.wm_after, s);
   }
@@ -796,6 +864,7 @@ void Pipeline::sink_loop() {
         }
         if (scorer_) {
           ++stats_.decisions[static_cast<int>(s.score.decision.action)];
+          if (opts_.on_scored) opts_.on_scored(s.event, s.values.data(), s.score);
           int lf = scorer_->label_field();
           if (lf >= 0 && !s.event.values[lf].is_null()) {
             bool label = s.event.values[lf].as_double() > 0;
@@ -1167,6 +1236,9 @@ Result<RunStats> Pipeline::run() {
   if (!opts_.serve.empty()) store_->enable_concurrent_reads();
   if (derived_)
     for (int t = 0; t <= nworkers_; ++t) evaluators_.push_back(derived_->evaluator());
+  timed_ = opts_.stage_latency && scorer_ != nullptr;
+  if (timed_ || opts_.max_rate > 0) StageClock::calibrate();
+  if (timed_) latency_.resize(nworkers_ + 1);
   size_t nslots = 64;
   while (nslots < opts_.max_in_flight) nslots <<= 1;
   const size_t nwin = spec_.windows.size();
@@ -1267,6 +1339,10 @@ Result<RunStats> Pipeline::run() {
   http_.reset();
   stats_.workers = nworkers_;
   if (derived_) stats_.derived = derived_->summary();
+  if (timed_) {
+    stats_.latency = std::make_shared<StageLatency>();
+    for (const auto& l : latency_) stats_.latency->merge(l);
+  }
   std::vector<const FreshnessStats*> fs;
   for (const auto& wk : workers_) {
     stats_.keys += wk.keys;

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -23,8 +24,11 @@
 #include "millrace/core/status.h"
 #include "millrace/features/feature_value.h"
 #include "millrace/stream/spec.h"
+#include "millrace/stream/stage_latency.h"
 
 namespace millrace {
+
+struct ScoreResult;
 
 // Events made in memory (benchmarks): fills `event` directly, no parsing.
 class EventGenerator {
@@ -72,6 +76,15 @@ struct RunOptions {
   // the scored source and its feature values (indexed by spec feature).
   std::function<void(const Event&, const FeatureValue*)> on_vector;
   bool write_events = true;  // false: enriched events are not formatted nor written
+  // With a model: called on the sink thread, in input order, with every scored
+  // event, its feature values and its score and decision.
+  std::function<void(const Event&, const FeatureValue*, const ScoreResult&)> on_scored;
+  // Measure each scored event's stages (RunStats::latency; stage_latency.h).
+  bool stage_latency = false;
+  // Pace the input: record n is due at start + n / max_rate (0: read as fast
+  // as possible). Latency then counts from when a record is due, so a backlog
+  // shows in it.
+  double max_rate = 0;
 };
 
 // Checkpoint figures of a run.
@@ -116,7 +129,8 @@ struct RunStats {
     double p50 = -1, p95 = -1, p99 = -1;  // ms
   };
   std::vector<Freshness> freshness;
-  std::string derived;  // batch reloads and table changes, when the spec has them
+  std::string derived;                    // batch reloads and table changes, when the spec has them
+  std::shared_ptr<StageLatency> latency;  // with RunOptions::stage_latency
 };
 
 Result<RunStats> run_pipeline(const PipelineSpec& spec, const RunOptions& opts);

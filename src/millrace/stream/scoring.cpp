@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "millrace/core/json_writer.h"
+#include "millrace/core/latency_histogram.h"
 #include "millrace/model/registry.h"
 
 namespace millrace {
@@ -116,10 +117,13 @@ double Scorer::run_model(const model::ModelSnapshot& snap, const Event& event,
   return snap->model->score(row.data());
 }
 
-void Scorer::score(const Event& event, const FeatureValue* features, ScoreResult* out) const {
+void Scorer::score(const Event& event, const FeatureValue* features, ScoreResult* out,
+                   bool timed) const {
+  const int64_t t0 = timed ? StageClock::now() : 0;
   out->snapshot = champion_->handle()->current();
   out->model = out->snapshot.get();
   out->score = run_model(out->snapshot, event, features);
+  const int64_t t1 = timed ? StageClock::now() : 0;
   thread_local std::vector<decision::FieldValue> values;
   values.resize(decision_sources_.size());
   for (size_t i = 0; i < decision_sources_.size(); ++i) {
@@ -145,6 +149,11 @@ void Scorer::score(const Event& event, const FeatureValue* features, ScoreResult
     }
   }
   out->decision = decisions_.decide(out->score, values);
+  if (timed) {
+    const int64_t t2 = StageClock::now();
+    out->inference_ticks = t1 - t0;
+    out->decision_ticks = t2 - t1;
+  }
   out->has_shadow = shadow_ != nullptr;
   if (shadow_) {
     out->shadow_snapshot = shadow_->handle()->current();

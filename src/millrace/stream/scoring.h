@@ -37,6 +37,8 @@ struct ScoreResult {
   bool has_shadow = false;
   double shadow_score = 0;
   model::ModelSnapshot shadow_snapshot;
+  // With timing (score(..., true)): StageClock ticks of the model and the rules.
+  int64_t inference_ticks = 0, decision_ticks = 0;
 };
 
 class Scorer {
@@ -45,8 +47,10 @@ class Scorer {
   static Result<std::unique_ptr<Scorer>> Create(const PipelineSpec& spec);
   ~Scorer();
 
-  // Scores one event whose features are all attached. Thread-safe.
-  void score(const Event& event, const FeatureValue* features, ScoreResult* out) const;
+  // Scores one event whose features are all attached. Thread-safe. `timed`:
+  // also measure the model and the rules (out->inference_ticks, decision_ticks).
+  void score(const Event& event, const FeatureValue* features, ScoreResult* out,
+             bool timed = false) const;
 
   // Appends `, "score": ..., "action": ..., "reason": ..., "model": ..., "model_version": ...`.
   static void append_fields(const ScoreResult& r, std::string& out);

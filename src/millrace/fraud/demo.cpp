@@ -1,0 +1,618 @@
+#include "millrace/fraud/demo.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <thread>
+
+#include <absl/container/flat_hash_map.h>
+#include <fmt/format.h>
+
+#include "millrace/core/event_parser.h"
+#include "millrace/core/hash.h"
+#include "millrace/core/json_writer.h"
+#include "millrace/fraud/nightly.h"
+#include "millrace/model/registry.h"
+#include "millrace/model/trainer.h"
+#include "millrace/stream/pipeline.h"
+#include "millrace/stream/scoring.h"
+#include "millrace/stream/spec.h"
+
+namespace millrace::fraud {
+namespace {
+
+constexpr TimeMs kDay = 86'400'000;
+namespace fs = std::filesystem;
+
+// What the label stream says of one transaction.
+struct Truth {
+  bool fraud = false;
+  uint16_t scenario = 0;
+  TimeMs reported_at = 0;
+};
+
+struct Labels {
+  absl::flat_hash_map<std::string, Truth> by_id;
+  std::vector<std::string> scenario_names;
+  eval::KnownCompromised known;  // card hash -> first fraud report
+};
+
+Result<Labels> read_labels(const std::string& path) {
+  Labels out;
+  std::map<std::string, uint16_t> index;
+  Schema schema;
+  const int id = schema.add({"id", FieldType::String, false});
+  const int card = schema.add({"card_id", FieldType::String, false});
+  const int fraud = schema.add({"is_fraud", FieldType::Bool, false});
+  const int scenario = schema.add({"scenario", FieldType::String, true});
+  const int reported = schema.add({"reported_at", FieldType::Timestamp, false});
+  EventParser parser(schema, reported);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Error(path + ": cannot open");
+  std::string line, error;
+  Event ev;
+  size_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.empty()) continue;
+    const size_t len = line.size();
+    line.resize(len + simdjson::SIMDJSON_PADDING);
+    if (!parser.parse(line.data(), len, line.size(), &ev, &error))
+      return Status::Error(fmt::format("{}:{}: {}", path, lineno, error));
+    Truth t;
+    t.fraud = ev.values[fraud].b;
+    t.reported_at = ev.time;
+    if (t.fraud) {
+      std::string name = ev.values[scenario].is_null() ? "fraud" : std::string(ev.str(scenario));
+      auto [it, fresh] = index.try_emplace(name, static_cast<uint16_t>(out.scenario_names.size()));
+      if (fresh) out.scenario_names.push_back(name);
+      t.scenario = it->second;
+      const std::string_view c = ev.str(card);
+      auto [k, first] = out.known.try_emplace(hash_bytes(c.data(), c.size()), ev.time);
+      if (!first) k->second = std::min(k->second, ev.time);
+    }
+    const std::string_view key = ev.str(id);
+    out.by_id[absl::string_view(key.data(), key.size())] = t;
+  }
+  if (in.bad()) return Status::Error(path + ": read failed");
+  return out;
+}
+
+double since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+StageFigures figures(const LatencyHistogram& h) {
+  return {h.quantile(0.5) / 1e3, h.quantile(0.99) / 1e3, h.quantile(0.999) / 1e3,
+          static_cast<double>(h.max()) / 1e3};
+}
+
+std::string num(double v, int digits = 4) {
+  return std::isfinite(v) ? fmt::format("{:.{}f}", v, digits) : "null";
+}
+
+std::string date(TimeMs t) {
+  return format_rfc3339_ms(t).substr(0, 10);
+}
+
+const char* kActions[] = {"approve", "challenge", "decline"};
+
+}  // namespace
+
+Result<DemoReport> run_demo(const DemoOptions& o,
+                            const std::function<void(const std::string&)>& progress) {
+  const auto started = std::chrono::steady_clock::now();
+  auto say = [&](const std::string& s) {
+    if (progress) progress(s);
+  };
+  DemoReport r;
+  r.options = o;
+  r.dir = o.out_dir;
+  const int days = o.sim.days;
+  if (o.train_start_day < 1 || o.train_days < 1 || o.delay_days < 0 ||
+      o.train_start_day + o.train_days + o.delay_days >= days)
+    return Status::Error(fmt::format(
+        "--days {}: too short for {} days of history, {} training days, {} days of label delay "
+        "and at least one test day",
+        days, o.train_start_day, o.train_days, o.delay_days));
+  if (!fs::exists(o.spec))
+    return Status::Error(o.spec + ": no such spec; run from the millrace checkout or pass --spec");
+  const sim::FraudSimOptions& so = o.sim;
+  const int drift_day = so.drift_day >= 0 ? so.drift_day : days / 2;
+  r.train_from = so.start + o.train_start_day * kDay;
+  r.train_to = r.train_from + o.train_days * kDay;
+  r.test_from = r.train_to + o.delay_days * kDay;
+  r.test_to = so.start + days * kDay;
+  r.drift_from = so.start + drift_day * kDay;
+  const std::string data = o.out_dir + "/data";
+  std::error_code ec;
+  fs::remove_all(o.out_dir, ec);
+  fs::create_directories(data, ec);
+  if (ec) return Status::Error(o.out_dir + ": " + ec.message());
+  auto step = [&](const std::string& name, std::chrono::steady_clock::time_point t) {
+    r.steps.emplace_back(name, since(t));
+  };
+
+  // 1. The data.
+  say(fmt::format("simulating {} customers, {} terminals, {} days (drift from day {})",
+                  so.customers, so.terminals, days, drift_day));
+  auto t = std::chrono::steady_clock::now();
+  MR_TRY_ASSIGN(summary, sim::write_fraud_dataset(so, data, sim::SimFormat::Jsonl));
+  r.data = summary;
+  step("simulate", t);
+
+  // 2. The nightly batch job.
+  say("nightly batch job");
+  t = std::chrono::steady_clock::now();
+  NightlyOptions nightly;
+  nightly.transactions = data + "/transactions.jsonl";
+  nightly.out_dir = data;
+  if (auto n = run_nightly(nightly); !n.ok()) return n.status();
+  step("nightly batch job", t);
+
+  // The spec beside its data (its batch and table paths are relative to it).
+  fs::copy_file(o.spec, data + "/fraud.yaml", fs::copy_options::overwrite_existing, ec);
+  if (ec) return Status::Error(o.spec + ": cannot copy to " + data + ": " + ec.message());
+  MR_TRY_ASSIGN(spec, load_spec(data + "/fraud.yaml"));
+  if (spec.sources.size() != 2 || spec.sources[0].name != "transactions" ||
+      spec.sources[1].name != "labels")
+    return Status::Error(o.spec + ": the demo needs two sources, transactions then labels");
+  MR_TRY_ASSIGN(labels, read_labels(data + "/labels.jsonl"));
+  const int id_field = spec.source.schema.index_of("id");
+  const int card_field = spec.source.schema.index_of("card_id");
+  const int amount_field = spec.source.schema.index_of("amount");
+  if (id_field < 0 || card_field < 0 || amount_field < 0)
+    return Status::Error(o.spec + ": the transactions need id, card_id and amount fields");
+  // Model inputs: every numeric feature but absolute times.
+  std::vector<int> inputs;
+  std::vector<std::string> input_names;
+  for (size_t f = 0; f < spec.features.size(); ++f) {
+    const std::string& name = spec.features[f].name;
+    if (name.size() >= 3 && name.compare(name.size() - 3, 3, "_ts") == 0) continue;
+    inputs.push_back(static_cast<int>(f));
+    input_names.push_back(name);
+  }
+  r.features = inputs.size();
+
+  // 3. Backfill the training days: the vectors as served, with their labels.
+  say(fmt::format("backfill: feature vectors of {} to {}", date(r.train_from),
+                  date(r.train_to - 1)));
+  t = std::chrono::steady_clock::now();
+  const std::string train_csv = data + "/train.csv";
+  {
+    std::string buf = "ts";
+    for (const auto& n : input_names) buf += "," + n;
+    buf += ",is_fraud\n";
+    std::ofstream out(train_csv, std::ios::binary | std::ios::trunc);
+    if (!out) return Status::Error(train_csv + ": cannot open for writing");
+    std::atomic<bool> stop{false};
+    Status missing = Status::Ok();
+    RunOptions run;
+    run.source_inputs = {{"transactions", data + "/transactions.jsonl"},
+                         {"labels", data + "/labels.jsonl"}};
+    run.workers = 1;
+    run.write_events = false;
+    run.output = "";
+    run.stop = &stop;
+    run.on_vector = [&](const Event& e, const FeatureValue* v) {
+      if (e.time >= r.train_to) {
+        stop.store(true);
+        return;
+      }
+      if (e.time < r.train_from) return;
+      const std::string_view id = e.str(id_field);
+      auto it = labels.by_id.find(absl::string_view(id.data(), id.size()));
+      if (it == labels.by_id.end()) {
+        if (missing.ok()) missing = Status::Error(fmt::format("transaction {} has no label", id));
+        return;
+      }
+      append_json_int(buf, e.time);
+      for (int f : inputs) {
+        buf += ',';
+        if (!v[f].is_null()) append_json_double(buf, v[f].as_double());
+      }
+      buf += it->second.fraud ? ",1\n" : ",0\n";
+      ++r.train_rows;
+      r.train_frauds += it->second.fraud;
+      if (buf.size() > (1 << 20)) {
+        out << buf;
+        buf.clear();
+      }
+    };
+    MR_TRY_ASSIGN(stats, run_pipeline(spec, run));
+    if (!missing.ok()) return missing;
+    if (stats.dead_letters > 0)
+      return Status::Error(
+          fmt::format("backfill: {} records did not parse against {}", stats.dead_letters, o.spec));
+    out << buf;
+    if (!out.flush()) return Status::Error(train_csv + ": write failed");
+  }
+  step("backfill (training days)", t);
+  if (r.train_frauds == 0) return Status::Error("the training days hold no fraud; simulate more");
+
+  // 4. Train, into the registry, promoted.
+  say(fmt::format("training {} trees on {} transactions ({} frauds), {} features", o.trees,
+                  r.train_rows, r.train_frauds, inputs.size()));
+  t = std::chrono::steady_clock::now();
+  const std::string registry = fs::absolute(o.out_dir + "/models").string();
+  {
+    model::TrainOptions train;
+    train.data_path = train_csv;
+    train.label = "is_fraud";
+    train.time_column = "ts";
+    train.features = input_names;
+    train.out_dir = registry + "/fraud/1";
+    train.trees = o.trees;
+    train.depth = o.depth;
+    train.eta = o.eta;
+    train.valid_fraction = 0.1;
+    train.threads = o.train_threads;
+    MR_TRY_ASSIGN(report, model::train_gbdt(train));
+    r.valid_auc = report.valid_auc;
+    r.valid_ap = report.valid_average_precision;
+    r.trees = report.trees_kept;
+    if (Status s = model::ModelRegistry(registry).promote("fraud", "1"); !s.ok()) return s;
+  }
+  step("train", t);
+
+  // 5. Stream everything through the pipeline with the model inline.
+  spec.root["model"]["registry"] = registry;
+  spec.root["model"]["name"] = "fraud";
+  say("streaming every day through the pipeline, scoring and deciding each transaction");
+  t = std::chrono::steady_clock::now();
+  std::vector<eval::ScoredTransaction> scored;
+  std::vector<uint16_t> scenario_of;
+  const std::string scored_path = o.out_dir + "/scored.jsonl";
+  {
+    std::ofstream out(scored_path, std::ios::binary | std::ios::trunc);
+    if (!out) return Status::Error(scored_path + ": cannot open for writing");
+    std::string buf;
+    RunOptions run;
+    run.source_inputs = {{"transactions", data + "/transactions.jsonl"},
+                         {"labels", data + "/labels.jsonl"}};
+    run.workers = 1;
+    run.write_events = false;
+    run.stage_latency = true;
+    run.on_scored = [&](const Event& e, const FeatureValue*, const ScoreResult& s) {
+      ++r.transactions;
+      if (e.time < r.test_from) return;
+      const std::string_view id = e.str(id_field);
+      auto it = labels.by_id.find(absl::string_view(id.data(), id.size()));
+      if (it == labels.by_id.end()) return;
+      const Truth& truth = it->second;
+      const std::string_view card = e.str(card_field);
+      scored.push_back({e.time, hash_bytes(card.data(), card.size()), s.score, truth.fraud});
+      scenario_of.push_back(truth.scenario);
+      const int a = static_cast<int>(s.decision.action);
+      ++r.decisions[a][truth.fraud];
+      r.decided_amount[a][truth.fraud] += e.values[amount_field].d;
+      const std::string& why = !s.decision.rule.empty() ? "rule: " + s.decision.rule
+                                                        : (s.decision.segment.empty()
+                                                               ? std::string("default thresholds")
+                                                               : "segment: " + s.decision.segment);
+      auto& counts = r.by_reason[why];
+      ++counts[a];
+      counts[3] += truth.fraud;
+      buf += R"({"id":)";
+      append_json_string(buf, id);
+      buf += R"(,"ts":)";
+      append_json_int(buf, e.time);
+      buf += R"(,"card_id":)";
+      append_json_string(buf, card);
+      buf += R"(,"score":)";
+      append_json_double(buf, s.score);
+      buf += R"(,"action":")";
+      buf += kActions[a];
+      buf += "\"}\n";
+      if (buf.size() > (1 << 20)) {
+        out << buf;
+        buf.clear();
+      }
+    };
+    MR_TRY_ASSIGN(stats, run_pipeline(spec, run));
+    out << buf;
+    if (!out.flush()) return Status::Error(scored_path + ": write failed");
+    r.records = stats.records;
+    r.run_seconds = stats.seconds;
+    r.records_per_s = stats.records / std::max(stats.seconds, 1e-9);
+    r.transactions_per_s = r.transactions / std::max(stats.seconds, 1e-9);
+    if (stats.latency) r.peak_latency = *stats.latency;
+  }
+  step("stream with inline scoring", t);
+  if (scored.empty()) return Status::Error("no transaction was scored in the test days");
+
+  // 6. The paced replay.
+  if (o.load > 0) {
+    r.paced_rate = r.records_per_s * o.load;
+    say(fmt::format("paced replay at {:.0f} records/s ({:.0f}% of the run's throughput)",
+                    r.paced_rate, o.load * 100));
+    t = std::chrono::steady_clock::now();
+    RunOptions run;
+    run.source_inputs = {{"transactions", data + "/transactions.jsonl"},
+                         {"labels", data + "/labels.jsonl"}};
+    run.workers = 1;
+    run.write_events = false;
+    run.stage_latency = true;
+    run.max_rate = r.paced_rate;
+    // Transactions are about half of the records (each has its label).
+    const uint64_t limit = static_cast<uint64_t>(r.paced_rate * o.latency_seconds / 2);
+    uint64_t seen = 0;
+    std::atomic<bool> stop{false};
+    run.stop = &stop;
+    run.on_scored = [&](const Event&, const FeatureValue*, const ScoreResult&) {
+      if (++seen >= limit) stop.store(true);
+    };
+    MR_TRY_ASSIGN(stats, run_pipeline(spec, run));
+    r.paced_seconds = stats.seconds;
+    r.paced_records = stats.records;
+    r.paced_latency = stats.latency;
+    step("paced replay", t);
+  }
+
+  // 7. Quality on the test days.
+  say("evaluating");
+  t = std::chrono::steady_clock::now();
+  eval::QualityOptions q;
+  q.k = o.k;
+  q.day_origin = 0;
+  if (r.drift_from > r.test_from && r.drift_from < r.test_to) q.drift_start = r.drift_from;
+  r.quality = eval::evaluate_scores(scored, scenario_of, labels.scenario_names, labels.known, q);
+  if (!r.quality.quality.overall.days.empty()) {
+    for (const auto& day : r.quality.quality.overall.days)
+      r.card_precision_ceiling += static_cast<double>(std::min(day.fraud_cards, o.k)) / o.k;
+    r.card_precision_ceiling /= r.quality.quality.overall.days.size();
+  }
+  if (std::ifstream la("/proc/loadavg"); la) la >> r.load_average;
+  step("evaluate", t);
+  r.seconds = since(started);
+  {
+    std::ofstream json(o.out_dir + "/report.json", std::ios::binary | std::ios::trunc);
+    json << demo_json(r) << "\n";
+    if (!json.flush()) return Status::Error(o.out_dir + "/report.json: write failed");
+  }
+  if (Status s = demo_html(r).write(o.out_dir + "/report.html"); !s.ok()) return s;
+  return r;
+}
+
+std::string demo_text(const DemoReport& r) {
+  std::string out;
+  auto line = [&](const std::string& s) { out += s + "\n"; };
+  const auto& d = r.data;
+  line("== millrace fraud demo ==");
+  line(fmt::format(
+      "data: {} transactions of {} cards, {} days from {}; {} frauds ({:.2f}%) on {} cards",
+      d.transactions, r.options.sim.customers, r.options.sim.days, date(r.options.sim.start),
+      d.frauds, 100.0 * d.frauds / std::max<uint64_t>(d.transactions, 1), d.fraud_cards));
+  std::string sc;
+  for (int i = 1; i < sim::kScenarioCount; ++i)
+    if (d.by_scenario[i])
+      sc += fmt::format("{}{} {}", sc.empty() ? "" : ", ",
+                        sim::scenario_name(static_cast<sim::Scenario>(i)), d.by_scenario[i]);
+  line("      " + sc);
+  line(fmt::format(
+      "model: {} trees (depth {}) on {} features; trained on {} to {}: {} transactions, {} "
+      "frauds; validation AUC {}",
+      r.trees, r.options.depth, r.features, date(r.train_from), date(r.train_to - 1), r.train_rows,
+      r.train_frauds, num(r.valid_auc)));
+  line(
+      fmt::format("test days: {} to {} (labels of the training days all known by then); drift "
+                  "(session_hijack) from {}",
+                  date(r.test_from), date(r.test_to - 1), date(r.drift_from)));
+  line("");
+  const size_t k = r.options.k;
+  line(fmt::format("quality{:<20} {:>8} {:>7} {:>8} {:>8} {:>8}", "", "txs", "frauds", "AUC", "AP",
+                   fmt::format("CP@{}", k)));
+  auto qrow = [&](const std::string& name, const eval::Quality& q) {
+    line(fmt::format("  {:<25} {:>8} {:>7} {:>8} {:>8} {:>8}", name, q.n, q.n_fraud, num(q.auc),
+                     num(q.ap), num(q.card_precision)));
+  };
+  const auto& qr = r.quality.quality;
+  qrow("test days", qr.overall);
+  line(
+      fmt::format("  (card precision@{} can reach {} here: the mean of min({}, fraud cards not yet "
+                  "reported) / {} over the days)",
+                  k, num(r.card_precision_ceiling, 3), k, k));
+  if (qr.has_drift) {
+    qrow("before the drift", qr.before_drift);
+    qrow("from the drift", qr.after_drift);
+  }
+  line("  per scenario (its frauds against every genuine transaction):");
+  for (const auto& s : r.quality.scenarios)
+    line(fmt::format("    {:<23} {:>8} {:>7} {:>8}", s.name, "", s.n, num(s.auc)));
+  line("");
+  line("decisions on the test days        genuine     frauds   fraud amount");
+  for (int a = 0; a < 3; ++a)
+    line(fmt::format("  {:<30} {:>8} {:>10} {:>14.2f}", kActions[a], r.decisions[a][0],
+                     r.decisions[a][1], r.decided_amount[a][1]));
+  for (const auto& [why, c] : r.by_reason)
+    line(fmt::format("  {:<30} approve {} / challenge {} / decline {} ({} frauds)", why, c[0], c[1],
+                     c[2], c[3]));
+  line("");
+  line(fmt::format(
+      "throughput: {} records ({} transactions + their labels) in {:.2f} s on one worker: "
+      "{:.0f} records/s, {:.0f} transactions/s ({} features, {} trees)",
+      r.records, r.transactions, r.run_seconds, r.records_per_s, r.transactions_per_s, r.features,
+      r.trees));
+  auto table = [&](const StageLatency& l) {
+    line(fmt::format("  {:<27} {:>9} {:>9} {:>9} {:>9}", "stage (us)", "p50", "p99", "p99.9",
+                     "max"));
+    for (int s = 0; s < StageLatency::kStages; ++s) {
+      StageFigures f = figures(l.stages[s]);
+      line(fmt::format("  {:<27} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f}", StageLatency::name(s), f.p50,
+                       f.p99, f.p999, f.max));
+    }
+  };
+  if (r.paced_latency) {
+    line(
+        fmt::format("latency at {:.0f}% of that load ({:.0f} records/s, paced replay of the first "
+                    "{} records, {:.1f} s):",
+                    r.options.load * 100, r.paced_rate, r.paced_records, r.paced_seconds));
+    table(*r.paced_latency);
+  }
+  line("latency at full speed (the throughput run; queueing included):");
+  table(r.peak_latency);
+  line("");
+  std::string steps;
+  for (const auto& [name, secs] : r.steps)
+    steps += fmt::format("{}{} {:.1f} s", steps.empty() ? "" : ", ", name, secs);
+  line(fmt::format("steps: {}; {:.1f} s in all", steps, r.seconds));
+  if (r.load_average >= 0)
+    line(
+        fmt::format("machine: {} hardware threads, load average {:.1f} (other processes share "
+                    "the cores: latency tails include their preemption)",
+                    std::thread::hardware_concurrency(), r.load_average));
+  line(
+      fmt::format("files: {0}/report.html, {0}/report.json, {0}/scored.jsonl, {0}/data/, "
+                  "{0}/models/",
+                  r.dir));
+  return out;
+}
+
+namespace {
+
+void latency_json(std::string& out, const StageLatency& l) {
+  out += "{";
+  for (int s = 0; s < StageLatency::kStages; ++s) {
+    static const char* keys[] = {"ingest",    "features", "retrieval",
+                                 "inference", "decision", "total"};
+    StageFigures f = figures(l.stages[s]);
+    fmt::format_to(std::back_inserter(out),
+                   R"({}"{}":{{"p50_us":{:.2f},"p99_us":{:.2f},"p999_us":{:.2f},"max_us":{:.2f}}})",
+                   s ? "," : "", keys[s], f.p50, f.p99, f.p999, f.max);
+  }
+  out += "}";
+}
+
+}  // namespace
+
+std::string demo_json(const DemoReport& r) {
+  std::string out = "{";
+  const auto& d = r.data;
+  fmt::format_to(std::back_inserter(out),
+                 R"("data":{{"transactions":{},"frauds":{},"fraud_cards":{},"customers":{},)"
+                 R"("terminals":{},"days":{},"seed":{},"scenarios":{{)",
+                 d.transactions, d.frauds, d.fraud_cards, r.options.sim.customers,
+                 r.options.sim.terminals, r.options.sim.days, r.options.sim.seed);
+  bool first = true;
+  for (int i = 1; i < sim::kScenarioCount; ++i) {
+    fmt::format_to(std::back_inserter(out), R"({}"{}":{})", first ? "" : ",",
+                   sim::scenario_name(static_cast<sim::Scenario>(i)), d.by_scenario[i]);
+    first = false;
+  }
+  fmt::format_to(std::back_inserter(out),
+                 R"(}}}},"periods":{{"train":["{}","{}"],"test":["{}","{}"],"drift_from":"{}"}},)",
+                 date(r.train_from), date(r.train_to - 1), date(r.test_from), date(r.test_to - 1),
+                 date(r.drift_from));
+  fmt::format_to(std::back_inserter(out),
+                 R"("model":{{"trees":{},"depth":{},"features":{},"train_rows":{},)"
+                 R"("train_frauds":{},"valid_auc":{},"valid_ap":{}}},)",
+                 r.trees, r.options.depth, r.features, r.train_rows, r.train_frauds,
+                 num(r.valid_auc), num(r.valid_ap));
+  out += R"("quality":)" + eval::scored_run_json(r.quality, r.options.k, true);
+  fmt::format_to(std::back_inserter(out), R"(,"card_precision_ceiling":{})",
+                 num(r.card_precision_ceiling));
+  out += R"(,"decisions":{)";
+  for (int a = 0; a < 3; ++a)
+    fmt::format_to(std::back_inserter(out),
+                   R"({}"{}":{{"genuine":{},"fraud":{},"fraud_amount":{:.2f}}})", a ? "," : "",
+                   kActions[a], r.decisions[a][0], r.decisions[a][1], r.decided_amount[a][1]);
+  out += R"(},"decisions_by_reason":{)";
+  first = true;
+  for (const auto& [why, c] : r.by_reason) {
+    out += first ? "" : ",";
+    append_json_string(out, why);
+    fmt::format_to(std::back_inserter(out),
+                   R"(:{{"approve":{},"challenge":{},"decline":{},"frauds":{}}})", c[0], c[1], c[2],
+                   c[3]);
+    first = false;
+  }
+  fmt::format_to(std::back_inserter(out),
+                 R"(}},"throughput":{{"records":{},"transactions":{},"seconds":{:.3f},)"
+                 R"("records_per_s":{:.0f},"transactions_per_s":{:.0f},"workers":1}},)",
+                 r.records, r.transactions, r.run_seconds, r.records_per_s, r.transactions_per_s);
+  out += R"("latency_peak":)";
+  latency_json(out, r.peak_latency);
+  if (r.paced_latency) {
+    fmt::format_to(std::back_inserter(out),
+                   R"(,"latency_paced":{{"load":{},"records_per_s":{:.0f},"records":{},"stages":)",
+                   r.options.load, r.paced_rate, r.paced_records);
+    latency_json(out, *r.paced_latency);
+    out += "}";
+  }
+  out += R"(,"steps":{)";
+  for (size_t i = 0; i < r.steps.size(); ++i) {
+    out += i ? "," : "";
+    append_json_string(out, r.steps[i].first);
+    fmt::format_to(std::back_inserter(out), ":{:.2f}", r.steps[i].second);
+  }
+  fmt::format_to(std::back_inserter(out), R"(}},"load_average":{:.2f},"seconds":{:.2f}}})",
+                 r.load_average, r.seconds);
+  return out;
+}
+
+report::HtmlReport demo_html(const DemoReport& r) {
+  report::HtmlReport page = eval::scored_run_html(r.quality, r.options.k, "millrace fraud demo");
+  page.heading("Data and model");
+  page.paragraph(fmt::format(
+      "{} simulated transactions of {} cards over {} days ({} frauds, {:.2f}%). Trained on {} to "
+      "{} "
+      "({} transactions, {} frauds): {} trees of depth {} over {} features, validation AUC {}. "
+      "Tested on {} to {}; the session_hijack scenario starts on {}.",
+      r.data.transactions, r.options.sim.customers, r.options.sim.days, r.data.frauds,
+      100.0 * r.data.frauds / std::max<uint64_t>(r.data.transactions, 1), date(r.train_from),
+      date(r.train_to - 1), r.train_rows, r.train_frauds, r.trees, r.options.depth, r.features,
+      num(r.valid_auc), date(r.test_from), date(r.test_to - 1), date(r.drift_from)));
+  page.heading("Decisions on the test days");
+  std::vector<std::vector<std::string>> rows;
+  for (int a = 0; a < 3; ++a)
+    rows.push_back({kActions[a], std::to_string(r.decisions[a][0]),
+                    std::to_string(r.decisions[a][1]),
+                    fmt::format("{:.2f}", r.decided_amount[a][1])});
+  page.table({"action", "genuine", "frauds", "fraud amount"}, rows);
+  rows.clear();
+  for (const auto& [why, c] : r.by_reason)
+    rows.push_back({why, std::to_string(c[0]), std::to_string(c[1]), std::to_string(c[2]),
+                    std::to_string(c[3])});
+  page.table({"decided by", "approve", "challenge", "decline", "frauds"}, rows);
+  page.heading("Throughput and latency");
+  page.paragraph(fmt::format(
+      "{} records ({} transactions and their labels) in {:.2f} s on one worker: {:.0f} records/s, "
+      "{:.0f} transactions/s.",
+      r.records, r.transactions, r.run_seconds, r.records_per_s, r.transactions_per_s));
+  auto table = [&](const std::string& title, const StageLatency& l) {
+    page.paragraph(title);
+    std::vector<std::vector<std::string>> lr;
+    for (int s = 0; s < StageLatency::kStages; ++s) {
+      StageFigures f = figures(l.stages[s]);
+      lr.push_back({StageLatency::name(s), fmt::format("{:.1f}", f.p50),
+                    fmt::format("{:.1f}", f.p99), fmt::format("{:.1f}", f.p999),
+                    fmt::format("{:.1f}", f.max)});
+    }
+    page.table({"stage", "p50 (us)", "p99 (us)", "p99.9 (us)", "max (us)"}, lr);
+    // The total's histogram, on a log scale of microseconds.
+    std::vector<double> sample;
+    const LatencyHistogram& h = l.stages[StageLatency::kTotal];
+    for (int i = 0; i < LatencyHistogram::kBuckets; ++i) {
+      const uint64_t n = h.bucket_count(i);
+      if (n == 0) continue;
+      const double mid = (static_cast<double>(LatencyHistogram::bucket_low(i)) +
+                          static_cast<double>(LatencyHistogram::bucket_high(i))) /
+                         2e3;
+      sample.insert(sample.end(), n, std::log10(std::max(mid, 1e-3)));
+    }
+    page.histogram(title + ": event -> decision", "log10(latency in microseconds)",
+                   {{"events", sample}}, {.bins = 60, .log_y = true});
+  };
+  if (r.paced_latency)
+    table(fmt::format("At {:.0f}% of the throughput ({:.0f} records/s, paced)",
+                      r.options.load * 100, r.paced_rate),
+          *r.paced_latency);
+  table("At full speed (queueing included)", r.peak_latency);
+  return page;
+}
+
+}  // namespace millrace::fraud
