@@ -30,36 +30,70 @@ Result<WindowCaseOutput> run_window_case(const std::string& dir) {
 }
 
 Result<WindowCaseOutput> run_window_lines(const PipelineSpec& spec,
-                                          const std::vector<std::string>& lines, bool count_open) {
+                                          const std::vector<std::string>& lines,
+                                          const WindowRunOptions& options) {
   const SourceSpec& src = spec.source;
   std::vector<std::unique_ptr<WindowOperator>> ops;
   for (const WindowSpec& w : spec.windows) ops.push_back(WindowOperator::Create(w, src.schema));
   EventParser parser(src.schema, src.time_field);
-  Event event;
   std::string buf, error;
   WindowOutput out;
   WindowCaseOutput result;
   TimeMs wm = kMinTime, max_time = kMinTime;
+  const size_t batch = std::max<size_t>(1, options.batch);
+  std::vector<Event> events(batch);
+  std::vector<WindowEvent> pending;
+  size_t since_restore = 0;
   auto track_open = [&] {
-    if (!count_open) return;
+    if (!options.count_open) return;
     size_t open = 0;
     for (auto& op : ops) open += op->open_windows();
     result.max_open_windows = std::max(result.max_open_windows, open);
   };
+  auto run_pending = [&]() -> Status {
+    if (pending.empty()) return Status::Ok();
+    for (auto& op : ops) {
+      if (batch == 1) {
+        const WindowEvent& e = pending[0];
+        op->advance(e.watermark_before, &out);
+        op->on_event(*e.event, e.raw, e.watermark_before, &out);
+        op->advance(e.watermark_after, &out);
+      } else {
+        op->on_events(pending.data(), pending.size(), &out);
+      }
+    }
+    since_restore += pending.size();
+    pending.clear();
+    track_open();
+    if (options.restore_every == 0 || since_restore < options.restore_every) return Status::Ok();
+    since_restore = 0;
+    for (size_t i = 0; i < ops.size(); ++i) {
+      std::string saved;
+      ByteWriter w(&saved);
+      ops[i]->snapshot(w);
+      auto fresh = WindowOperator::Create(spec.windows[i], src.schema);
+      ByteReader r(saved);
+      if (!fresh->restore(r) || r.failed())
+        return Status::Error("window " + spec.windows[i].name + ": restore failed");
+      ops[i] = std::move(fresh);
+    }
+    return Status::Ok();
+  };
   for (const std::string& line : lines) {
+    Event& event = events[pending.size()];
     buf.assign(line);
     buf.reserve(line.size() + simdjson::SIMDJSON_PADDING);
     if (!parser.parse(buf.data(), line.size(), buf.capacity(), &event, &error)) continue;
     if (event.time < wm - src.allowed_lateness) continue;  // late at the source
-    for (auto& op : ops) {
-      op->advance(wm, &out);
-      op->on_event(event, line, wm, &out);
-    }
+    WindowEvent e{&event, line, wm, wm};
     max_time = std::max(max_time, event.time);
     wm = std::max(wm, max_time - src.max_out_of_orderness);
-    for (auto& op : ops) op->advance(wm, &out);
-    track_open();
+    e.watermark_after = wm;
+    pending.push_back(e);
+    if (pending.size() == batch)
+      if (Status st = run_pending(); !st.ok()) return st;
   }
+  if (Status st = run_pending(); !st.ok()) return st;
   for (auto& op : ops) op->advance(kMaxTime, &out);
   for (auto& op : ops)
     if (op->open_windows() != 0 || op->keys() != 0)

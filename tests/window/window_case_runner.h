@@ -21,12 +21,18 @@ struct WindowCaseOutput {
   size_t max_open_windows = 0;
 };
 
+struct WindowRunOptions {
+  bool count_open = true;    // track max_open_windows (a walk over all state per event)
+  size_t batch = 1;          // > 1: events go to on_events in batches of up to this many
+  size_t restore_every = 0;  // > 0: after every this many events, each operator is
+                             // snapshotted and replaced by a new one restored from it
+};
+
 // Feeds JSON lines (malformed ones skipped; events late at the source
 // dropped) to one operator per window of `spec`, then ends the input.
-// `count_open`: track max_open_windows (a walk over all state per event).
 Result<WindowCaseOutput> run_window_lines(const PipelineSpec& spec,
                                           const std::vector<std::string>& lines,
-                                          bool count_open = true);
+                                          const WindowRunOptions& options = {});
 
 // Feeds input.jsonl of `dir` (malformed lines skipped; events late at the
 // source dropped) to one operator per `windows:` entry of spec.yaml.

@@ -47,7 +47,7 @@ TEST(WindowPipeline, ResultsOfOneWatermarkStreamOutInChunks) {
       f << lines.back() << "\n";
     }
   }
-  auto alone = run_window_lines(spec.value(), lines, false);
+  auto alone = run_window_lines(spec.value(), lines, {.count_open = false});
   ASSERT_TRUE(alone.ok()) << alone.status().message();
   std::vector<std::string> expected = alone->results;
   std::sort(expected.begin(), expected.end());

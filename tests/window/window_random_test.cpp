@@ -1,6 +1,8 @@
 // Randomized specs and inputs, checked against a brute force written here:
 // every window keeps the list of its events and every result is recomputed
-// from that list. Quick to iterate on; the Python reference
+// from that list. Each scenario runs one event per call, in batches
+// (on_events), and in batches with the state checkpointed and restored into a
+// new operator every few events. Quick to iterate on; the Python reference
 // (tests/reference/windows_reference.py) and the data-file cases are the
 // independent check.
 #include <algorithm>
@@ -270,13 +272,22 @@ TEST(WindowRandomized, MatchesBruteForce) {
     }
     bf.advance(kMaxTime);
 
-    auto run = run_window_lines(spec.value(), sc.lines);
-    ASSERT_TRUE(run.ok()) << run.status().message();
-    ASSERT_TRUE(same_window_results(spec.value(), bf.results, run->results))
-        << "seed " << seed << "\n"
-        << sc.yaml;
-    ASSERT_TRUE(same_late_records(bf.late_records, run->late)) << "seed " << seed << "\n"
-                                                               << sc.yaml;
+    // One event per call; batches (on_events); batches with the state saved
+    // and restored into a new operator every few events.
+    const size_t batch = 1 + seed % 37;
+    const WindowRunOptions runs[] = {
+        {}, {.batch = batch}, {.batch = batch, .restore_every = 1 + seed % 50}};
+    for (const WindowRunOptions& o : runs) {
+      auto run = run_window_lines(spec.value(), sc.lines, o);
+      ASSERT_TRUE(run.ok()) << run.status().message();
+      ASSERT_TRUE(same_window_results(spec.value(), bf.results, run->results))
+          << "seed " << seed << ", batch " << o.batch << ", restore every " << o.restore_every
+          << "\n"
+          << sc.yaml;
+      ASSERT_TRUE(same_late_records(bf.late_records, run->late))
+          << "seed " << seed << ", batch " << o.batch << "\n"
+          << sc.yaml;
+    }
   }
 }
 

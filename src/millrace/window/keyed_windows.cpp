@@ -6,11 +6,11 @@
 
 namespace millrace {
 
-KeyedWindows::KeyedWindows(const WindowSpec& spec, const Schema& schema, size_t header_words)
+KeyedWindows::KeyedWindows(const WindowSpec& spec, const Schema& schema, size_t extra_header_words)
     : spec_(spec),
       layout_(spec.aggs, schema),
-      header_words_(header_words),
-      pool_(header_words + layout_.words()) {
+      header_words_(kKeyWords + extra_header_words),
+      pool_(header_words_ + layout_.words()) {
   for (int f : spec.key_fields) key_names_.push_back(schema[f].name);
   prefix_ = "{";
   append_json_key(prefix_, "window", true);
@@ -19,44 +19,81 @@ KeyedWindows::KeyedWindows(const WindowSpec& spec, const Schema& schema, size_t 
 }
 
 KeyedWindows::~KeyedWindows() {
-  if (!layout_.owns_heap()) return;
-  keys_.for_each([&](uint32_t key) {
-    for (uint32_t id = keys_.head(key); id != kNone; id = next_of(node(id)))
-      layout_.destroy(acc(id));
-  });
+  clear_state();
+}
+
+void KeyedWindows::on_event(const Event& event, std::string_view raw, TimeMs watermark_before,
+                            WindowOutput* out) {
+  key_buf_.clear();
+  encode_window_key(event, spec_.key_fields, &key_buf_);
+  on_keyed_event(event, raw, watermark_before, KeyRef{key_buf_, window_key_hash(key_buf_)}, out);
+}
+
+void KeyedWindows::on_events(const WindowEvent* events, size_t n, WindowOutput* out) {
+  // How far ahead index slots (kSlotAhead) and nodes (kNodeAhead) are loaded.
+  constexpr size_t kSlotAhead = 16, kNodeAhead = 8;
+  batch_keys_.clear();
+  batch_hash_.resize(n);
+  batch_end_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const size_t from = batch_keys_.size();
+    encode_window_key(*events[i].event, spec_.key_fields, &batch_keys_);
+    batch_end_[i] = static_cast<uint32_t>(batch_keys_.size());
+    batch_hash_[i] =
+        window_key_hash(std::string_view(batch_keys_).substr(from, batch_keys_.size() - from));
+  }
+  for (size_t i = 0; i < n && i < kSlotAhead; ++i) index_.prefetch(batch_hash_[i]);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kSlotAhead < n) index_.prefetch(batch_hash_[i + kSlotAhead]);
+    if (i + kNodeAhead < n) {
+      uint32_t head = index_.guess(batch_hash_[i + kNodeAhead]);
+      if (head != kNone) {
+        const char* p = reinterpret_cast<const char*>(node(head));
+        __builtin_prefetch(p);
+        __builtin_prefetch(p + pool_.words_per_node() * sizeof(uint64_t) - 1);
+      }
+    }
+    const size_t from = i == 0 ? 0 : batch_end_[i - 1];
+    const KeyRef key{std::string_view(batch_keys_).substr(from, batch_end_[i] - from),
+                     batch_hash_[i]};
+    const WindowEvent& e = events[i];
+    advance(e.watermark_before, out);
+    on_keyed_event(*e.event, e.raw, e.watermark_before, key, out);
+    advance(e.watermark_after, out);
+  }
 }
 
 void KeyedWindows::clear_state() {
   std::vector<uint32_t> ids;
-  keys_.for_each([&](uint32_t key) {
-    for (uint32_t id = keys_.head(key); id != kNone; id = next_of(node(id))) ids.push_back(id);
+  index_.for_each([&](uint32_t head) {
+    for (uint32_t id = head; id != kNone; id = next_of(node(id))) ids.push_back(id);
   });
-  for (uint32_t id : ids) free_node(id);
+  for (uint32_t id : ids) release_node(id);
+  index_.clear();
   timers_.clear();
 }
 
 // Snapshot encoding:
 //   i64 watermark, u64 arrival sequence, u32 keys; per key: str encoded key,
-//   u32 nodes; per node (in start order): header words 0 and 2.., then the
-//   aggregates (AccumulatorLayout::save). Then u32 timer buckets; per bucket
-//   in time order: i64 time, u32 n, n node numbers (0-based, in the order
-//   the nodes were written).
+//   u32 nodes; per node (latest first): word 0 and the type's header words,
+//   then the aggregates (AccumulatorLayout::save). Then u32 timer buckets;
+//   per bucket in time order: i64 time, u32 n, n node numbers (0-based, in
+//   the order the nodes were written).
 void KeyedWindows::snapshot(ByteWriter& w) const {
-  auto& self = const_cast<KeyedWindows&>(*this);
   w.i64(wm_);
   w.u64(seq_);
-  w.u32(static_cast<uint32_t>(keys_.size()));
+  w.u32(static_cast<uint32_t>(index_.size()));
   absl::flat_hash_map<uint32_t, uint32_t> number;
   number.reserve(pool_.live());
-  keys_.for_each([&](uint32_t key) {
-    w.str(keys_.key(key));
+  index_.for_each([&](uint32_t head) {
+    w.str(stored_key::view(node(head) + 2));
     uint32_t n = 0;
-    for (uint32_t id = self.keys_.head(key); id != kNone; id = next_of(self.node(id))) ++n;
+    for (uint32_t id = head; id != kNone; id = next_of(node(id))) ++n;
     w.u32(n);
-    for (uint32_t id = self.keys_.head(key); id != kNone; id = next_of(self.node(id))) {
-      const uint64_t* nd = self.node(id);
+    for (uint32_t id = head; id != kNone; id = next_of(node(id))) {
+      const uint64_t* nd = node(id);
       w.u64(nd[0]);
-      for (size_t h = 2; h < header_words_; ++h) w.u64(nd[h]);
+      for (size_t h = kKeyWords; h < header_words_; ++h) w.u64(nd[h]);
       layout_.save(w, nd + header_words_);
       number.emplace(id, static_cast<uint32_t>(number.size()));
     }
@@ -85,19 +122,16 @@ bool KeyedWindows::restore(ByteReader& r) {
   std::vector<uint32_t> ids;
   const uint32_t nkeys = r.count(8);
   for (uint32_t k = 0; k < nkeys && !r.failed(); ++k) {
-    std::string_view encoded = r.str();
-    if (keys_.find(encoded) != kNone) return false;
-    const uint32_t key = keys_.intern(encoded);
+    const std::string encoded(r.str());
+    const KeyRef key{encoded, window_key_hash(encoded)};
+    if (head_of(key) != kNone) return false;
     const uint32_t nodes = r.count(8);
     if (nodes == 0) return false;
     for (uint32_t i = 0; i < nodes && !r.failed(); ++i) {
-      const uint32_t id = pool_.alloc();
+      const TimeMs start = static_cast<TimeMs>(r.u64());
+      const uint32_t id = new_node(key, start);
       uint64_t* nd = node(id);
-      nd[0] = r.u64();
-      nd[1] = key;
-      for (size_t h = 2; h < header_words_; ++h) nd[h] = r.u64();
-      layout_.init(nd + header_words_);
-      link_sorted(id);
+      for (size_t h = kKeyWords; h < header_words_; ++h) nd[h] = r.u64();
       ids.push_back(id);
       if (!layout_.load(r, nd + header_words_)) return false;
     }
@@ -115,17 +149,13 @@ bool KeyedWindows::restore(ByteReader& r) {
   return !r.failed();
 }
 
-uint32_t KeyedWindows::find_key(const Event& event) {
-  key_buf_.clear();
-  encode_window_key(event, spec_.key_fields, &key_buf_);
-  return keys_.find(key_buf_);
-}
-
-uint32_t KeyedWindows::new_node(uint32_t key, TimeMs start) {
+uint32_t KeyedWindows::new_node(const KeyRef& key, TimeMs start) {
   uint32_t id = pool_.alloc();
   uint64_t* n = node(id);
   n[0] = static_cast<uint64_t>(start);
-  n[1] = key;
+  n[1] = (static_cast<uint64_t>(key.hash) << 32) | kNone;
+  stored_key::store(n + 2, key.bytes);
+  key_heap_bytes_ += stored_key::heap_bytes(n + 2);
   layout_.init(n + header_words_);
   link_sorted(id);
   return id;
@@ -133,40 +163,52 @@ uint32_t KeyedWindows::new_node(uint32_t key, TimeMs start) {
 
 void KeyedWindows::link_sorted(uint32_t id) {
   uint64_t* n = node(id);
-  uint32_t key = key_of(n);
-  uint32_t prev = kNone, cur = keys_.head(key);
-  while (cur != kNone && start_of(node(cur)) < start_of(n)) {
+  KeyIndex::Slot* s = slot_of(key_of(n));
+  if (!s) {
+    set_next(n, kNone);
+    index_.insert(key_of(n).hash, id);
+    return;
+  }
+  uint32_t prev = kNone, cur = s->head;
+  while (cur != kNone && start_of(node(cur)) > start_of(n)) {
     prev = cur;
     cur = next_of(node(cur));
   }
   set_next(n, cur);
   if (prev == kNone)
-    keys_.head(key) = id;
+    s->head = id;
   else
     set_next(node(prev), id);
 }
 
 void KeyedWindows::unlink(uint32_t id) {
   uint64_t* n = node(id);
-  uint32_t key = key_of(n);
-  uint32_t prev = kNone, cur = keys_.head(key);
+  KeyIndex::Slot* s = slot_of(key_of(n));
+  uint32_t prev = kNone, cur = s->head;
   while (cur != id) {
     prev = cur;
     cur = next_of(node(cur));
   }
-  if (prev == kNone)
-    keys_.head(key) = next_of(n);
-  else
+  if (prev != kNone) {
     set_next(node(prev), next_of(n));
+  } else if (next_of(n) != kNone) {
+    s->head = next_of(n);
+  } else {
+    index_.erase(s);
+  }
+}
+
+void KeyedWindows::release_node(uint32_t id) {
+  uint64_t* n = node(id);
+  key_heap_bytes_ -= stored_key::heap_bytes(n + 2);
+  stored_key::release(n + 2);
+  layout_.destroy(n + header_words_);
+  pool_.free(id);
 }
 
 void KeyedWindows::free_node(uint32_t id) {
-  uint64_t* n = node(id);
-  uint32_t key = key_of(n);
   unlink(id);
-  layout_.destroy(n + header_words_);
-  pool_.free(id);
-  if (keys_.head(key) == kNone) keys_.erase(key);
+  release_node(id);
 }
 
 void KeyedWindows::relink(uint32_t id) {
@@ -174,11 +216,11 @@ void KeyedWindows::relink(uint32_t id) {
   link_sorted(id);
 }
 
-void KeyedWindows::write_record(WindowOutput* out, uint32_t key, TimeMs start, TimeMs end,
+void KeyedWindows::write_record(WindowOutput* out, std::string_view key, TimeMs start, TimeMs end,
                                 const uint64_t* acc, const char* kind) {
   std::string& s = out->results;
   s += prefix_;
-  append_window_key_json(s, keys_.key(key), key_names_);
+  append_window_key_json(s, key, key_names_);
   append_json_key(s, "window_start");
   append_json_int(s, start);
   append_json_key(s, "window_end");
@@ -211,13 +253,12 @@ void KeyedWindows::on_late(WindowOutput* out, std::string_view raw, TimeMs water
 }
 
 size_t KeyedWindows::state_bytes() const {
-  size_t bytes = keys_.memory_bytes() + pool_.memory_bytes();
+  size_t bytes = index_.memory_bytes() + pool_.memory_bytes() + key_heap_bytes_;
   for (const auto& [t, ids] : timers_) bytes += ids.capacity() * sizeof(uint32_t) + 64;
   if (layout_.owns_heap()) {
-    keys_.for_each([&](uint32_t key) {
-      auto& self = const_cast<KeyedWindows&>(*this);
-      for (uint32_t id = self.keys_.head(key); id != kNone; id = next_of(self.node(id)))
-        bytes += layout_.heap_bytes(self.acc(id));
+    index_.for_each([&](uint32_t head) {
+      for (uint32_t id = head; id != kNone; id = next_of(node(id)))
+        bytes += layout_.heap_bytes(node(id) + header_words_);
     });
   }
   return bytes;

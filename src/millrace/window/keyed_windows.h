@@ -1,12 +1,16 @@
 // KeyedWindows: what the tumbling/hopping and the session operators share:
-// the key table, the pool of window nodes, timers, and the writing of result
+// the key index, the pool of window nodes, timers, and the writing of result
 // and late records.
 //
 // A node is a block of the pool: a header, then the aggregate state laid out
-// by AccumulatorLayout. Header word 0 is the node's start time, word 1 its
-// key id (low 32 bits) and the next node of the same key (high 32 bits); a
-// key's nodes form a list sorted by start, headed in the key table. Session
-// nodes add word 2 (end) and word 3 (timer time and fired flag).
+// by AccumulatorLayout. Header word 0 is the node's start time, word 1 the
+// next node of the same key (low 32 bits) and the key's hash (high 32 bits),
+// words 2-3 the key (stored_key). A key's nodes form a list sorted by start,
+// latest first (events mostly join a key's latest window), headed in the
+// KeyIndex; a key exists while it has a node. Session nodes add word 4 (end)
+// and word 5 (timer time and fired flag). With the key and the aggregates in
+// one block, an event costs one probe of the index and one node (for
+// count+sum, 48 bytes).
 //
 // Lateness is judged against the operator's watermark after on_event's own
 // advance(watermark_before): the larger of the two when a caller advanced the
@@ -34,38 +38,51 @@ namespace millrace {
 
 class KeyedWindows : public WindowOperator {
  public:
+  void on_event(const Event& event, std::string_view raw, TimeMs watermark_before,
+                WindowOutput* out) final;
+  // Encodes and hashes the batch's keys first, then processes each event
+  // while the index slots and nodes of the events a few places ahead load.
+  void on_events(const WindowEvent* events, size_t n, WindowOutput* out) final;
   size_t state_bytes() const override;
   size_t open_windows() const override { return pool_.live(); }
-  size_t keys() const override { return keys_.size(); }
+  size_t keys() const override { return index_.size(); }
   void snapshot(ByteWriter& w) const override;
   bool restore(ByteReader& r) override;
 
  protected:
-  static constexpr uint32_t kNone = KeyTable::kNone;
+  static constexpr uint32_t kNone = KeyIndex::kNone;
+  static constexpr size_t kKeyWords = 4;  // header words before the type's own
 
-  KeyedWindows(const WindowSpec& spec, const Schema& schema, size_t header_words);
+  KeyedWindows(const WindowSpec& spec, const Schema& schema, size_t extra_header_words);
   ~KeyedWindows() override;
 
-  // The key of `event` in key_buf_ and its id, or kNone when not yet interned.
-  uint32_t find_key(const Event& event);
+  // on_event with the event's key encoded and hashed.
+  virtual void on_keyed_event(const Event& event, std::string_view raw, TimeMs watermark_before,
+                              const KeyRef& key, WindowOutput* out) = 0;
 
   uint64_t* node(uint32_t id) { return pool_.at(id); }
+  const uint64_t* node(uint32_t id) const { return pool_.at(id); }
   uint64_t* acc(uint32_t id) { return pool_.at(id) + header_words_; }
   static TimeMs start_of(const uint64_t* n) { return static_cast<TimeMs>(n[0]); }
-  static uint32_t key_of(const uint64_t* n) { return static_cast<uint32_t>(n[1]); }
-  static uint32_t next_of(const uint64_t* n) { return static_cast<uint32_t>(n[1] >> 32); }
+  static uint32_t next_of(const uint64_t* n) { return static_cast<uint32_t>(n[1]); }
   static void set_next(uint64_t* n, uint32_t next) {
-    n[1] = (n[1] & 0xffffffffu) | (static_cast<uint64_t>(next) << 32);
+    n[1] = (n[1] & ~uint64_t{0xffffffffu}) | next;
+  }
+  static KeyRef key_of(const uint64_t* n) {
+    return KeyRef{stored_key::view(n + 2), static_cast<uint32_t>(n[1] >> 32)};
   }
 
-  // A new node of `key` starting at `start`, linked into the key's sorted list.
-  uint32_t new_node(uint32_t key, TimeMs start);
-  // Unlinks and frees a node; frees the key when it has no node left.
+  // The first (latest) node of `key`, or kNone.
+  uint32_t head_of(const KeyRef& key) {
+    KeyIndex::Slot* s = slot_of(key);
+    return s ? s->head : kNone;
+  }
+  // A new node of `key` starting at `start`, linked into the key's list.
+  uint32_t new_node(const KeyRef& key, TimeMs start);
+  // Unlinks and frees a node; the key goes with its last node.
   void free_node(uint32_t id);
   // Re-sorts a node whose start moved earlier (sessions).
   void relink(uint32_t id);
-  void link_sorted(uint32_t id);
-  void unlink(uint32_t id);
 
   // Adds a timer entry. Buckets grow by an eighth, not by doubling, so that
   // timers cost about 4 bytes per node.
@@ -86,8 +103,8 @@ class KeyedWindows : public WindowOperator {
   void clear_state();
 
   // Appends one result record.
-  void write_record(WindowOutput* out, uint32_t key, TimeMs start, TimeMs end, const uint64_t* acc,
-                    const char* kind);
+  void write_record(WindowOutput* out, std::string_view key, TimeMs start, TimeMs end,
+                    const uint64_t* acc, const char* kind);
   // The event joined no window: drop it or write it to the late output.
   void on_late(WindowOutput* out, std::string_view raw, TimeMs watermark);
 
@@ -96,13 +113,26 @@ class KeyedWindows : public WindowOperator {
   size_t header_words_;
   std::vector<std::string> key_names_;
   std::string prefix_;  // {"window": NAME
-  KeyTable keys_;
+  KeyIndex index_;
   NodePool pool_;
   absl::btree_map<TimeMs, std::vector<uint32_t>> timers_;
   TimeMs wm_ = kMinTime;
   uint64_t seq_ = 0;  // arrival number of the next event
-  std::string key_buf_;
   std::vector<uint64_t> scratch_;
+
+ private:
+  KeyIndex::Slot* slot_of(const KeyRef& key) {
+    return index_.find(
+        key.hash, [&](uint32_t head) { return stored_key::view(node(head) + 2) == key.bytes; });
+  }
+  void link_sorted(uint32_t id);
+  void unlink(uint32_t id);
+  void release_node(uint32_t id);  // its key copy and aggregates, back to the pool
+
+  size_t key_heap_bytes_ = 0;  // keys longer than stored_key's inline 15 bytes
+  std::string key_buf_;
+  std::string batch_keys_;
+  std::vector<uint32_t> batch_hash_, batch_end_;
 };
 
 }  // namespace millrace

@@ -34,7 +34,7 @@ TimeMs floor_div(TimeMs a, TimeMs b) {
 class PaneWindows final : public KeyedWindows {
  public:
   PaneWindows(const WindowSpec& spec, const Schema& schema)
-      : KeyedWindows(spec, schema, 2),
+      : KeyedWindows(spec, schema, 0),
         size_(spec.size),
         slide_(spec.slide > 0 ? spec.slide : spec.size),
         pane_(std::gcd(size_, slide_)),
@@ -44,13 +44,21 @@ class PaneWindows final : public KeyedWindows {
     if (scratch_live_) layout_.destroy(scratch_.data());
   }
 
-  void on_event(const Event& event, std::string_view raw, TimeMs watermark_before,
-                WindowOutput* out) override;
   void advance(TimeMs watermark, WindowOutput* out) override;
   size_t open_windows() const override;
 
+ protected:
+  void on_keyed_event(const Event& event, std::string_view raw, TimeMs watermark_before,
+                      const KeyRef& key, WindowOutput* out) override;
+
  private:
-  TimeMs pane_of(TimeMs t) const { return floor_div(t, pane_) * pane_; }
+  TimeMs pane_of(TimeMs t) {
+    // Consecutive events mostly fall into the same pane: no division then.
+    if (static_cast<uint64_t>(t) - static_cast<uint64_t>(last_pane_) >=
+        static_cast<uint64_t>(pane_))
+      last_pane_ = floor_div(t, pane_) * pane_;
+    return last_pane_;
+  }
   // The windows containing pane p are n * slide for n in [first_n(p), last_n(p)].
   int64_t first_n(TimeMs p) const { return floor_div(p - size_, slide_) + 1; }
   int64_t last_n(TimeMs p) const { return floor_div(p, slide_); }
@@ -61,44 +69,47 @@ class PaneWindows final : public KeyedWindows {
     int64_t n = std::max(first_n(p), floor_div(x - size_, slide_) + 1);
     return n <= last_n(p) ? n * slide_ + size_ : last_end(p) + lateness_;
   }
-  // The first pane of `key` in [s, e), or kNone.
-  uint32_t first_pane(uint32_t key, TimeMs s, TimeMs e) {
-    for (uint32_t id = keys_.head(key); id != kNone; id = next_of(node(id))) {
+  // The earliest pane in [s, e) of the key whose list starts at `head`, or kNone.
+  uint32_t first_pane(uint32_t head, TimeMs s, TimeMs e) {
+    uint32_t found = kNone;
+    for (uint32_t id = head; id != kNone; id = next_of(node(id))) {
       TimeMs p = start_of(node(id));
-      if (p >= e) break;
-      if (p >= s) return id;
+      if (p < s) break;
+      if (p < e) found = id;
     }
-    return kNone;
+    return found;
   }
-  // Aggregates of `key`'s window [s, s + size); valid until the next call.
-  const uint64_t* window_acc(uint32_t key, TimeMs s);
-  void emit(WindowOutput* out, uint32_t key, TimeMs s, const char* kind) {
-    write_record(out, key, s, s + size_, window_acc(key, s), kind);
+  // Aggregates of the window [s, s + size) of the key whose list starts at
+  // `head`; valid until the next call.
+  const uint64_t* window_acc(uint32_t head, TimeMs s);
+  void emit(WindowOutput* out, const KeyRef& key, uint32_t head, TimeMs s, const char* kind) {
+    write_record(out, key.bytes, s, s + size_, window_acc(head, s), kind);
   }
 
   TimeMs size_, slide_, pane_, lateness_;
   bool one_pane_;
+  TimeMs last_pane_ = 0;
   std::vector<TimeMs> corrections_, created_;
   bool scratch_live_ = false;
   TimeMs open_from_ = kMaxTime;  // panes >= this have no window ended at wm_
 };
 
-const uint64_t* PaneWindows::window_acc(uint32_t key, TimeMs s) {
-  if (one_pane_) return acc(first_pane(key, s, s + size_));
+const uint64_t* PaneWindows::window_acc(uint32_t head, TimeMs s) {
+  if (one_pane_) return acc(first_pane(head, s, s + size_));
   if (scratch_live_) layout_.destroy(scratch_.data());
   std::fill(scratch_.begin(), scratch_.end(), 0);
   layout_.init(scratch_.data());
   scratch_live_ = true;
-  for (uint32_t id = keys_.head(key); id != kNone; id = next_of(node(id))) {
+  for (uint32_t id = head; id != kNone; id = next_of(node(id))) {
     TimeMs p = start_of(node(id));
-    if (p >= s + size_) break;
-    if (p >= s) layout_.merge(scratch_.data(), acc(id));
+    if (p < s) break;
+    if (p < s + size_) layout_.merge(scratch_.data(), acc(id));
   }
   return scratch_.data();
 }
 
-void PaneWindows::on_event(const Event& event, std::string_view raw, TimeMs watermark_before,
-                           WindowOutput* out) {
+void PaneWindows::on_keyed_event(const Event& event, std::string_view raw, TimeMs watermark_before,
+                                 const KeyRef& key, WindowOutput* out) {
   advance(watermark_before, out);
   const TimeMs wm = wm_;
   const uint64_t seq = seq_++;
@@ -114,8 +125,7 @@ void PaneWindows::on_event(const Event& event, std::string_view raw, TimeMs wate
     on_late(out, raw, wm);
     return;
   }
-  uint32_t key = find_key(event);
-  if (key == kNone) key = keys_.intern(key_buf_);
+  uint32_t head = head_of(key);
 
   // Windows of this event that ended but are still within their lateness.
   corrections_.clear();
@@ -126,26 +136,29 @@ void PaneWindows::on_event(const Event& event, std::string_view raw, TimeMs wate
          ++n) {
       TimeMs s = n * slide_;
       if (s + size_ > wm) break;
-      (first_pane(key, s, s + size_) != kNone ? corrections_ : created_).push_back(s);
+      (first_pane(head, s, s + size_) != kNone ? corrections_ : created_).push_back(s);
     }
   }
   if (spec_.retract)
-    for (TimeMs s : corrections_) emit(out, key, s, "retract");
+    for (TimeMs s : corrections_) emit(out, key, head, s, "retract");
 
   uint32_t pane = kNone;
-  for (uint32_t id = keys_.head(key); id != kNone; id = next_of(node(id))) {
+  for (uint32_t id = head; id != kNone; id = next_of(node(id))) {
     TimeMs ps = start_of(node(id));
-    if (ps == p) pane = id;
-    if (ps >= p) break;
+    if (ps <= p) {
+      if (ps == p) pane = id;
+      break;
+    }
   }
   if (pane == kNone) {
     pane = new_node(key, p);
     schedule(next_due(p, wm), pane);
+    if (!open) head = head_of(key);
   }
   layout_.add(acc(pane), event, seq);
 
-  for (TimeMs s : corrections_) emit(out, key, s, "update");
-  for (TimeMs s : created_) emit(out, key, s, "final");
+  for (TimeMs s : corrections_) emit(out, key, head, s, "update");
+  for (TimeMs s : created_) emit(out, key, head, s, "final");
 }
 
 void PaneWindows::advance(TimeMs watermark, WindowOutput* out) {
@@ -161,7 +174,14 @@ void PaneWindows::advance(TimeMs watermark, WindowOutput* out) {
       const uint64_t* n = node(id);
       TimeMs p = start_of(n), s = t - size_;
       if (floor_div(s, slide_) * slide_ != s || s > p || t <= p) continue;
-      if (first_pane(key_of(n), s, t) == id) emit(out, key_of(n), s, "final");
+      const KeyRef key = key_of(n);
+      if (one_pane_) {
+        write_record(out, key.bytes, s, t, acc(id), "final");
+        continue;
+      }
+      const uint32_t head = head_of(key);
+      if (first_pane(head, s, t) == id)
+        write_record(out, key.bytes, s, t, window_acc(head, s), "final");
     }
     // Phase 2: drop panes past their last window's lateness, reschedule the rest.
     for (uint32_t id : ids) {
@@ -182,16 +202,16 @@ void PaneWindows::advance(TimeMs watermark, WindowOutput* out) {
 }
 
 size_t PaneWindows::open_windows() const {
-  auto& self = const_cast<PaneWindows&>(*this);
   const int64_t alive = floor_div(wm_ - lateness_ - size_, slide_) + 1;
   size_t count = 0;
-  keys_.for_each([&](uint32_t key) {
-    int64_t covered = std::numeric_limits<int64_t>::min();
-    for (uint32_t id = self.keys_.head(key); id != kNone; id = next_of(self.node(id))) {
-      TimeMs p = start_of(self.node(id));
-      int64_t lo = std::max({first_n(p), alive, covered + 1}), hi = last_n(p);
+  index_.for_each([&](uint32_t head) {
+    // Panes latest first: the windows of each pane not counted for a later one.
+    int64_t counted_from = std::numeric_limits<int64_t>::max();
+    for (uint32_t id = head; id != kNone; id = next_of(node(id))) {
+      TimeMs p = start_of(node(id));
+      int64_t lo = std::max(first_n(p), alive), hi = std::min(last_n(p), counted_from - 1);
       if (hi >= lo) count += static_cast<size_t>(hi - lo + 1);
-      covered = std::max(covered, hi);
+      counted_from = std::min(counted_from, first_n(p));
     }
   });
   return count;

@@ -1,6 +1,7 @@
 // Session windows: each event covers [t, t + gap); a key's intervals that
 // overlap merge, and a session is [first event, last event + gap). A node is
-// one session (header: start, key/next, end, timer).
+// one session (header: start, next and hash, key, end, timer); a key's
+// sessions are disjoint, so in its list (latest start first) ends fall too.
 //
 // A session is late for an event only if the event touches no session still
 // held and its own interval [t, t + gap) ended allowed_lateness before the
@@ -26,28 +27,29 @@ namespace {
 class SessionWindows final : public KeyedWindows {
  public:
   SessionWindows(const WindowSpec& spec, const Schema& schema)
-      : KeyedWindows(spec, schema, 4), gap_(spec.gap), lateness_(spec.allowed_lateness) {}
+      : KeyedWindows(spec, schema, 2), gap_(spec.gap), lateness_(spec.allowed_lateness) {}
 
-  void on_event(const Event& event, std::string_view raw, TimeMs watermark_before,
-                WindowOutput* out) override;
   void advance(TimeMs watermark, WindowOutput* out) override;
 
  protected:
+  void on_keyed_event(const Event& event, std::string_view raw, TimeMs watermark_before,
+                      const KeyRef& key, WindowOutput* out) override;
   bool timer_is_current(uint32_t id, TimeMs t) const override {
     return timer_of(const_cast<SessionWindows*>(this)->node(id)) == t;
   }
 
  private:
   static constexpr TimeMs kDead = kMinTime;
-  static TimeMs end_of(const uint64_t* n) { return static_cast<TimeMs>(n[2]); }
-  static TimeMs timer_of(const uint64_t* n) { return static_cast<int64_t>(n[3]) >> 1; }
-  static bool fired(const uint64_t* n) { return (n[3] & 1) != 0; }
+  static TimeMs end_of(const uint64_t* n) { return static_cast<TimeMs>(n[kKeyWords]); }
+  static void set_end(uint64_t* n, TimeMs end) { n[kKeyWords] = static_cast<uint64_t>(end); }
+  static TimeMs timer_of(const uint64_t* n) { return static_cast<int64_t>(n[kKeyWords + 1]) >> 1; }
+  static bool fired(const uint64_t* n) { return (n[kKeyWords + 1] & 1) != 0; }
   static void set_timer(uint64_t* n, TimeMs t, bool fired) {
-    n[3] = (static_cast<uint64_t>(t) << 1) | (fired ? 1 : 0);
+    n[kKeyWords + 1] = (static_cast<uint64_t>(t) << 1) | (fired ? 1 : 0);
   }
   void emit(WindowOutput* out, uint32_t id, const char* kind) {
     const uint64_t* n = node(id);
-    write_record(out, key_of(n), start_of(n), end_of(n), n + header_words_, kind);
+    write_record(out, key_of(n).bytes, start_of(n), end_of(n), n + header_words_, kind);
   }
   void drop(uint32_t id) {
     set_timer(node(id), kDead, false);
@@ -58,31 +60,27 @@ class SessionWindows final : public KeyedWindows {
   std::vector<uint32_t> touched_;
 };
 
-void SessionWindows::on_event(const Event& event, std::string_view raw, TimeMs watermark_before,
-                              WindowOutput* out) {
+void SessionWindows::on_keyed_event(const Event& event, std::string_view raw,
+                                    TimeMs watermark_before, const KeyRef& key, WindowOutput* out) {
   advance(watermark_before, out);
   const TimeMs wm = wm_;
   const uint64_t seq = seq_++;
   const TimeMs t = event.time;
-  uint32_t key = find_key(event);
   touched_.clear();
-  if (key != kNone) {
-    for (uint32_t id = keys_.head(key); id != kNone; id = next_of(node(id))) {
-      const uint64_t* n = node(id);
-      if (start_of(n) >= t + gap_) break;
-      if (t < end_of(n)) touched_.push_back(id);
-    }
+  for (uint32_t id = head_of(key); id != kNone; id = next_of(node(id))) {
+    const uint64_t* n = node(id);
+    if (end_of(n) <= t) break;
+    if (start_of(n) < t + gap_) touched_.push_back(id);
   }
   if (touched_.empty() && t + gap_ + lateness_ <= wm) {
     on_late(out, raw, wm);
     return;
   }
-  if (key == kNone) key = keys_.intern(key_buf_);
 
   if (touched_.empty()) {
     uint32_t id = new_node(key, t);
     uint64_t* n = node(id);
-    n[2] = static_cast<uint64_t>(t + gap_);
+    set_end(n, t + gap_);
     layout_.add(n + header_words_, event, seq);
     if (t + gap_ <= wm) {  // a session that ended before it began: final at once
       emit(out, id, "final");
@@ -94,6 +92,8 @@ void SessionWindows::on_event(const Event& event, std::string_view raw, TimeMs w
     return;
   }
 
+  // The latest session absorbs the others; its timer is at or before the
+  // merged session's due time, as that is at least its own.
   const uint32_t target = touched_[0];
   bool any_fired = false;
   for (uint32_t id : touched_) any_fired |= fired(node(id));
@@ -106,6 +106,7 @@ void SessionWindows::on_event(const Event& event, std::string_view raw, TimeMs w
   TimeMs start = std::min(old_start, t), end = std::max(end_of(n), t + gap_);
   for (size_t i = 1; i < touched_.size(); ++i) {
     const uint64_t* m = node(touched_[i]);
+    start = std::min(start, start_of(m));
     end = std::max(end, end_of(m));
     layout_.merge(n + header_words_, m + header_words_);
     drop(touched_[i]);
@@ -113,7 +114,7 @@ void SessionWindows::on_event(const Event& event, std::string_view raw, TimeMs w
   }
   layout_.add(n + header_words_, event, seq);
   n[0] = static_cast<uint64_t>(start);
-  n[2] = static_cast<uint64_t>(end);
+  set_end(n, end);
   if (start != old_start) relink(target);
   if (any_fired) {
     // The timer stays where it is (at or before what is now due) and moves on when it runs.

@@ -81,65 +81,31 @@ void append_window_key_json(std::string& out, std::string_view encoded,
   }
 }
 
-KeyTable::KeyTable() : index_(0, Hash{this}, Eq{this}) {}
-
-KeyTable::~KeyTable() {
-  for (uint32_t id : index_) {
-    Entry& e = entry(id);
-    if (e.is_heap()) delete[] e.view().data();
+void KeyIndex::erase(Slot* s) {
+  size_t i = static_cast<size_t>(s - slots_.data());
+  for (size_t j = (i + 1) & mask_;; j = (j + 1) & mask_) {
+    if (slots_[j].head == kNone) break;
+    size_t home = slots_[j].hash & mask_;
+    // Move slot j into the hole at i unless its home lies cyclically in (i, j].
+    bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+    if (!stays) {
+      slots_[i] = slots_[j];
+      i = j;
+    }
   }
+  slots_[i].head = kNone;
+  --size_;
+  if (slots_.size() > 64 && size_ * 10 < slots_.size()) resize(slots_.size() / 2);
 }
 
-uint32_t KeyTable::find(std::string_view encoded) const {
-  auto it = index_.find(encoded);
-  return it == index_.end() ? kNone : *it;
-}
-
-uint32_t KeyTable::intern(std::string_view encoded) {
-  auto it = index_.find(encoded);
-  if (it != index_.end()) return *it;
-  uint32_t id;
-  if (!free_.empty()) {
-    id = free_.back();
-    free_.pop_back();
-  } else {
-    id = next_++;
-    if ((id >> kChunkBits) >= chunks_.size())
-      chunks_.push_back(std::make_unique<Entry[]>(size_t{1} << kChunkBits));
-  }
-  Entry& e = entry(id);
-  e.head = kNone;
-  if (encoded.size() <= 15) {
-    std::memcpy(e.bytes, encoded.data(), encoded.size());
-    e.bytes[15] = static_cast<char>(encoded.size());
-  } else {
-    char* p = new char[encoded.size()];
-    std::memcpy(p, encoded.data(), encoded.size());
-    uint32_t n = static_cast<uint32_t>(encoded.size());
-    std::memcpy(e.bytes, &p, sizeof p);
-    std::memcpy(e.bytes + 8, &n, sizeof n);
-    e.bytes[15] = static_cast<char>(0xff);
-    heap_bytes_ += n;
-  }
-  index_.insert(id);
-  return id;
-}
-
-void KeyTable::erase(uint32_t id) {
-  index_.erase(id);
-  Entry& e = entry(id);
-  if (e.is_heap()) {
-    heap_bytes_ -= e.view().size();
-    delete[] e.view().data();
-    e.bytes[15] = 0;
-  }
-  free_.push_back(id);
-}
-
-size_t KeyTable::memory_bytes() const {
-  return index_.capacity() * (sizeof(uint32_t) + 1) +
-         chunks_.size() * (sizeof(Entry) << kChunkBits) + free_.capacity() * sizeof(uint32_t) +
-         heap_bytes_;
+void KeyIndex::resize(size_t capacity) {
+  std::vector<Slot> old;
+  old.swap(slots_);
+  slots_.assign(capacity, Slot{0, kNone});
+  slots_.shrink_to_fit();
+  mask_ = capacity - 1;
+  for (const Slot& s : old)
+    if (s.head != kNone) place(s.hash, s.head);
 }
 
 }  // namespace millrace

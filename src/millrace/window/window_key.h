@@ -1,9 +1,9 @@
 // Window keys: the values of a window's key fields encoded as bytes (equal
-// keys encode equally), and KeyTable, which interns each live key as a 32-bit
-// id with a 20-byte entry: keys of up to 15 encoded bytes are stored inline,
-// longer ones on the heap. Encoding, per key field: a tag byte ('n' null,
-// 'i' int64, 'd' double, 'b' bool, 's' string) then the value (8 bytes for
-// numbers, 1 for bools, a one- to five-byte length and the bytes for strings).
+// keys encode equally), stored inline in the operator's nodes (StoredKey), and
+// KeyIndex, which finds the first node of a key's state by the key's hash.
+// Encoding, per key field: a tag byte ('n' null, 'i' int64, 'd' double, 'b'
+// bool, 's' string) then the value (8 bytes for numbers, 1 for bools, a one-
+// to five-byte length and the bytes for strings).
 #pragma once
 
 #include <cstdint>
@@ -11,8 +11,6 @@
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <absl/container/flat_hash_set.h>
 
 #include "millrace/core/event.h"
 #include "millrace/core/hash.h"
@@ -27,81 +25,128 @@ void encode_window_key(const Event& event, const std::vector<int>& key_fields, s
 void append_window_key_json(std::string& out, std::string_view encoded,
                             const std::vector<std::string>& names);
 
-class KeyTable {
+// An encoded key and its 32-bit hash.
+struct KeyRef {
+  std::string_view bytes;
+  uint32_t hash = 0;
+};
+
+inline uint32_t window_key_hash(std::string_view encoded) {
+  uint64_t h = hash_string(encoded);
+  return static_cast<uint32_t>(h ^ (h >> 32));
+}
+
+// A key kept in two 64-bit words: keys of up to 15 encoded bytes inline
+// (byte 15 holds the length), longer ones on the heap (byte 15 is 0xff,
+// bytes 0-7 the pointer, 8-11 the length). Zero-filled words hold the empty key.
+namespace stored_key {
+
+inline bool on_heap(const uint64_t* w) {
+  return reinterpret_cast<const uint8_t*>(w)[15] == 0xff;
+}
+inline std::string_view view(const uint64_t* w) {
+  const char* b = reinterpret_cast<const char*>(w);
+  if (!on_heap(w)) return std::string_view(b, static_cast<uint8_t>(b[15]));
+  const char* p;
+  uint32_t n;
+  std::memcpy(&p, b, sizeof p);
+  std::memcpy(&n, b + 8, sizeof n);
+  return std::string_view(p, n);
+}
+// Stores `key` into zero-filled words.
+inline void store(uint64_t* w, std::string_view key) {
+  char* b = reinterpret_cast<char*>(w);
+  if (key.size() <= 15) {
+    if (!key.empty()) std::memcpy(b, key.data(), key.size());
+    b[15] = static_cast<char>(key.size());
+    return;
+  }
+  char* p = new char[key.size()];
+  std::memcpy(p, key.data(), key.size());
+  uint32_t n = static_cast<uint32_t>(key.size());
+  std::memcpy(b, &p, sizeof p);
+  std::memcpy(b + 8, &n, sizeof n);
+  b[15] = static_cast<char>(0xff);
+}
+// Frees a heap key; the words then hold the empty key.
+inline void release(uint64_t* w) {
+  if (on_heap(w)) delete[] view(w).data();
+  w[0] = w[1] = 0;
+}
+// Heap bytes held beyond the two words.
+inline size_t heap_bytes(const uint64_t* w) {
+  return on_heap(w) ? view(w).size() : 0;
+}
+
+}  // namespace stored_key
+
+// KeyIndex: open addressing (linear probing, deletion by backward shift) from
+// a key's hash to the first node of its state. A slot is 8 bytes (the full
+// 32-bit hash and the node id), so a lookup reads one line of the index and
+// compares key bytes only on a full hash match. The table grows at a load of
+// 0.8 and shrinks below 0.1, so memory follows the number of live keys.
+// Slot pointers are valid until the next insert or erase.
+class KeyIndex {
  public:
   static constexpr uint32_t kNone = 0xffffffffu;
+  struct Slot {
+    uint32_t hash;
+    uint32_t head;  // kNone: empty
+  };
 
-  KeyTable();
-  ~KeyTable();
-  KeyTable(const KeyTable&) = delete;
-  KeyTable& operator=(const KeyTable&) = delete;
+  KeyIndex() { resize(16); }
 
-  // The id of `encoded`, or kNone.
-  uint32_t find(std::string_view encoded) const;
-  // The id of `encoded`, interned (with head() == kNone) when new.
-  uint32_t intern(std::string_view encoded);
-  // Forgets a key; its id may be reused.
-  void erase(uint32_t id);
+  // The slot of the key with this hash for which same(head) holds, or nullptr.
+  template <typename Same>
+  Slot* find(uint32_t hash, Same&& same) {
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.head == kNone) return nullptr;
+      if (s.hash == hash && same(s.head)) return &s;
+    }
+  }
+  // The head of the first slot with this hash, or kNone (a guess for prefetching).
+  uint32_t guess(uint32_t hash) const {
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.head == kNone || s.hash == hash) return s.head;
+    }
+  }
+  void prefetch(uint32_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
 
-  std::string_view key(uint32_t id) const { return entry(id).view(); }
-  // The first node of the key's state (a list kept by the operator).
-  uint32_t& head(uint32_t id) { return entry(id).head; }
+  // Adds a key known to be absent.
+  void insert(uint32_t hash, uint32_t head) {
+    if ((size_ + 1) * 5 > slots_.size() * 4) resize(slots_.size() * 2);
+    place(hash, head);
+    ++size_;
+  }
+  void erase(Slot* s);
 
-  size_t size() const { return index_.size(); }
-  size_t memory_bytes() const;
-
-  // Calls f(id) for every live key.
+  size_t size() const { return size_; }
+  size_t memory_bytes() const { return slots_.capacity() * sizeof(Slot); }
+  void clear() {
+    size_ = 0;
+    slots_.clear();
+    resize(16);
+  }
+  // Calls f(head) for every key.
   template <typename F>
   void for_each(F&& f) const {
-    for (uint32_t id : index_) f(id);
+    for (const Slot& s : slots_)
+      if (s.head != kNone) f(s.head);
   }
 
  private:
-  struct Entry {
-    // Inline: bytes[0..n) with n = bytes[15] <= 15. Heap: bytes[15] == 0xff,
-    // bytes[0..8) a char*, bytes[8..12) the length.
-    char bytes[16];
-    uint32_t head;
-    bool is_heap() const { return static_cast<uint8_t>(bytes[15]) == 0xff; }
-    std::string_view view() const {
-      if (!is_heap()) return std::string_view(bytes, static_cast<uint8_t>(bytes[15]));
-      const char* p;
-      uint32_t n;
-      std::memcpy(&p, bytes, sizeof p);
-      std::memcpy(&n, bytes + 8, sizeof n);
-      return std::string_view(p, n);
-    }
-  };
-  static_assert(sizeof(Entry) == 20);
-
-  struct Hash {
-    using is_transparent = void;
-    const KeyTable* table;
-    size_t operator()(uint32_t id) const { return hash_string(table->key(id)); }
-    size_t operator()(std::string_view s) const { return hash_string(s); }
-  };
-  struct Eq {
-    using is_transparent = void;
-    const KeyTable* table;
-    std::string_view v(uint32_t id) const { return table->key(id); }
-    std::string_view v(std::string_view s) const { return s; }
-    template <typename A, typename B>
-    bool operator()(const A& a, const B& b) const {
-      return v(a) == v(b);
-    }
-  };
-
-  static constexpr uint32_t kChunkBits = 10;
-  Entry& entry(uint32_t id) { return chunks_[id >> kChunkBits][id & ((1u << kChunkBits) - 1)]; }
-  const Entry& entry(uint32_t id) const {
-    return chunks_[id >> kChunkBits][id & ((1u << kChunkBits) - 1)];
+  void place(uint32_t hash, uint32_t head) {
+    size_t i = hash & mask_;
+    while (slots_[i].head != kNone) i = (i + 1) & mask_;
+    slots_[i] = Slot{hash, head};
   }
+  void resize(size_t capacity);
 
-  std::vector<std::unique_ptr<Entry[]>> chunks_;
-  std::vector<uint32_t> free_;
-  uint32_t next_ = 0;
-  size_t heap_bytes_ = 0;
-  absl::flat_hash_set<uint32_t, Hash, Eq> index_;
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  size_t size_ = 0;
 };
 
 }  // namespace millrace

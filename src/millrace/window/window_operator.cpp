@@ -10,4 +10,12 @@ std::unique_ptr<WindowOperator> WindowOperator::Create(const WindowSpec& spec,
   return make_pane_windows(spec, schema);
 }
 
+void WindowOperator::on_events(const WindowEvent* events, size_t n, WindowOutput* out) {
+  for (size_t i = 0; i < n; ++i) {
+    advance(events[i].watermark_before, out);
+    on_event(*events[i].event, events[i].raw, events[i].watermark_before, out);
+    advance(events[i].watermark_after, out);
+  }
+}
+
 }  // namespace millrace

@@ -56,6 +56,13 @@ struct WindowOutput {
   }
 };
 
+// One event of a batch, with the watermarks around it (see on_events).
+struct WindowEvent {
+  const Event* event;
+  std::string_view raw;
+  TimeMs watermark_before, watermark_after;
+};
+
 class WindowOperator {
  public:
   static std::unique_ptr<WindowOperator> Create(const WindowSpec& spec, const Schema& schema);
@@ -67,6 +74,10 @@ class WindowOperator {
                         WindowOutput* out) = 0;
   // Moves the watermark forward (never backwards: smaller values are ignored).
   virtual void advance(TimeMs watermark, WindowOutput* out) = 0;
+  // The same as, for each event in order: advance(watermark_before),
+  // on_event(event, raw, watermark_before), advance(watermark_after); faster,
+  // as the memory of events further on is loaded while one is processed.
+  virtual void on_events(const WindowEvent* events, size_t n, WindowOutput* out);
 
   // Checkpoints: appends the whole state (keys, open windows and their
   // aggregates, timers in firing order, watermark) / replaces the state with
