@@ -163,7 +163,7 @@ std::vector<Layout> check_layouts(GbdtModel& m, const TreeEnsemble& e, const Sha
 }
 
 Layout fastest() {
-  return BinnedForest::compiled_in() ? Layout::kBinned : Layout::kPadded;
+  return BinnedForest::available() ? Layout::kBinned : Layout::kPadded;
 }
 
 struct Result3 {
@@ -187,7 +187,7 @@ TEST(GbdtLayouts, StumpsOnlyDepthOne) {
     s.min_depth = s.max_depth = 1;
     auto r = compile_and_check(s, 1);
     EXPECT_EQ(r.chosen, fastest());
-    EXPECT_EQ(r.checked.size(), 2u + BinnedForest::compiled_in());
+    EXPECT_EQ(r.checked.size(), 2u + BinnedForest::available());
   }
 }
 
@@ -197,7 +197,7 @@ TEST(GbdtLayouts, DepthExactlyThePaddingLimit) {
   s.min_depth = s.max_depth = GbdtModel::kMaxPaddedDepth;
   auto r = compile_and_check(s, 2);
   EXPECT_EQ(r.chosen, fastest());
-  EXPECT_EQ(r.checked.size(), 2u + BinnedForest::compiled_in());
+  EXPECT_EQ(r.checked.size(), 2u + BinnedForest::available());
 }
 
 TEST(GbdtLayouts, OneLevelPastTheLimitUsesGeneral) {
@@ -219,7 +219,7 @@ TEST(GbdtLayouts, TreesShallowerThanOthersAtEveryDepth) {
     s.max_depth = depth;
     auto r = compile_and_check(s, 10 + depth);
     EXPECT_EQ(r.chosen, fastest());
-    EXPECT_EQ(r.checked.size(), 2u + BinnedForest::compiled_in());
+    EXPECT_EQ(r.checked.size(), 2u + BinnedForest::available());
   }
 }
 
@@ -234,7 +234,7 @@ TEST(GbdtLayouts, SeveralGroupsAndDoubleSums) {
   s.groups = 1;
   r = compile_and_check(s, 5);
   EXPECT_EQ(r.chosen, fastest());
-  EXPECT_EQ(r.checked.size(), 2u + BinnedForest::compiled_in());
+  EXPECT_EQ(r.checked.size(), 2u + BinnedForest::available());
 }
 
 TEST(GbdtLayouts, SixtyFourFeaturesBinnedSixtyFiveNot) {
@@ -273,7 +273,7 @@ TEST(GbdtLayouts, At255ThresholdsPerFeatureBinnedAt256Not) {
     ASSERT_TRUE(m.ok());
     const auto checked = check_layouts(**m, e, s);
     EXPECT_EQ((*m)->layout(), cuts == 255 ? fastest() : Layout::kPadded);
-    EXPECT_EQ(checked.size(), cuts == 255 ? 2u + BinnedForest::compiled_in() : 2u);
+    EXPECT_EQ(checked.size(), cuts == 255 ? 2u + BinnedForest::available() : 2u);
   }
 }
 
@@ -291,9 +291,9 @@ TEST(GbdtLayouts, MinusInfinityThresholdWithMissingGoingLeft) {
           n.kind == TreeNode::Kind::kNumerical && n.default_left && n.threshold == -kInf;
   ASSERT_GT(left_at_minus_inf, 0u);
   auto r = compile_and_check(s, 12);
-  EXPECT_EQ(r.chosen, BinnedForest::compiled_in() ? Layout::kBinned : Layout::kGeneral);
+  EXPECT_EQ(r.chosen, BinnedForest::available() ? Layout::kBinned : Layout::kGeneral);
   EXPECT_EQ(r.checked.back(), Layout::kGeneral);
-  EXPECT_EQ(r.checked.size(), 1u + BinnedForest::compiled_in());
+  EXPECT_EQ(r.checked.size(), 1u + BinnedForest::available());
 }
 
 TEST(GbdtLayouts, CategoricalSplitFallsBackToGeneral) {

@@ -27,7 +27,7 @@ struct Case {
 // The layout compile() should pick for a model of plain numerical splits of
 // depth <= 8 over at most 64 features.
 GbdtModel::Layout fastest_layout() {
-  return BinnedForest::compiled_in() ? GbdtModel::Layout::kBinned : GbdtModel::Layout::kPadded;
+  return BinnedForest::available() ? GbdtModel::Layout::kBinned : GbdtModel::Layout::kPadded;
 }
 
 // Compares millrace (single row and batch, in every layout the model supports)
@@ -98,7 +98,7 @@ void check_equal(const Case& c) {
   const bool fast = c.categorical.empty() && m.max_depth() <= GbdtModel::kMaxPaddedDepth;
   EXPECT_EQ(m.layout(), fast ? fastest_layout() : GbdtModel::Layout::kGeneral);
   const auto checked = check_rows(c, booster, m, x);
-  EXPECT_EQ(checked.size(), fast ? 2u + BinnedForest::compiled_in() : 1u);
+  EXPECT_EQ(checked.size(), fast ? 2u + BinnedForest::available() : 1u);
 }
 
 TEST(GbdtXgboost, BinaryLogisticDepths1To8Padded) {

@@ -80,7 +80,7 @@ void check_fixture(const std::string& name, bool fast) {
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
   GbdtModel& model = **loaded;
   EXPECT_EQ(model.supports_layout(GbdtModel::Layout::kPadded), fast);
-  EXPECT_EQ(model.supports_layout(GbdtModel::Layout::kBinned), fast && BinnedForest::compiled_in());
+  EXPECT_EQ(model.supports_layout(GbdtModel::Layout::kBinned), fast && BinnedForest::available());
   const GbdtModel::Layout chosen = model.layout();
   size_t checked = 0;
   for (auto layout :
@@ -90,7 +90,7 @@ void check_fixture(const std::string& name, bool fast) {
     check_rows(name, model);
     ++checked;
   }
-  EXPECT_EQ(checked, fast ? 2u + BinnedForest::compiled_in() : 1u);
+  EXPECT_EQ(checked, fast ? 2u + BinnedForest::available() : 1u);
   EXPECT_TRUE(model.use_layout(chosen));
 }
 

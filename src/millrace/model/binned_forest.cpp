@@ -6,7 +6,10 @@
 #include <tuple>
 #include <vector>
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VBMI__)
+// The AVX-512 code is compiled for those instructions whatever the build's
+// -march (so a portable or sanitizer build has it too) and used only when the
+// CPU has them (runtime dispatch: build() checks available()).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define MILLRACE_BINNED_FOREST 1
 #include <immintrin.h>
 #else
@@ -15,8 +18,14 @@
 
 namespace millrace::model {
 
-bool BinnedForest::compiled_in() {
-  return MILLRACE_BINNED_FOREST != 0;
+bool BinnedForest::available() {
+#if MILLRACE_BINNED_FOREST
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vbmi");
+  return has;
+#else
+  return false;
+#endif
 }
 
 template <typename T>
@@ -30,7 +39,7 @@ BinnedForest::Aligned<T> BinnedForest::allocate(size_t n) {
 
 std::unique_ptr<BinnedForest> BinnedForest::build(const TreeEnsemble& e, size_t num_features,
                                                   int depth) {
-  if (!compiled_in() || depth < 1 || depth > 8 || num_features > kMaxFeatures) return nullptr;
+  if (!available() || depth < 1 || depth > 8 || num_features > kMaxFeatures) return nullptr;
   std::vector<std::vector<float>> cuts(num_features);
   for (const Tree& tree : e.trees) {
     for (const TreeNode& node : tree.nodes) {
@@ -108,6 +117,15 @@ std::unique_ptr<BinnedForest> BinnedForest::build(const TreeEnsemble& e, size_t 
 }
 
 #if MILLRACE_BINNED_FOREST
+
+// Everything from here to the matching pop is compiled for AVX-512 F/BW/VBMI.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vbmi"))), \
+                             apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512vbmi")
+#endif
 
 void BinnedForest::bin_row(const float* row, uint8_t* binned) const {
   std::memset(binned, 0, kBinnedRowBytes);
@@ -234,7 +252,13 @@ void BinnedForest::leaf_slots(const uint8_t* binned, size_t block_begin, size_t 
   }
 }
 
-#else  // no AVX-512 VBMI: build() never returns a forest, so these are never called.
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#else  // not x86-64: build() never returns a forest, so these are never called.
 
 void BinnedForest::bin_row(const float*, uint8_t*) const {}
 void BinnedForest::leaf_slots(const uint8_t*, size_t, size_t, uint32_t*) const {}

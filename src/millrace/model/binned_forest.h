@@ -21,9 +21,9 @@
 // values in tree order, so sums equal the source library's bit for bit.
 //
 // Requirements (build() returns nullptr otherwise, and GbdtModel uses its
-// portable padded layout): compiled with AVX-512 F/BW/VBMI (-march=native on
-// such a CPU), every split numerical without zero-as-missing, 1 <= D <= 8,
-// at most 64 features, at most 255 distinct thresholds per feature.
+// portable padded layout): an x86-64 CPU with AVX-512 F/BW/VBMI (checked at
+// run time; the code is compiled for it whatever -march), every split numerical without
+// zero-as-missing, 1 <= D <= 8, at most 64 features, at most 255 distinct thresholds per feature.
 //
 // Immutable after build(); safe to use from any number of threads.
 #pragma once
@@ -44,9 +44,9 @@ class BinnedForest {
   static constexpr size_t kMaxFeatures = 64;
   static constexpr size_t kMaxCuts = 255;
 
-  // True when this build has the AVX-512 code (the CPU flags it needs were
-  // enabled at compile time).
-  static bool compiled_in();
+  // True when this CPU runs the AVX-512 code (F, BW and VBMI; an x86-64 build
+  // always has the code, compiled for those instructions whatever -march).
+  static bool available();
 
   // Compiles the trees of `e` (over `num_features` features) padded to
   // `depth`; nullptr when a requirement above fails.
