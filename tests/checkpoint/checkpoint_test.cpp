@@ -211,6 +211,70 @@ TEST_F(CheckpointTest, DamagedOrForeignCheckpointsAreRefusedOrSkipped) {
   EXPECT_EQ(read_epochs(dir_.file("out.jsonl")), ref_);  // nothing twice
 }
 
+// A checkpoint passed over by a recovery (damaged then) is never resumed
+// later, even once it reads back whole: that recovery settled the outputs for
+// the older checkpoint (aborting what the newer one had prepared), so resuming
+// the newer one would lose the records of its epoch.
+TEST(CheckpointStoreTest, CheckpointPassedOverByRecoveryIsNeverResumed) {
+  TempDir dir;
+  auto store = CheckpointStore::Open(dir.file("ckpt"), 2);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  CheckpointStore& cs = *store.value();
+  auto write = [&](uint64_t id) {
+    CheckpointManifest m;
+    m.id = id;
+    m.spec = "spec";
+    m.workers = 1;
+    auto part = cs.write_part(id, 0, std::string(64, static_cast<char>('a' + id)));
+    ASSERT_TRUE(part.ok()) << part.status().message();
+    m.parts.push_back(part.value());
+    ASSERT_TRUE(cs.write_manifest(m).ok());
+  };
+  write(1);
+  write(2);
+  const std::string part = fmt::format("{}/worker-0.state", cs.chk_dir(2));
+  auto flip = [&] {
+    std::fstream f(part, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(40);
+    char c;
+    f.get(c);
+    f.seekp(40);
+    f.put(static_cast<char>(c ^ 0x5a));
+  };
+  flip();
+  std::vector<std::string> warnings;
+  auto first = cs.load_latest(&warnings);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  ASSERT_TRUE(first.value().has_value());
+  EXPECT_EQ(first.value()->manifest.id, 1u);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("checksum mismatch"), std::string::npos) << warnings[0];
+
+  flip();  // checkpoint 2 reads back whole again
+  warnings.clear();
+  auto second = cs.load_latest(&warnings);
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  ASSERT_TRUE(second.value().has_value());
+  EXPECT_EQ(second.value()->manifest.id, 1u);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find("passed over by an earlier recovery"), std::string::npos)
+      << warnings[0];
+
+  // Ids never repeat, and a rejected checkpoint does not count as one of the
+  // `keep` complete ones: the next prune removes it.
+  EXPECT_EQ(cs.max_id(), 2u);
+  write(3);
+  ASSERT_TRUE(cs.prune(3).ok());
+  EXPECT_TRUE(fs::exists(cs.chk_dir(1)));
+  EXPECT_FALSE(fs::exists(cs.chk_dir(2)));
+  EXPECT_TRUE(fs::exists(cs.chk_dir(3)));
+  warnings.clear();
+  auto third = cs.load_latest(&warnings);
+  ASSERT_TRUE(third.ok() && third.value().has_value());
+  EXPECT_EQ(third.value()->manifest.id, 3u);
+  EXPECT_TRUE(warnings.empty());
+}
+
 TEST(CheckpointManifest, RoundTripsAndDetectsDamage) {
   CheckpointManifest m;
   m.id = 42;

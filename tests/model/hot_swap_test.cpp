@@ -169,7 +169,9 @@ TEST(ModelHotSwap, SwapsWhileScoringLoseNothingAndNameTheScoringVersion) {
         << "version " << v << " never served; last error: " << (*watcher)->last_error();
     first_event_after[v] = next_event.load();
   }
-  std::this_thread::sleep_for(5ms);
+  // Some events are numbered after the last version was served (a sleep is
+  // not enough: on a loaded machine the scorers may not run during it).
+  ASSERT_TRUE(wait_until([&] { return next_event.load() > first_event_after[kVersions] + 1; }));
   stop = true;
   for (auto& t : scorers) t.join();
 

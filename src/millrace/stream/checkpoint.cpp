@@ -27,6 +27,12 @@ using nlohmann::json;
 
 constexpr char kPartMagic[] = "MRSTATE1";
 constexpr char kManifest[] = "manifest";
+// Written into a checkpoint that a recovery passed over (damaged or
+// incomplete then): that recovery settled the outputs for an older
+// checkpoint (aborting what the newer one had prepared), so resuming from the
+// newer one later, should it read back whole (a transient read error, a
+// repaired file), would lose that epoch's records.
+constexpr char kRejected[] = "rejected";
 
 std::string part_name(int worker) {
   return fmt::format("worker-{}.state", worker);
@@ -174,6 +180,9 @@ Result<RestoredCheckpoint> CheckpointStore::load(uint64_t id) const {
   const std::string dir = chk_dir(id);
   const std::string mpath = dir + "/" + kManifest;
   std::error_code ec;
+  if (fs::exists(dir + "/" + kRejected, ec))
+    return Status::Error(dir + ": passed over by an earlier recovery (see its file '" + kRejected +
+                         "')");
   if (!fs::exists(mpath, ec)) return Status::Error(dir + ": no manifest (incomplete checkpoint)");
   auto text = log::ReadWholeFile(mpath);
   if (!text.ok()) return text.status();
@@ -216,12 +225,29 @@ Result<RestoredCheckpoint> CheckpointStore::load(uint64_t id) const {
 Result<std::optional<RestoredCheckpoint>> CheckpointStore::load_latest(
     std::vector<std::string>* warnings) {
   auto ids = list_ids();
-  for (size_t i = ids.size(); i-- > 0;) {
+  size_t i = ids.size();
+  std::optional<RestoredCheckpoint> found;
+  while (i-- > 0) {
     auto r = load(ids[i]);
-    if (r.ok()) return std::optional<RestoredCheckpoint>(std::move(r.value()));
+    if (r.ok()) {
+      found = std::move(r.value());
+      break;
+    }
     warnings->push_back(fmt::format("checkpoint {} skipped: {}", ids[i], r.status().message()));
   }
-  return std::optional<RestoredCheckpoint>();
+  // Every checkpoint newer than the one resumed is rejected for good, durably,
+  // before the caller settles the outputs for the one resumed.
+  const uint64_t resumed = found ? found->manifest.id : 0;
+  std::error_code ec;
+  for (uint64_t id : ids) {
+    const std::string dir = chk_dir(id);
+    if (id <= resumed || fs::exists(dir + "/" + kRejected, ec)) continue;
+    const std::string why =
+        found ? fmt::format("recovery resumed checkpoint {} instead of this one\n", resumed)
+              : std::string("recovery found no usable checkpoint and started afresh\n");
+    if (auto s = log::WriteFileAtomically(dir, kRejected, why); !s.ok()) return s;
+  }
+  return found;
 }
 
 Result<CheckpointManifest::Part> CheckpointStore::write_part(uint64_t id, int worker,
@@ -260,8 +286,9 @@ Status CheckpointStore::prune(uint64_t newest) {
   for (size_t i = ids.size(); i-- > 0;) {
     const uint64_t id = ids[i];
     if (id > newest) continue;
-    const bool has_manifest = fs::exists(chk_dir(id) + "/" + kManifest, ec);
-    if (has_manifest && complete < keep_) {
+    const bool usable = fs::exists(chk_dir(id) + "/" + kManifest, ec) &&
+                        !fs::exists(chk_dir(id) + "/" + kRejected, ec);
+    if (usable && complete < keep_) {
       ++complete;
       continue;
     }

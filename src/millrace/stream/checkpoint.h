@@ -77,7 +77,11 @@ class CheckpointStore {
 
   // The newest checkpoint whose manifest and parts all verify. A damaged or
   // partial newer one is skipped, with a line in `warnings`; nullopt when
-  // there is none.
+  // there is none. Every checkpoint newer than the one returned is then
+  // marked rejected (a file `rejected` in its directory, written durably) and
+  // never loaded again: the caller settles the outputs for the one returned,
+  // so a later start must not resume from a newer one even if it reads back
+  // whole by then.
   Result<std::optional<RestoredCheckpoint>> load_latest(std::vector<std::string>* warnings);
   // The highest checkpoint id with a directory, complete or not.
   uint64_t max_id() const;
@@ -89,7 +93,7 @@ class CheckpointStore {
   // Writes the manifest atomically: from then on the checkpoint is complete.
   Status write_manifest(const CheckpointManifest& m);
   // Removes complete checkpoints older than the newest `keep`, and incomplete
-  // ones older than `newest`.
+  // or rejected ones older than `newest`.
   Status prune(uint64_t newest);
 
  private:
