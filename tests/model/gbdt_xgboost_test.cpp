@@ -8,6 +8,7 @@
 #include "millrace/model/binned_forest.h"
 #include "millrace/model/gbdt.h"
 #include "millrace/model/xgboost_json.h"
+#include "tests/support/temp_dir.h"
 #include "xgb_test_util.h"
 
 namespace millrace::model {
@@ -207,7 +208,7 @@ TEST(GbdtXgboost, SavedFileLoadsThroughGenericLoader) {
   spec.rounds = 5;
   spec.depth = 3;
   XgbBooster b = testing::train_booster(d, spec);
-  const std::string path = ::testing::TempDir() + "/gbdt_generic_loader.json";
+  const std::string path = ::millrace::testing::process_temp_dir() + "/gbdt_generic_loader.json";
   {
     FILE* f = std::fopen(path.c_str(), "w");
     ASSERT_NE(f, nullptr);

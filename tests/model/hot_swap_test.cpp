@@ -22,6 +22,7 @@
 #include "millrace/model/linear.h"
 #include "millrace/model/model_watcher.h"
 #include "millrace/model/registry.h"
+#include "tests/support/temp_dir.h"
 
 namespace millrace::model {
 namespace {
@@ -31,7 +32,7 @@ using namespace std::chrono_literals;
 
 // A fresh empty directory per test.
 std::string temp_dir(const std::string& name) {
-  const fs::path p = fs::path(::testing::TempDir()) / ("millrace_model_" + name);
+  const fs::path p = fs::path(::millrace::testing::process_temp_dir()) / ("millrace_model_" + name);
   fs::remove_all(p);
   fs::create_directories(p);
   return p.string();

@@ -16,6 +16,7 @@
 
 #include "millrace/model/csv_table.h"
 #include "millrace/model/registry.h"
+#include "tests/support/temp_dir.h"
 
 namespace millrace::model {
 namespace {
@@ -41,7 +42,7 @@ CliRun run(const std::string& args) {
 class ModelCli : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = (fs::path(::testing::TempDir()) / "millrace_model_cli").string();
+    dir_ = (fs::path(::millrace::testing::process_temp_dir()) / "millrace_model_cli").string();
     fs::remove_all(dir_);
     fs::create_directories(dir_);
     std::mt19937 rng(12);

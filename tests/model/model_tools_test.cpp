@@ -17,6 +17,7 @@
 #include "millrace/model/metrics.h"
 #include "millrace/model/model_handle.h"
 #include "millrace/model/trainer.h"
+#include "tests/support/temp_dir.h"
 
 namespace millrace::model {
 namespace {
@@ -24,7 +25,7 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string temp_path(const std::string& name) {
-  return (fs::path(::testing::TempDir()) / ("millrace_tools_" + name)).string();
+  return (fs::path(::millrace::testing::process_temp_dir()) / ("millrace_tools_" + name)).string();
 }
 
 void write(const std::string& path, const std::string& body) {

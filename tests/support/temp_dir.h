@@ -26,4 +26,12 @@ class TempDir {
   std::string path_;
 };
 
+// A directory of this test process's own, removed at exit: for names that
+// must not collide with another process running the same test (ctest -j, or
+// another checkout's suite). ::testing::TempDir() is a shared /tmp.
+inline const std::string& process_temp_dir() {
+  static const TempDir dir;
+  return dir.path();
+}
+
 }  // namespace millrace::testing
