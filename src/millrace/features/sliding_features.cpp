@@ -180,6 +180,7 @@ SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<Featu
     features_.push_back(std::move(f));
   }
   for (const Column& c : columns_) has_text_ |= c.kind == ColumnKind::Text;
+  plan_reads();
 }
 
 SlidingFeatureGroup::~SlidingFeatureGroup() = default;
@@ -971,30 +972,38 @@ const SlidingFeatureGroup::KeyState* SlidingFeatureGroup::lookup(
   return loaded->get();
 }
 
+void SlidingFeatureGroup::plan_reads() {
+  for (size_t i = 0; i < features_.size(); ++i) {
+    const Feature& f = features_[i];
+    auto w = std::find(read_windows_.begin(), read_windows_.end(), f.spec.window);
+    const size_t wi = w - read_windows_.begin();
+    if (w == read_windows_.end()) read_windows_.push_back(f.spec.window);
+    auto pass = std::find_if(read_passes_.begin(), read_passes_.end(), [&](const ReadPass& p) {
+      return p.column == f.column && p.window == wi;
+    });
+    if (pass == read_passes_.end()) {
+      ReadPass p;
+      p.column = f.column;
+      p.window = wi;
+      read_passes_.push_back(std::move(p));
+      pass = read_passes_.end() - 1;
+    }
+    pass->features.push_back(static_cast<uint32_t>(i));
+    const AggKind a = f.spec.agg;
+    pass->moments |= a == AggKind::Sum || a == AggKind::Avg || a == AggKind::Stddev;
+    pass->extremes |= a == AggKind::Min || a == AggKind::Max;
+    pass->distinct |= a == AggKind::CountDistinct;
+  }
+}
+
 void SlidingFeatureGroup::read_at(std::string_view key, TimeMs at, ReadScratch* scratch,
                                   FeatureValue* out, TimeMs* freshness) const {
   std::unique_ptr<KeyState> loaded;
   const KeyState* ks = lookup(key, &loaded);
-  size_t hi = 0;
-  if (ks) {
-    // hi: the first event after `at`.
-    size_t a = 0, b = ks->buf.size();
-    while (a < b) {
-      size_t mid = (a + b) / 2;
-      if (ks->buf.time(mid) <= at) {
-        a = mid + 1;
-      } else {
-        b = mid;
-      }
-    }
-    hi = a;
-  }
-  for (size_t i = 0; i < features_.size(); ++i) {
-    const Feature& f = features_[i];
-    FeatureValue& v = out[f.output];
-    TimeMs fresh = kMinTime;
-    if (ks == nullptr) {
+  if (ks == nullptr) {
+    for (const Feature& f : features_) {
       // No buffered event: what an empty window gives.
+      FeatureValue& v = out[f.output];
       if (f.spec.agg == AggKind::Count || f.spec.agg == AggKind::CountDistinct) {
         v.set_int(0);
       } else if (f.spec.agg == AggKind::Sum) {
@@ -1002,21 +1011,126 @@ void SlidingFeatureGroup::read_at(std::string_view key, TimeMs at, ReadScratch* 
       } else {
         v.set_null();
       }
+      if (freshness) freshness[f.output] = kMinTime;
+    }
+    return;
+  }
+  const EventBuffer& buf = ks->buf;
+  // The first buffered event after t (events are in time order).
+  auto first_after = [&](TimeMs t, size_t a, size_t b) {
+    while (a < b) {
+      size_t mid = (a + b) / 2;
+      if (buf.time(mid) <= t) {
+        a = mid + 1;
+      } else {
+        b = mid;
+      }
+    }
+    return a;
+  };
+  const size_t hi = first_after(at, 0, buf.size());
+  // Per window length: its first event, at most 64 window lengths on the stack.
+  size_t lo_small[64];
+  std::unique_ptr<size_t[]> lo_big;
+  size_t* lo = lo_small;
+  if (read_windows_.size() > 64) {
+    lo_big.reset(new size_t[read_windows_.size()]);
+    lo = lo_big.get();
+  }
+  for (size_t w = 0; w < read_windows_.size(); ++w)
+    lo[w] = first_after(at - read_windows_[w], 0, hi);
+
+  // Windows longer than this are evaluated feature by feature (count, sum,
+  // avg and stddev then start from the running head aggregate).
+  constexpr size_t kOnePassRows = 64;
+  uint64_t distinct[kOnePassRows];
+  auto finish = [&](const Feature& f, FeatureValue& v, TimeMs fresh) {
+    if (f.spec.ttl > 0 && fresh != kMinTime && fresh <= at - f.spec.ttl) v.set_null();
+    if (freshness) freshness[f.output] = fresh;
+  };
+  for (const ReadPass& pass : read_passes_) {
+    const size_t a = lo[pass.window];
+    if (hi - a > kOnePassRows) {
+      for (uint32_t fi : pass.features) {
+        const Feature& f = features_[fi];
+        TimeMs fresh = kMinTime;
+        evaluate_range(*ks, fi, a, hi, at, scratch, out[f.output], &fresh);
+        finish(f, out[f.output], fresh);
+      }
+      continue;
+    }
+    // One scan: the non-null values of the field in (at - window, at].
+    int64_t n = 0;
+    size_t first = hi, last = hi;
+    Moments m;
+    double mn = 0, mx = 0;
+    if (pass.column < 0) {
+      n = static_cast<int64_t>(hi - a);
+      if (n > 0) first = a, last = hi - 1;
     } else {
-      const TimeMs cutoff = at - f.spec.window;
-      size_t a = 0, b = hi;  // lo: the first event after the cutoff
-      while (a < b) {
-        size_t mid = (a + b) / 2;
-        if (ks->buf.time(mid) <= cutoff) {
-          a = mid + 1;
-        } else {
-          b = mid;
+      const bool hash = columns_[pass.column].kind != ColumnKind::Number;
+      for (size_t i = a; i < hi; ++i) {
+        const uint64_t bits = buf.cell(i, pass.column);
+        if (cell_null(bits, hash)) continue;
+        if (n == 0) first = i;
+        last = i;
+        if (pass.distinct) distinct[n] = bits;
+        ++n;
+        if (hash) continue;
+        const double x = bits_to_double(bits);
+        if (pass.moments) m.add(x);
+        if (pass.extremes) {
+          if (n == 1 || x < mn) mn = x;
+          if (n == 1 || x > mx) mx = x;
         }
       }
-      evaluate_range(*ks, i, a, hi, at, scratch, v, &fresh);
-      if (f.spec.ttl > 0 && fresh != kMinTime && fresh <= at - f.spec.ttl) v.set_null();
     }
-    if (freshness) freshness[f.output] = fresh;
+    m.n = n;
+    const TimeMs newest = n > 0 ? buf.time(last) : kMinTime;
+    int64_t distinct_n = -1;
+    for (uint32_t fi : pass.features) {
+      const Feature& f = features_[fi];
+      FeatureValue& v = out[f.output];
+      TimeMs fresh = newest;
+      switch (f.spec.agg) {
+        case AggKind::Count:
+        case AggKind::Sum:
+        case AggKind::Avg:
+        case AggKind::Stddev:
+          write_moments(f.spec.agg, m, v);
+          break;
+        case AggKind::Min:
+        case AggKind::Max:
+          if (n > 0) {
+            v.set_double(f.spec.agg == AggKind::Min ? mn : mx);
+          } else {
+            v.set_null();
+          }
+          break;
+        case AggKind::CountDistinct:
+          if (distinct_n < 0) {
+            std::sort(distinct, distinct + n);
+            distinct_n = std::unique(distinct, distinct + n) - distinct;
+          }
+          v.set_int(distinct_n);
+          break;
+        case AggKind::First:
+        case AggKind::Last:
+          if (n > 0) {
+            write_field_value(*ks, f.spec.agg == AggKind::First ? first : last, f, v);
+          } else {
+            v.set_null();
+          }
+          break;
+        case AggKind::Quantile:
+        case AggKind::Prev:
+        case AggKind::TimeSinceLast:
+        case AggKind::IsNew:
+          evaluate_range(*ks, fi, a, hi, at, scratch, v, &fresh);
+          break;
+      }
+      finish(f, v, fresh);
+    }
   }
 }
 

@@ -155,6 +155,18 @@ class SlidingFeatureGroup {
   void evaluate_range(const KeyState& ks, size_t fi, size_t lo, size_t hi, TimeMs at,
                       ReadScratch* scratch, FeatureValue& v, TimeMs* freshness) const;
 
+  // Reads as of a time evaluate the features that share a field and a window
+  // length in one pass over the window's events (read_at()).
+  struct ReadPass {
+    int column;     // -1: the features read no field
+    size_t window;  // index into read_windows_
+    bool moments = false, extremes = false, distinct = false;
+    std::vector<uint32_t> features;
+  };
+  void plan_reads();
+  std::vector<TimeMs> read_windows_;  // distinct window lengths
+  std::vector<ReadPass> read_passes_;
+
   const Schema& schema_;
   std::vector<Column> columns_;
   std::vector<Feature> features_;
