@@ -11,7 +11,10 @@ KeyedWindows::KeyedWindows(const WindowSpec& spec, const Schema& schema, size_t 
       layout_(spec.aggs, schema),
       header_words_(kKeyWords + extra_header_words),
       pool_(header_words_ + layout_.words()) {
-  for (int f : spec.key_fields) key_names_.push_back(schema[f].name);
+  for (int f : spec.key_fields) {
+    key_prefixes_.emplace_back();
+    append_json_key(key_prefixes_.back(), schema[f].name);
+  }
   prefix_ = "{";
   append_json_key(prefix_, "window", true);
   append_json_string(prefix_, spec.name);
@@ -220,14 +223,13 @@ void KeyedWindows::write_record(WindowOutput* out, std::string_view key, TimeMs 
                                 const uint64_t* acc, const char* kind) {
   std::string& s = out->results;
   s += prefix_;
-  append_window_key_json(s, key, key_names_);
-  append_json_key(s, "window_start");
+  append_window_key_json(s, key, key_prefixes_);
+  s += R"(, "window_start": )";
   append_json_int(s, start);
-  append_json_key(s, "window_end");
+  s += R"(, "window_end": )";
   append_json_int(s, end);
   layout_.append_values(s, acc);
-  append_json_key(s, "kind");
-  s += '"';
+  s += R"(, "kind": ")";
   s += kind;
   s += "\"}\n";
   out->wrote_result();

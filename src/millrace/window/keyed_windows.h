@@ -111,8 +111,8 @@ class KeyedWindows : public WindowOperator {
   WindowSpec spec_;
   AccumulatorLayout layout_;
   size_t header_words_;
-  std::vector<std::string> key_names_;
-  std::string prefix_;  // {"window": NAME
+  std::vector<std::string> key_prefixes_;  // `, "name": ` per key field
+  std::string prefix_;                     // {"window": NAME
   KeyIndex index_;
   NodePool pool_;
   absl::btree_map<TimeMs, std::vector<uint32_t>> timers_;

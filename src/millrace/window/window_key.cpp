@@ -39,10 +39,10 @@ void encode_window_key(const Event& event, const std::vector<int>& key_fields, s
 }
 
 void append_window_key_json(std::string& out, std::string_view encoded,
-                            const std::vector<std::string>& names) {
+                            const std::vector<std::string>& prefixes) {
   size_t pos = 0;
-  for (const std::string& name : names) {
-    append_json_key(out, name);
+  for (const std::string& prefix : prefixes) {
+    out += prefix;
     char tag = encoded[pos++];
     switch (tag) {
       case 'i': {

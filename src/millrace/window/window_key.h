@@ -21,9 +21,10 @@ namespace millrace {
 // Appends the encoding of `event`'s key fields to *out.
 void encode_window_key(const Event& event, const std::vector<int>& key_fields, std::string* out);
 
-// Appends `, "name": value` for each key field of an encoded key.
+// Appends `<prefix> value` for each key field of an encoded key, where each
+// prefix is the field's `, "name": ` already formatted.
 void append_window_key_json(std::string& out, std::string_view encoded,
-                            const std::vector<std::string>& names);
+                            const std::vector<std::string>& prefixes);
 
 // An encoded key and its 32-bit hash.
 struct KeyRef {
