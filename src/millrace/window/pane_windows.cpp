@@ -170,7 +170,9 @@ void PaneWindows::advance(TimeMs watermark, WindowOutput* out) {
     ids.swap(it->second);
     timers_.erase(it);
     // Phase 1: fire the window ending at t, by its earliest pane.
-    for (uint32_t id : ids) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      prefetch_timers(ids, i, !one_pane_);
+      const uint32_t id = ids[i];
       const uint64_t* n = node(id);
       TimeMs p = start_of(n), s = t - size_;
       if (floor_div(s, slide_) * slide_ != s || s > p || t <= p) continue;
@@ -184,7 +186,9 @@ void PaneWindows::advance(TimeMs watermark, WindowOutput* out) {
         write_record(out, key.bytes, s, t, window_acc(head, s), "final");
     }
     // Phase 2: drop panes past their last window's lateness, reschedule the rest.
-    for (uint32_t id : ids) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      prefetch_timers(ids, i, true);
+      const uint32_t id = ids[i];
       TimeMs p = start_of(node(id));
       if (t >= last_end(p) + lateness_)
         free_node(id);

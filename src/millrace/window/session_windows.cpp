@@ -131,7 +131,9 @@ void SessionWindows::advance(TimeMs watermark, WindowOutput* out) {
     const TimeMs t = it->first;
     ids.swap(it->second);
     timers_.erase(it);
-    for (uint32_t id : ids) {
+    for (size_t i = 0; i < ids.size(); ++i) {
+      prefetch_timers(ids, i, true);
+      const uint32_t id = ids[i];
       uint64_t* n = node(id);
       if (timer_of(n) != t) continue;  // stale: merged away, freed, or moved
       bool done = fired(n);
