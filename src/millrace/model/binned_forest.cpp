@@ -100,8 +100,8 @@ std::unique_ptr<BinnedForest> BinnedForest::build(const TreeEnsemble& e, size_t 
       }
       if (node.kind == TreeNode::Kind::kLeaf) {
         // Word 0: either child, as both lead to copies of this leaf.
-        stack.push_back({src, 2 * pos + 1, d + 1});
-        stack.push_back({src, 2 * pos + 2, d + 1});
+        stack.emplace_back(src, 2 * pos + 1, d + 1);
+        stack.emplace_back(src, 2 * pos + 2, d + 1);
         continue;
       }
       const std::vector<float>& c = cuts[node.feature];
@@ -109,8 +109,8 @@ std::unique_ptr<BinnedForest> BinnedForest::build(const TreeEnsemble& e, size_t 
           static_cast<uint32_t>(std::lower_bound(c.begin(), c.end(), node.threshold) - c.begin());
       const uint32_t index = node.feature + (node.default_left ? 0 : 64);
       f->nodes_[base + pos * kTreesPerBlock] = k | index << 8;
-      stack.push_back({node.left, 2 * pos + 1, d + 1});
-      stack.push_back({node.right, 2 * pos + 2, d + 1});
+      stack.emplace_back(node.left, 2 * pos + 1, d + 1);
+      stack.emplace_back(node.right, 2 * pos + 2, d + 1);
     }
   }
   return f;
