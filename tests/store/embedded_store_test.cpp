@@ -180,6 +180,9 @@ TEST(EmbeddedStore, ReadsFromAnotherThreadWhileTheWorkerWrites) {
       ++reads;
     }
   });
+  // The writes start once the reader reads (else they may all be done before
+  // the reader thread runs).
+  while (reads.load() == 0) std::this_thread::yield();
   for (int i = 0; i < 3000; ++i) {
     int w = f.store->worker_of("hot");
     f.store->lock(w);

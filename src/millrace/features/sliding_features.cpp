@@ -70,17 +70,27 @@ inline uint64_t double_to_bits(double d) {
 }
 
 // The key's buffered events in time order: one row per event, word 0 the
-// event time, then one 64-bit cell per column. One allocation per key.
+// event time, then one 64-bit cell per column. The first rows live in the
+// key's own allocation (`inline_rows`); more move to the heap, growing by half.
 class EventBuffer {
  public:
-  explicit EventBuffer(uint32_t columns) : stride_(columns + 1) {}
+  EventBuffer(uint32_t columns, uint64_t* inline_rows, uint32_t inline_cap)
+      : data_(inline_rows), stride_(columns + 1), cap_(inline_cap), inline_(inline_rows) {}
+  EventBuffer(const EventBuffer&) = delete;
+  EventBuffer& operator=(const EventBuffer&) = delete;
+  ~EventBuffer() {
+    if (data_ != inline_) delete[] data_;
+  }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  size_t capacity_bytes() const { return cap_ * stride_ * sizeof(uint64_t); }
+  // Bytes on the heap (the inline rows are counted with the key).
+  size_t heap_bytes() const {
+    return data_ != inline_ ? size_t{cap_} * stride_ * sizeof(uint64_t) : 0;
+  }
   TimeMs time(size_t i) const { return static_cast<TimeMs>(row(i)[0]); }
   uint64_t cell(size_t i, int c) const { return row(i)[1 + c]; }
-  uint64_t* row(size_t i) { return data_.get() + ((head_ + i) & (cap_ - 1)) * stride_; }
-  const uint64_t* row(size_t i) const { return data_.get() + ((head_ + i) & (cap_ - 1)) * stride_; }
+  uint64_t* row(size_t i) { return data_ + slot(i) * stride_; }
+  const uint64_t* row(size_t i) const { return data_ + slot(i) * stride_; }
   // Makes room for a row at position pos and returns it.
   uint64_t* insert(size_t pos) {
     if (size_ == cap_) grow();
@@ -89,67 +99,184 @@ class EventBuffer {
     return row(pos);
   }
   void pop_front() {
-    head_ = (head_ + 1) & (cap_ - 1);
+    if (++head_ == cap_) head_ = 0;
     --size_;
   }
   void clear() {
     head_ = 0;
     size_ = 0;
   }
+  const void* first_row_address() const { return size_ ? row(0) : data_; }
 
  private:
+  size_t slot(size_t i) const {
+    size_t s = head_ + i;
+    return s >= cap_ ? s - cap_ : s;
+  }
   void grow() {
-    size_t cap = cap_ ? cap_ * 2 : 2;
-    std::unique_ptr<uint64_t[]> d(new uint64_t[cap * stride_]);
-    for (size_t i = 0; i < size_; ++i) std::memcpy(d.get() + i * stride_, row(i), stride_ * 8);
-    data_ = std::move(d);
+    const uint32_t cap = cap_ + std::max<uint32_t>(2, cap_ / 2);
+    uint64_t* d = new uint64_t[size_t{cap} * stride_];
+    for (size_t i = 0; i < size_; ++i) std::memcpy(d + i * stride_, row(i), stride_ * 8);
+    if (data_ != inline_) delete[] data_;
+    data_ = d;
     cap_ = cap;
     head_ = 0;
   }
-  std::unique_ptr<uint64_t[]> data_;
+  uint64_t* data_;
   uint32_t stride_;
-  uint32_t cap_ = 0;
+  uint32_t cap_;
   uint32_t head_ = 0;
   uint32_t size_ = 0;
+  uint64_t* const inline_;
 };
 
 }  // namespace
 
-struct FeatState {
-  size_t start = 0;  // ring index of the head window's first event
-  Moments m;         // count/sum/avg/stddev; m.n also counts for the other aggregates
-  std::unique_ptr<RingBuffer<MonoEntry>> mono;
-  std::unique_ptr<absl::flat_hash_map<uint64_t, uint32_t>> distinct;
-  std::unique_ptr<QuantileSketch> sketch;
+using DistinctSet = absl::flat_hash_map<uint64_t, uint32_t>;
+
+// The state of a min/max or count_distinct feature: the count, then the
+// structure, in the place of the sums that only sum/avg/stddev keep (the
+// count comes first in each, so m.n reads it whatever the aggregate).
+struct MonoState {
+  int64_t n = 0;
+  RingBuffer<MonoEntry> dq;
+};
+struct DistinctState {
+  int64_t n = 0;
+  DistinctSet set;
 };
 
+// One feature's state in a key: 64 bytes, one cache line, with the deque of
+// min/max and the set of count_distinct inline (their storage on the heap).
+struct FeatState {
+  enum : uint8_t { kNone, kMono, kDistinct, kSketch };
+  uint32_t start = 0;  // ring index of the head window's first event
+  uint8_t aux_kind = kNone;
+  union {
+    Moments m;  // count/sum/avg/stddev; m.n also counts for the other aggregates
+    MonoState mono_;
+    DistinctState distinct_;
+  };
+  QuantileSketch* sketch_ = nullptr;
+
+  FeatState() : m() {}
+  FeatState(const FeatState&) = delete;
+  FeatState& operator=(const FeatState&) = delete;
+  ~FeatState() {
+    if (aux_kind == kMono) mono_.~MonoState();
+    if (aux_kind == kDistinct) distinct_.~DistinctState();
+    delete sketch_;
+  }
+  void make(uint8_t kind) {
+    aux_kind = kind;
+    if (kind == kMono) new (&mono_) MonoState();
+    if (kind == kDistinct) new (&distinct_) DistinctState();
+    if (kind == kSketch) sketch_ = new QuantileSketch();
+  }
+  // Back to an empty window, keeping memory.
+  void reset() {
+    start = 0;
+    switch (aux_kind) {
+      case kMono:
+        mono_.n = 0;
+        mono_.dq.clear();
+        break;
+      case kDistinct:
+        distinct_.n = 0;
+        distinct_.set.clear();
+        break;
+      default:
+        m = Moments();
+        if (sketch_) sketch_->clear();
+    }
+  }
+  RingBuffer<MonoEntry>* mono() const {
+    return aux_kind == kMono ? const_cast<RingBuffer<MonoEntry>*>(&mono_.dq) : nullptr;
+  }
+  DistinctSet* distinct() const {
+    return aux_kind == kDistinct ? const_cast<DistinctSet*>(&distinct_.set) : nullptr;
+  }
+  QuantileSketch* sketch() const { return sketch_; }
+};
+static_assert(sizeof(FeatState) == 64);
+
+// One allocation: this header, then `features` FeatStates, then the inline
+// event rows. Made by new_key_state(), destroyed by KeyStateDeleter.
 struct SlidingFeatureGroup::KeyState {
-  explicit KeyState(uint32_t columns, size_t features)
-      : buf(columns), feats(new FeatState[features]) {}
+  KeyState(uint32_t columns, uint32_t features, FeatState* feats_at, uint64_t* rows_at,
+           uint32_t inline_rows)
+      : nfeats(features), feats(feats_at), buf(columns, rows_at, inline_rows) {}
+  // Hot fields first: an event of the key reads the first cache line.
+  uint64_t hash = 0;
   TimeMs max_t = kMinTime;
+  uint32_t nfeats;
   bool referenced = false;  // used since eviction last considered it (RocksDB backend)
+  FeatState* feats;         // in this allocation
+  EventBuffer buf;          // cells: double bits or string hash
   std::string key;
-  EventBuffer buf;  // cells: double bits or string hash
-  std::unique_ptr<FeatState[]> feats;
   std::vector<RingBuffer<std::string>> text;  // string values of Text columns, if any
 
   // Makes a freed key's state ready for another key, keeping its memory.
-  void reset(size_t features) {
+  void reset() {
     max_t = kMinTime;
     referenced = false;
     key.clear();
     buf.clear();
-    for (size_t i = 0; i < features; ++i) {
-      FeatState& st = feats[i];
-      st.start = 0;
-      st.m = Moments();
-      if (st.mono) st.mono->clear();
-      if (st.distinct) st.distinct->clear();
-      if (st.sketch) st.sketch->clear();
-    }
+    for (size_t i = 0; i < nfeats; ++i) feats[i].reset();
     for (auto& t : text) t.clear();
   }
 };
+
+namespace {
+
+// Key states are allocated on cache lines; the feature states start on one.
+constexpr size_t kLine = 64;
+constexpr size_t kFeatsOffset = (sizeof(SlidingFeatureGroup::KeyState) + kLine - 1) / kLine * kLine;
+
+}  // namespace
+
+void SlidingFeatureGroup::KeyStateDeleter::operator()(KeyState* ks) const {
+  for (uint32_t i = 0; i < ks->nfeats; ++i) ks->feats[i].~FeatState();
+  ks->~KeyState();
+  ::operator delete(static_cast<void*>(ks), std::align_val_t(kLine));
+}
+
+bool SlidingFeatureGroup::KeySlotEq::operator()(const KeySlot& a, const KeyRef& b) const {
+  return a.hash == b.hash && a.ks->key == b.key;
+}
+
+void SlidingFeatureGroup::clear_keys() {
+  KeyStateDeleter del;
+  for (const KeySlot& s : keys_) del(s.ks);
+  keys_.clear();
+}
+
+const SlidingFeatureGroup::KeyState* SlidingFeatureGroup::prefetch_state(std::string_view key,
+                                                                         uint64_t hash) const {
+  auto it = keys_.find(HashOnly{hash}, hash);
+  if (it == keys_.end()) return nullptr;
+  (void)key;
+  const char* p = reinterpret_cast<const char*>(it->ks);
+  const size_t lines = (kFeatsOffset + features_.size() * sizeof(FeatState)) / kLine;
+  for (size_t i = 0; i < lines; ++i) __builtin_prefetch(p + i * kLine);
+  return it->ks;
+}
+
+void SlidingFeatureGroup::prefetch_rows(const KeyState* ks) const {
+  if (!ks->buf.empty()) {
+    __builtin_prefetch(ks->buf.row(0));
+    __builtin_prefetch(ks->buf.row(ks->buf.size() - 1));
+  }
+  for (uint32_t i = 0; i < ks->nfeats; ++i) {
+    const FeatState& st = ks->feats[i];
+    if (const auto* dq = st.mono(); dq && !dq->empty()) {
+      __builtin_prefetch(&dq->front());
+      __builtin_prefetch(&dq->back());
+    }
+    if (features_[i].has_head && st.start < ks->buf.size())
+      __builtin_prefetch(ks->buf.row(st.start));
+  }
+}
 
 SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<FeatureSpec> features,
                                          std::vector<int> outputs, TimeMs allowed_lateness)
@@ -181,9 +308,16 @@ SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<Featu
   }
   for (const Column& c : columns_) has_text_ |= c.kind == ColumnKind::Text;
   plan_reads();
+  // Inline rows: as many as fit in 64 bytes, at least one.
+  const size_t row_bytes = (columns_.size() + 1) * sizeof(uint64_t);
+  inline_rows_ = static_cast<uint32_t>(std::max<size_t>(1, 64 / row_bytes));
+  state_alloc_bytes_ =
+      kFeatsOffset + features_.size() * sizeof(FeatState) + inline_rows_ * row_bytes;
 }
 
-SlidingFeatureGroup::~SlidingFeatureGroup() = default;
+SlidingFeatureGroup::~SlidingFeatureGroup() {
+  clear_keys();
+}
 
 namespace {
 
@@ -213,7 +347,7 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool 
   if (!read_cell(ks, f, pos, &bits, &x)) return;
   if (f.spec.agg == AggKind::CountDistinct || f.spec.agg == AggKind::IsNew) {
     ++st.m.n;
-    ++(*st.distinct)[bits];
+    ++(*st.distinct())[bits];
     return;
   }
   switch (f.spec.agg) {
@@ -227,7 +361,7 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool 
       ++st.m.n;
       double v = f.spec.agg == AggKind::Max ? x : -x;
       TimeMs t = ks.buf.time(pos);
-      auto& dq = *st.mono;
+      auto& dq = *st.mono();
       if (in_order) {
         while (!dq.empty() && dq.back().v <= v) dq.pop_back();
         dq.push_back({t, v});
@@ -246,7 +380,7 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool 
     }
     case AggKind::Quantile:
       ++st.m.n;
-      st.sketch->add(x);
+      st.sketch()->add(x);
       return;
     default:
       ++st.m.n;
@@ -262,8 +396,8 @@ void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t fi, size_t pos) 
   if (!read_cell(ks, f, pos, &bits, &x)) return;
   if (f.spec.agg == AggKind::CountDistinct || f.spec.agg == AggKind::IsNew) {
     --st.m.n;
-    auto it = st.distinct->find(bits);
-    if (--it->second == 0) st.distinct->erase(it);
+    auto it = st.distinct()->find(bits);
+    if (--it->second == 0) st.distinct()->erase(it);
     return;
   }
   switch (f.spec.agg) {
@@ -274,7 +408,7 @@ void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t fi, size_t pos) 
       return;
     case AggKind::Quantile:
       --st.m.n;
-      st.sketch->remove(x);
+      st.sketch()->remove(x);
       return;
     default:
       --st.m.n;
@@ -351,8 +485,8 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
       remove_from_head(ks, fi, st.start);
       ++st.start;
     }
-    if (st.mono)
-      while (!st.mono->empty() && st.mono->front().t <= cutoff) st.mono->pop_front();
+    if (st.mono())
+      while (!st.mono()->empty() && st.mono()->front().t <= cutoff) st.mono()->pop_front();
   }
   const bool hash = f.column >= 0 && columns_[f.column].kind != ColumnKind::Number;
   switch (f.spec.agg) {
@@ -364,14 +498,14 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
       return;
     case AggKind::Min:
     case AggKind::Max:
-      if (st.mono->empty()) {
+      if (st.mono()->empty()) {
         v.set_null();
       } else {
-        v.set_double(f.spec.agg == AggKind::Max ? st.mono->front().v : -st.mono->front().v);
+        v.set_double(f.spec.agg == AggKind::Max ? st.mono()->front().v : -st.mono()->front().v);
       }
       return;
     case AggKind::CountDistinct:
-      v.set_int(static_cast<int64_t>(st.distinct->size()));
+      v.set_int(static_cast<int64_t>(st.distinct()->size()));
       return;
     case AggKind::IsNew: {
       // The head window is this event's (t - window, t]: new when the value
@@ -380,15 +514,15 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
       if (cell_null(bits, hash)) {
         v.set_null();
       } else {
-        v.set_bool(st.distinct->find(bits)->second == 1);
+        v.set_bool(st.distinct()->find(bits)->second == 1);
       }
       return;
     }
     case AggKind::Quantile:
-      if (st.sketch->empty()) {
+      if (st.sketch()->empty()) {
         v.set_null();
       } else {
-        v.set_double(st.sketch->quantile(f.spec.q));
+        v.set_double(st.sketch()->quantile(f.spec.q));
       }
       return;
     case AggKind::First:
@@ -549,7 +683,7 @@ void SlidingFeatureGroup::prune(KeyState& ks, TimeMs watermark) {
   if (ks.buf.empty() || ks.buf.time(0) > threshold) return;
   size_t min_start = ks.buf.size();
   for (size_t i = 0; i < features_.size(); ++i)
-    if (features_[i].has_head) min_start = std::min(min_start, ks.feats[i].start);
+    if (features_[i].has_head) min_start = std::min<size_t>(min_start, ks.feats[i].start);
   size_t dropped = 0;
   while (dropped < min_start && !ks.buf.empty() && ks.buf.time(0) <= threshold) {
     ks.buf.pop_front();
@@ -562,27 +696,32 @@ void SlidingFeatureGroup::prune(KeyState& ks, TimeMs watermark) {
     if (features_[i].has_head) ks.feats[i].start -= dropped;
 }
 
-std::unique_ptr<SlidingFeatureGroup::KeyState> SlidingFeatureGroup::new_key_state() {
-  std::unique_ptr<KeyState> ks;
+SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::new_key_state() {
   if (!free_.empty()) {
-    ks = std::move(free_.back());
+    KeyStatePtr ks = std::move(free_.back());
     free_.pop_back();
     return ks;
   }
-  ks = std::make_unique<KeyState>(static_cast<uint32_t>(columns_.size()), features_.size());
+  char* block = static_cast<char*>(::operator new(state_alloc_bytes_, std::align_val_t(kLine)));
+  FeatState* feats = reinterpret_cast<FeatState*>(block + kFeatsOffset);
+  for (size_t i = 0; i < features_.size(); ++i) new (feats + i) FeatState();
+  uint64_t* rows = reinterpret_cast<uint64_t*>(feats + features_.size());
+  KeyStatePtr ks(new (block)
+                     KeyState(static_cast<uint32_t>(columns_.size()),
+                              static_cast<uint32_t>(features_.size()), feats, rows, inline_rows_));
   if (has_text_) ks->text.resize(columns_.size());
   for (size_t i = 0; i < features_.size(); ++i) {
     switch (features_[i].spec.agg) {
       case AggKind::Min:
       case AggKind::Max:
-        ks->feats[i].mono = std::make_unique<RingBuffer<MonoEntry>>();
+        ks->feats[i].make(FeatState::kMono);
         break;
       case AggKind::CountDistinct:
       case AggKind::IsNew:
-        ks->feats[i].distinct = std::make_unique<absl::flat_hash_map<uint64_t, uint32_t>>();
+        ks->feats[i].make(FeatState::kDistinct);
         break;
       case AggKind::Quantile:
-        ks->feats[i].sketch = std::make_unique<QuantileSketch>();
+        ks->feats[i].make(FeatState::kSketch);
         break;
       default:
         break;
@@ -591,11 +730,13 @@ std::unique_ptr<SlidingFeatureGroup::KeyState> SlidingFeatureGroup::new_key_stat
   return ks;
 }
 
-void SlidingFeatureGroup::on_event(std::string_view key, const Event& event, TimeMs watermark,
-                                   FeatureValue* out) {
-  auto it = keys_.find(absl::string_view(key.data(), key.size()));
+void SlidingFeatureGroup::on_event(std::string_view key, uint64_t hash, const Event& event,
+                                   TimeMs watermark, FeatureValue* out) {
+  const KeyRef ref{key, hash};
+  auto it = keys_.find(ref, hash);
+  KeyState* found;
   if (it == keys_.end()) {
-    std::unique_ptr<KeyState> ks;
+    KeyStatePtr ks;
     if (store_) {
       if (keys_.size() >= cache_keys_) evict(watermark);
       db_key_.assign(prefix_).append(key);
@@ -608,12 +749,15 @@ void SlidingFeatureGroup::on_event(std::string_view key, const Event& event, Tim
       ks = new_key_state();
       ks->key.assign(key.data(), key.size());
     }
+    ks->hash = hash;
     expiry_.push_back({std::max(ks->max_t, event.time) + lateness_ + retention_, ks.get()});
-    it = keys_.emplace(ks->key, std::move(ks)).first;
+    found = ks.release();
+    keys_.insert(KeySlot{hash, found});
   } else {
-    it->second->referenced = true;
+    found = it->ks;
+    found->referenced = true;
   }
-  KeyState& ks = *it->second;
+  KeyState& ks = *found;
   prune(ks, watermark);
 
   const TimeMs t = event.time;
@@ -676,11 +820,10 @@ void SlidingFeatureGroup::expire(TimeMs watermark) {
 }
 
 void SlidingFeatureGroup::free_key(KeyState* ks) {
-  auto it = keys_.find(ks->key);
-  std::unique_ptr<KeyState> owned = std::move(it->second);
-  keys_.erase(it);
+  keys_.erase(KeySlot{ks->hash, ks});  // by pointer: the stored hash finds it
+  KeyStatePtr owned(ks);
   if (free_.size() < kMaxFree) {
-    owned->reset(features_.size());
+    owned->reset();
     free_.push_back(std::move(owned));
   }
 }
@@ -738,28 +881,29 @@ void SlidingFeatureGroup::save_key(ByteWriter& w, const KeyState& ks) const {
     w.i64(st.m.n);
     if (uses_sums(features_[f].spec.agg))
       for (double d : {st.m.k, st.m.s, st.m.sc, st.m.q, st.m.qc}) w.f64(d);
-    if (st.mono) {
-      w.u32(static_cast<uint32_t>(st.mono->size()));
-      for (size_t i = 0; i < st.mono->size(); ++i) {
-        w.i64((*st.mono)[i].t);
-        w.f64((*st.mono)[i].v);
+    if (st.mono()) {
+      w.u32(static_cast<uint32_t>(st.mono()->size()));
+      for (size_t i = 0; i < st.mono()->size(); ++i) {
+        w.i64((*st.mono())[i].t);
+        w.f64((*st.mono())[i].v);
       }
     }
-    if (st.distinct) {
-      w.u32(static_cast<uint32_t>(st.distinct->size()));
-      for (const auto& [bits, n] : *st.distinct) {
+    if (st.distinct()) {
+      w.u32(static_cast<uint32_t>(st.distinct()->size()));
+      for (const auto& [bits, n] : *st.distinct()) {
         w.u64(bits);
         w.u32(n);
       }
     }
-    if (st.sketch) st.sketch->save(w);
+    if (st.sketch()) st.sketch()->save(w);
   }
 }
 
-std::unique_ptr<SlidingFeatureGroup::KeyState> SlidingFeatureGroup::load_key(ByteReader& r) {
+SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::load_key(ByteReader& r) {
   const size_t stride = columns_.size() + 1;
-  std::unique_ptr<KeyState> ks = new_key_state();
+  KeyStatePtr ks = new_key_state();
   ks->key.assign(r.str());
+  ks->hash = key_hash(ks->key);
   ks->max_t = r.i64();
   const uint32_t rows = r.count(stride * 8);
   for (uint32_t i = 0; i < rows; ++i) r.raw(ks->buf.insert(i), stride * 8);
@@ -773,21 +917,21 @@ std::unique_ptr<SlidingFeatureGroup::KeyState> SlidingFeatureGroup::load_key(Byt
     if (uses_sums(features_[f].spec.agg))
       for (double* d : {&st.m.k, &st.m.s, &st.m.sc, &st.m.q, &st.m.qc}) *d = r.f64();
     if (st.start > rows) return nullptr;
-    if (st.mono) {
+    if (st.mono()) {
       const uint32_t m = r.count(16);
       for (uint32_t i = 0; i < m; ++i) {
         TimeMs t = r.i64();
-        st.mono->push_back({t, r.f64()});
+        st.mono()->push_back({t, r.f64()});
       }
     }
-    if (st.distinct) {
+    if (st.distinct()) {
       const uint32_t m = r.count(12);
       for (uint32_t i = 0; i < m; ++i) {
         uint64_t bits = r.u64();
-        (*st.distinct)[bits] = r.u32();
+        (*st.distinct())[bits] = r.u32();
       }
     }
-    if (st.sketch && !st.sketch->load(r)) return nullptr;
+    if (st.sketch() && !st.sketch()->load(r)) return nullptr;
   }
   if (r.failed()) return nullptr;
   return ks;
@@ -806,37 +950,38 @@ void SlidingFeatureGroup::snapshot(ByteWriter& w) const {
 }
 
 bool SlidingFeatureGroup::restore(ByteReader& r) {
-  keys_.clear();
+  clear_keys();
   expiry_.clear();
   if (r.u32() != columns_.size() || r.u32() != features_.size()) return false;
   const uint32_t n = r.count(24);
   for (uint32_t e = 0; e < n; ++e) {
     const TimeMs due = r.i64();
-    std::unique_ptr<KeyState> ks = load_key(r);
-    if (!ks || keys_.contains(ks->key)) {
-      keys_.clear();
+    KeyStatePtr ks = load_key(r);
+    if (!ks || keys_.contains(KeyRef{ks->key, ks->hash})) {
+      clear_keys();
       expiry_.clear();
       return false;
     }
     expiry_.push_back({due, ks.get()});
-    std::string key = ks->key;
-    keys_.emplace(std::move(key), std::move(ks));
+    const uint64_t h = ks->hash;
+    keys_.insert(KeySlot{h, ks.release()});
   }
   return !r.failed();
 }
 
 size_t SlidingFeatureGroup::state_bytes() const {
-  size_t bytes = keys_.capacity() * (sizeof(std::string) + sizeof(void*) + 1);
-  bytes += expiry_.size() * sizeof(Expiry);
-  for (const auto& [key, ks] : keys_) {
-    bytes += sizeof(KeyState) + (key.size() > 15 ? 2 * key.capacity() : 0);
-    bytes += ks->buf.capacity_bytes() + features_.size() * sizeof(FeatState);
+  size_t bytes = keys_.capacity() * (sizeof(KeySlot) + 1);
+  bytes += expiry_.capacity() * sizeof(Expiry);
+  for (const KeySlot& slot : keys_) {
+    const KeyState* ks = slot.ks;
+    bytes += state_alloc_bytes_ + (ks->key.size() > 15 ? ks->key.capacity() + 1 : 0);
+    bytes += ks->buf.heap_bytes();
     for (const auto& c : ks->text) bytes += sizeof(c) + c.capacity() * sizeof(std::string);
     for (size_t i = 0; i < features_.size(); ++i) {
       const FeatState& st = ks->feats[i];
-      if (st.mono) bytes += sizeof(*st.mono) + st.mono->capacity() * sizeof(MonoEntry);
-      if (st.distinct) bytes += sizeof(*st.distinct) + st.distinct->capacity() * 13;
-      if (st.sketch) bytes += st.sketch->memory_bytes();
+      if (st.mono()) bytes += st.mono()->capacity() * sizeof(MonoEntry);
+      if (st.distinct()) bytes += st.distinct()->capacity() * 13;
+      if (st.sketch()) bytes += st.sketch()->memory_bytes();
     }
   }
   return bytes;
@@ -957,10 +1102,11 @@ void SlidingFeatureGroup::evaluate_range(const KeyState& ks, size_t fi, size_t l
   }
 }
 
-const SlidingFeatureGroup::KeyState* SlidingFeatureGroup::lookup(
-    std::string_view key, std::unique_ptr<KeyState>* loaded) const {
-  auto it = keys_.find(absl::string_view(key.data(), key.size()));
-  if (it != keys_.end()) return it->second.get();
+const SlidingFeatureGroup::KeyState* SlidingFeatureGroup::lookup(std::string_view key,
+                                                                 KeyStatePtr* loaded) const {
+  const uint64_t hash = key_hash(key);
+  auto it = keys_.find(KeyRef{key, hash}, hash);
+  if (it != keys_.end()) return it->ks;
   if (!store_) return nullptr;
   std::string db_key = prefix_, bytes;
   db_key.append(key);
@@ -998,7 +1144,7 @@ void SlidingFeatureGroup::plan_reads() {
 
 void SlidingFeatureGroup::read_at(std::string_view key, TimeMs at, ReadScratch* scratch,
                                   FeatureValue* out, TimeMs* freshness) const {
-  std::unique_ptr<KeyState> loaded;
+  KeyStatePtr loaded;
   const KeyState* ks = lookup(key, &loaded);
   if (ks == nullptr) {
     for (const Feature& f : features_) {
@@ -1141,7 +1287,7 @@ namespace millrace {
 void SlidingFeatureGroup::slice_aggregate(std::string_view key, size_t fi, TimeMs lo, TimeMs hi,
                                           SliceAggregate* out) const {
   *out = SliceAggregate();
-  std::unique_ptr<KeyState> loaded;
+  KeyStatePtr loaded;
   const KeyState* found = lookup(key, &loaded);
   if (!found) return;
   const KeyState& ks = *found;

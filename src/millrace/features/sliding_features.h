@@ -27,6 +27,7 @@
 #include <vector>
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 #include <xxhash.h>
 
 #include "millrace/core/bytes.h"
@@ -43,6 +44,8 @@ class RocksKeyedState;
 
 class SlidingFeatureGroup {
  public:
+  struct KeyState;  // one key's state (sliding_features.cpp)
+
   // `features` all share `key_fields`; `outputs[i]` is where feature i's value
   // goes in the event's output array.
   SlidingFeatureGroup(const Schema& schema, std::vector<FeatureSpec> features,
@@ -51,7 +54,26 @@ class SlidingFeatureGroup {
 
   // Processes an accepted event of `key`; writes each feature's value to
   // out[outputs[i]]. `watermark` is the worker's watermark before the event.
-  void on_event(std::string_view key, const Event& event, TimeMs watermark, FeatureValue* out);
+  void on_event(std::string_view key, const Event& event, TimeMs watermark, FeatureValue* out) {
+    on_event(key, key_hash(key), event, watermark, out);
+  }
+  // The same with the key's hash (key_hash(key)), when the caller has it.
+  void on_event(std::string_view key, uint64_t hash, const Event& event, TimeMs watermark,
+                FeatureValue* out);
+
+  // The hash keys are looked up by: hash_string() (core/hash.h), the same the
+  // runtime routes by.
+  static uint64_t key_hash(std::string_view key) { return XXH3_64bits(key.data(), key.size()); }
+
+  // Hints that on_event() will soon be called for a key, in three stages a
+  // batch of events goes through one after the other, so that the cache
+  // misses of the batch overlap: the key's slot in the key table (by its
+  // hash); once that is cached, the key's state (returns it, nullptr for a
+  // new key); once that is cached, its event rows and feature structures.
+  // Changes nothing; the state returned is valid until the group changes.
+  void prefetch_slot(uint64_t hash) const { keys_.prefetch(HashOnly{hash}); }
+  const KeyState* prefetch_state(std::string_view key, uint64_t hash) const;
+  void prefetch_rows(const KeyState* ks) const;
 
   // Scratch space of one reading thread, reused between reads.
   struct ReadScratch {
@@ -116,8 +138,6 @@ class SlidingFeatureGroup {
   const FeatureSpec& feature(size_t i) const { return features_[i].spec; }
   size_t state_bytes() const;
 
-  struct KeyState;
-
  private:
   enum class ColumnKind { Number, Hash, Text };
   struct Column {
@@ -141,17 +161,21 @@ class SlidingFeatureGroup {
   void add_to_head(KeyState& ks, size_t fi, size_t pos, bool in_order);
   void remove_from_head(KeyState& ks, size_t fi, size_t pos);
   void prune(KeyState& ks, TimeMs watermark);
-  std::unique_ptr<KeyState> new_key_state();
+  struct KeyStateDeleter {
+    void operator()(KeyState* ks) const;
+  };
+  using KeyStatePtr = std::unique_ptr<KeyState, KeyStateDeleter>;
+  KeyStatePtr new_key_state();
   void save_key(ByteWriter& w, const KeyState& ks) const;
   // Moves keys to the store until there is room for one more in memory.
   void evict(TimeMs watermark);
   void free_key(KeyState* ks);
   // nullptr on damaged input.
-  std::unique_ptr<KeyState> load_key(ByteReader& r);
+  KeyStatePtr load_key(ByteReader& r);
   // The state of `key`: in memory, or, with a RocksDB store attached, loaded
   // into *loaded (the cache is left as it is). nullptr when the key has none.
   // Callers hold the shard's lock (or are its worker): loading uses the store.
-  const KeyState* lookup(std::string_view key, std::unique_ptr<KeyState>* loaded) const;
+  const KeyState* lookup(std::string_view key, KeyStatePtr* loaded) const;
   void evaluate_range(const KeyState& ks, size_t fi, size_t lo, size_t hi, TimeMs at,
                       ReadScratch* scratch, FeatureValue& v, TimeMs* freshness) const;
 
@@ -172,17 +196,40 @@ class SlidingFeatureGroup {
   std::vector<Feature> features_;
   TimeMs lateness_;
   TimeMs retention_;  // longest window
-  // Keys hashed with XXH3 (faster than the default on short keys), looked up
-  // by string_view without a copy.
-  struct KeyHash {
-    using is_transparent = void;
-    size_t operator()(absl::string_view s) const { return XXH3_64bits(s.data(), s.size()); }
+  // The keys in memory: one allocation per key (KeyState, its features'
+  // states and its first event rows), found by the key's hash, kept in the
+  // table beside the pointer (no rehashing to free a key, no second copy of
+  // the key, and a probe reads the state only when the hash matches).
+  struct KeySlot {
+    uint64_t hash;
+    KeyState* ks;  // owned
   };
-  struct KeyEq {
-    using is_transparent = void;
-    bool operator()(absl::string_view a, absl::string_view b) const { return a == b; }
+  struct KeyRef {
+    std::string_view key;
+    uint64_t hash;
   };
-  absl::flat_hash_map<std::string, std::unique_ptr<KeyState>, KeyHash, KeyEq> keys_;
+  struct HashOnly {  // prefetching: a 64-bit hash match is taken as the key
+    uint64_t hash;
+  };
+  struct KeySlotHash {
+    using is_transparent = void;
+    size_t operator()(const KeySlot& s) const { return s.hash; }
+    size_t operator()(const KeyRef& r) const { return r.hash; }
+    size_t operator()(const HashOnly& h) const { return h.hash; }
+  };
+  struct KeySlotEq {
+    using is_transparent = void;
+    bool operator()(const KeySlot& a, const KeySlot& b) const { return a.ks == b.ks; }
+    bool operator()(const KeySlot& a, const KeyRef& b) const;
+    bool operator()(const KeyRef& a, const KeySlot& b) const { return (*this)(b, a); }
+    bool operator()(const KeySlot& a, const HashOnly& b) const { return a.hash == b.hash; }
+    bool operator()(const HashOnly& a, const KeySlot& b) const { return a.hash == b.hash; }
+  };
+  absl::flat_hash_set<KeySlot, KeySlotHash, KeySlotEq> keys_;
+  void clear_keys();
+  // Row capacity kept inside a key's allocation; bytes of the allocation.
+  uint32_t inline_rows_ = 1;
+  size_t state_alloc_bytes_ = 0;
   bool has_text_ = false;
   // Keys with the watermark at which they expire (re-checked when popped);
   // every key has exactly one entry.
@@ -190,7 +237,7 @@ class SlidingFeatureGroup {
   RingBuffer<Expiry> expiry_;
   // States of freed keys, reused for new keys.
   static constexpr size_t kMaxFree = 1024;
-  std::vector<std::unique_ptr<KeyState>> free_;
+  std::vector<KeyStatePtr> free_;
   QuantileSketch scratch_sketch_;
   absl::flat_hash_map<uint64_t, uint32_t> scratch_set_;
   RocksKeyedState* store_ = nullptr;

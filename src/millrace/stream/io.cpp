@@ -1,6 +1,7 @@
 #include "millrace/stream/io.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +27,8 @@ class LineFileReader : public RecordReader {
   LineFileReader(int fd, std::string name, uint64_t skip_lines = 0)
       : fd_(fd), name_(std::move(name)), seekable_(fd != 0), skip_(skip_lines) {
     buf_.resize(1 << 20);
+    struct stat st;
+    regular_ = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
   }
   ~LineFileReader() override {
     if (fd_ > 0) ::close(fd_);
@@ -71,6 +74,10 @@ class LineFileReader : public RecordReader {
   }
   bool partition_finished(uint32_t) const override { return done_; }
   bool finished() const override { return done_; }
+  bool may_block() const override {
+    // A regular file never keeps a reader waiting; a pipe may.
+    return !regular_ && !eof_ && std::memchr(buf_.data() + pos_, '\n', end_ - pos_) == nullptr;
+  }
   std::optional<ReaderPosition> position() const override {
     if (!seekable_) return std::nullopt;
     ReaderPosition p;
@@ -82,6 +89,7 @@ class LineFileReader : public RecordReader {
   int fd_;
   std::string name_;
   bool seekable_;
+  bool regular_ = false;  // a regular file: reads never wait
   uint64_t skip_;
   std::vector<char> buf_;
   size_t pos_ = 0, end_ = 0;

@@ -43,6 +43,9 @@ class RecordReader {
   // True once a bounded partition has been read to its end.
   virtual bool partition_finished(uint32_t p) const = 0;
   virtual bool finished() const = 0;
+  // True when next() may wait for input (a pipe with no complete record
+  // buffered): the runtime then first hands on what it has read.
+  virtual bool may_block() const { return false; }
   // Commits consumer-group offsets (next offset per partition), if the input has groups.
   virtual Status commit(const std::vector<uint64_t>& /*next_offsets*/) { return Status::Ok(); }
   // The position after the last record returned; nullopt for inputs that

@@ -85,6 +85,12 @@ Result<bool> SourceMerger::next(std::string* line, Event* event, MergedRecord* r
   return true;
 }
 
+bool SourceMerger::may_block() const {
+  for (const Input& in : inputs_)
+    if (!in.has_head && in.reader->may_block()) return true;
+  return false;
+}
+
 bool SourceMerger::finished() const {
   for (const Input& in : inputs_)
     if (in.has_head || !in.reader->finished()) return false;

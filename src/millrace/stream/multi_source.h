@@ -52,6 +52,8 @@ class SourceMerger {
   Result<bool> next(std::string* line, Event* event, MergedRecord* rec, TimeMs now_ms);
 
   bool finished() const;
+  // True when next() may wait for input (RecordReader::may_block).
+  bool may_block() const;
   int sources() const { return static_cast<int>(inputs_.size()); }
   RecordReader& reader(int source) { return *inputs_[source].reader; }
 

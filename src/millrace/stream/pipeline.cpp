@@ -59,6 +59,7 @@ struct Slot {
   uint32_t partition = 0;
   uint64_t offset = 0;
   std::vector<std::string> keys;     // per key group
+  std::vector<uint64_t> key_hashes;  // hash_string(keys[g])
   std::vector<FeatureValue> values;  // per feature
   std::vector<TimeMs> freshness;     // per feature read as of the event (other sources)
   std::string out;                   // the formatted record for the sink
@@ -96,6 +97,12 @@ class Pipeline {
   void source_loop();
   void worker_loop(int w);
   bool process(int w, const Message& m);
+  // Processes messages in order, after prefetching the key states of their
+  // events in stages so that the batch's cache misses overlap. False once a
+  // Stop message is processed.
+  bool process_batch(int w, const Message* msgs, size_t n);
+  // One worker on the source thread: messages wait here for a batch.
+  void flush_inline();
   void advance(int w, TimeMs wm, Slot& s);
   void dispatch(int w, const Message& m);
   void sink_loop();
@@ -112,6 +119,7 @@ class Pipeline {
   void broadcast(SlotKind kind, TimeMs wm);
   // Makes the messages staged for every worker visible.
   void publish_all() {
+    if (inline_worker_) flush_inline();
     for (auto& q : queues_) q->publish();
     staged_ = 0;
   }
@@ -159,6 +167,7 @@ class Pipeline {
 
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<std::unique_ptr<SpscQueue<Message>>> queues_;
+  std::vector<Message> inline_batch_;  // source only, with one inline worker
   uint64_t next_seq_ = 0;              // source only
   uint32_t staged_ = 0;                // source only: messages not yet published
   std::atomic<uint64_t> released_{0};  // slots the sink has finished
@@ -573,6 +582,8 @@ void Pipeline::source_loop() {
           if (r.partition_finished(p)) wms[i].finish(p);
       }
     }
+    // Before a read that may wait, what was read goes on (latency).
+    if (opts_.generator ? opts_.generator->may_wait() : sources_->may_block()) publish_all();
     bool got;
     if (opts_.generator) {
       got = opts_.generator->next(&s.event);
@@ -672,7 +683,8 @@ void Pipeline::source_loop() {
         if (fields->empty() || gp.features.empty()) continue;
       }
       build_entity_key(s.event, *fields, &s.keys[g]);
-      uint32_t kg = key_group_of(hash_string(s.keys[g]));
+      s.key_hashes[g] = hash_string(s.keys[g]);
+      uint32_t kg = key_group_of(s.key_hashes[g]);
       masks[kg % nworkers_] |= 1u << g;
     }
     int targets = 0;
@@ -783,7 +795,7 @@ bool Pipeline::process(int w, const Message& m) {
       SlidingFeatureGroup* sg = store_->group(w, g);
       if (gp.source == s.source) {
         if (sg) {
-          sg->on_event(s.keys[g], s.event, s.wm_before, s.values.data());
+          sg->on_event(s.keys[g], s.key_hashes[g], s.event, s.wm_before, s.values.data());
           if (me.redis)
             if (Status st = me.redis->on_event(g, s.keys[g], s.event.time, *sg); !st.ok()) fail(st);
         }
@@ -818,18 +830,72 @@ bool Pipeline::process(int w, const Message& m) {
   return true;
 }
 
+// Messages prefetched and processed together.
+constexpr size_t kBatch = 32;
+
+bool Pipeline::process_batch(int w, const Message* msgs, size_t n) {
+  struct Pending {
+    SlidingFeatureGroup* sg;
+    const SlidingFeatureGroup::KeyState* ks;
+  };
+  Pending pending[kBatch * 4];
+  size_t np = 0;
+  // Stage 1: the key table slots of every event's keys.
+  for (size_t i = 0; i < n; ++i) {
+    const Slot& s = slot(msgs[i].seq);
+    if (s.kind != SlotKind::Event) continue;
+    for (uint32_t mask = msgs[i].mask; mask; mask &= mask - 1) {
+      const int g = __builtin_ctz(mask);
+      if (plan_.groups[g].source != s.source) continue;
+      if (SlidingFeatureGroup* sg = store_->group(w, g)) {
+        sg->prefetch_slot(s.key_hashes[g]);
+        if (np < std::size(pending)) pending[np++] = {sg, nullptr};
+      }
+    }
+  }
+  // Stage 2: the key states (the slots are in the cache by now).
+  size_t k = 0;
+  for (size_t i = 0; i < n && k < np; ++i) {
+    const Slot& s = slot(msgs[i].seq);
+    if (s.kind != SlotKind::Event) continue;
+    for (uint32_t mask = msgs[i].mask; mask && k < np; mask &= mask - 1) {
+      const int g = __builtin_ctz(mask);
+      if (plan_.groups[g].source != s.source || !store_->group(w, g)) continue;
+      pending[k].ks = pending[k].sg->prefetch_state(s.keys[g], s.key_hashes[g]);
+      ++k;
+    }
+  }
+  // Stage 3: their event rows and feature structures.
+  for (size_t j = 0; j < np; ++j)
+    if (pending[j].ks) pending[j].sg->prefetch_rows(pending[j].ks);
+  for (size_t i = 0; i < n; ++i)
+    if (!process(w, msgs[i])) return false;
+  return true;
+}
+
 void Pipeline::worker_loop(int w) {
-  Message m;
-  do {
-    queues_[w]->pop_wait(&m);
-  } while (process(w, m));
+  Message batch[kBatch];
+  for (;;) {
+    queues_[w]->pop_wait(&batch[0]);
+    size_t n = 1;
+    while (n < kBatch && queues_[w]->try_pop(&batch[n])) ++n;
+    if (!process_batch(w, batch, n)) return;
+  }
+}
+
+void Pipeline::flush_inline() {
+  for (size_t i = 0; i < inline_batch_.size(); i += kBatch)
+    process_batch(0, inline_batch_.data() + i, std::min(kBatch, inline_batch_.size() - i));
+  inline_batch_.clear();
 }
 
 // Hands a message to worker w: through its queue, or, with a single inline
-// worker, by running it on the source thread (no hand-off at all).
+// worker, by running it on the source thread (no hand-off at all) once a
+// batch is there.
 void Pipeline::dispatch(int w, const Message& m) {
   if (inline_worker_) {
-    process(w, m);
+    inline_batch_.push_back(m);
+    if (inline_batch_.size() >= kBatch) flush_inline();
   } else {
     queues_[w]->stage(m);
   }
@@ -1245,6 +1311,7 @@ Result<RunStats> Pipeline::run() {
   for (size_t i = 0; i < nslots; ++i) {
     auto s = std::make_unique<Slot>();
     s->keys.resize(plan_.groups.size());
+    s->key_hashes.resize(plan_.groups.size());
     s->values.resize(spec_.feature_slots());
     s->freshness.resize(spec_.feature_slots(), kMinTime);
     s->wout.resize(nwin * nworkers_);

@@ -36,6 +36,11 @@ class EventGenerator {
   virtual ~EventGenerator() = default;
   // Fills the next event; false at the end.
   virtual bool next(Event* event) = 0;
+  // True when next() may wait for something outside (a signal, a clock): the
+  // runtime then finishes every event it has before asking for the next, so
+  // that reads see them. Generators that never wait return false and let
+  // the runtime batch events.
+  virtual bool may_wait() const { return true; }
 };
 
 struct RunOptions {
