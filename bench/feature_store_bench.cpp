@@ -8,6 +8,7 @@
 //
 // Reads are measured twice: with the store idle, and while a worker thread
 // writes later transactions into the same shard.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -124,6 +125,13 @@ std::string spec50(const std::string& store) {
   return s;
 }
 
+double cpu_seconds() {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 struct Latency {
   double p50, p99;
 };
@@ -162,8 +170,15 @@ int main(int argc, char** argv) {
   std::printf("feature store benchmark: %llu card transactions, 100k cards, 5k merchants\n\n",
               static_cast<unsigned long long>(events));
   if (!reads_only) {
-    double base = 0;
-    for (int rep = 0; rep < 3; ++rep) base = std::max(base, parse_only(data));
+    double base = 0, base_cpu = 0;
+    for (int rep = 0; rep < 3; ++rep) {
+      const double c0 = cpu_seconds();
+      const double eps = parse_only(data);
+      if (eps > base) {
+        base = eps;
+        base_cpu = events / (cpu_seconds() - c0);
+      }
+    }
     auto s20 = parse_spec(spec20(), "spec20");
     if (!s20.ok()) {
       std::fprintf(stderr, "%s\n", s20.status().message().c_str());
@@ -173,19 +188,21 @@ int main(int argc, char** argv) {
     bo.input = path;
     bo.output = "";  // discard: measure the engine, not the disk
     auto t = Clock::now();
+    const double c0 = cpu_seconds();
     auto b = run_backfill(s20.value(), bo);
+    const double cpu = cpu_seconds() - c0;
     double secs = std::chrono::duration<double>(Clock::now() - t).count();
     if (!b.ok()) {
       std::fprintf(stderr, "%s\n", b.status().message().c_str());
       return 1;
     }
-    double eps = b->run.records / secs;
-    std::printf("%-58s %12s %8s\n", "run", "events/s", "ratio");
-    std::printf("%-58s %12.0f %8.2f   (baseline)\n", "simdjson parse-only loop, 1 thread", base,
-                1.0);
-    std::printf("%-58s %12.0f %8.2f   (%llu rows; target >= 1 M/s)\n",
-                "backfill, 20 features over card and merchant, CSV", eps, eps / base,
-                static_cast<unsigned long long>(b->rows));
+    double eps = b->run.records / secs, eps_cpu = b->run.records / cpu;
+    std::printf("%-58s %12s %8s %14s %8s\n", "run", "events/s", "ratio", "per CPU-second", "ratio");
+    std::printf("%-58s %12.0f %8.2f %14.0f %8.2f   (baseline)\n",
+                "simdjson parse-only loop, 1 thread", base, 1.0, base_cpu, 1.0);
+    std::printf("%-58s %12.0f %8.2f %14.0f %8.2f   (%llu rows; target >= 1 M/s)\n",
+                "backfill, 20 features over card and merchant, CSV", eps, eps / base, eps_cpu,
+                eps_cpu / base_cpu, static_cast<unsigned long long>(b->rows));
   }
 
   // Vector reads, 50 features, from state built by 300k events.

@@ -151,8 +151,9 @@ class Pipeline {
   const RunOptions& opts_;
   FeaturePlan plan_;
   std::unique_ptr<EmbeddedStore> store_;
-  std::unique_ptr<RedisStore> redis_;  // reads, when the spec keeps the store in Redis
-  std::vector<int> unread_features_;   // features the scored source's events do not carry
+  std::unique_ptr<RedisStore> redis_;      // reads, when the spec keeps the store in Redis
+  std::vector<int> unread_features_;       // features the scored source's events do not carry
+  std::vector<std::string> feature_keys_;  // per feature: `, "name": `, escaped once
   std::unique_ptr<Scorer> scorer_;
   std::unique_ptr<DerivedFeatures> derived_;
   std::vector<std::unique_ptr<DerivedFeatures::Evaluator>> evaluators_;  // per thread
@@ -396,7 +397,8 @@ void Pipeline::format_event(Slot& s, int t) {
   bool empty_object = !out.empty() && out.back() == '{';
   bool first = true;
   for (int i : plan_.source_features[0]) {
-    append_json_key(out, spec_.features[i].name, empty_object && first);
+    const std::string& key = feature_keys_[i];  // `, "name": `
+    out.append(empty_object && first ? std::string_view(key).substr(2) : std::string_view(key));
     s.values[i].append_json(out);
     first = false;
   }
@@ -1292,6 +1294,10 @@ Result<RunStats> Pipeline::run() {
     nworkers_ = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   nworkers_ = std::min<int>(nworkers_, static_cast<int>(kKeyGroups));
   emit_events_ = opts_.write_events && (!spec_.features.empty() || scorer_ != nullptr);
+  for (const auto& f : spec_.features) {
+    feature_keys_.emplace_back();
+    append_json_key(feature_keys_.back(), f.name);
+  }
   {
     std::vector<bool> read(spec_.features.size(), false);
     for (int f : plan_.source_features[0]) read[f] = true;
