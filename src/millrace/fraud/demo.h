@@ -47,7 +47,10 @@ struct DemoOptions {
   int trees = 300, depth = 6;
   double eta = 0.1;
   int train_threads = 0;
-  double load = 0.5;  // the paced replay's rate, as a share of the first run's (0: no replay)
+  // The paced replay's rate, as a share of the peak: the records one core
+  // handles per CPU-second in the first run (0: no replay).
+  double load = 0.5;
+  bool baseline = true;         // also train and score the handbook-style baseline
   double latency_seconds = 10;  // the paced replay reads this long (the first records), at most
   size_t k = 100;               // card precision@k
 };
@@ -69,6 +72,11 @@ struct DemoReport {
   uint64_t records = 0, transactions = 0;
   double run_seconds = 0;
   double records_per_s = 0, transactions_per_s = 0;
+  // CPU time of the thread that reads, computes the features, scores and
+  // decides (the source with its one worker inline; the sink writes apart):
+  // the throughput of one core whatever else the machine runs.
+  double thread_cpu_seconds = 0;
+  double records_per_cpu_s = 0, transactions_per_cpu_s = 0;
   StageLatency peak_latency;
   double paced_rate = 0;  // records/s
   double paced_seconds = 0;
@@ -78,6 +86,11 @@ struct DemoReport {
   // Quality on the test days.
   eval::ScoredRunReport quality;
   double card_precision_ceiling = 0;  // mean over days of min(k, fraud cards) / k
+  // A baseline in the same run: the same trees trained on the same rows with
+  // only the handbook's kind of features (baseline_features), scored on the
+  // same test transactions.
+  std::vector<std::string> baseline_features;
+  eval::QualityReport baseline;
   // Decisions on the test days: [action][genuine, fraud]; by segment or rule.
   std::array<std::array<uint64_t, 2>, 3> decisions{};
   std::array<std::array<double, 2>, 3> decided_amount{};
