@@ -47,9 +47,13 @@ source:
   schema: {id: string, card_id: string, merchant_id: string, amount: double, ts: int64}
 )";
 
-double parse_only(const std::string& data) {
+double cpu_seconds();
+
+// Events/s of the loop; *cpu_eps: events per CPU-second of the loop alone.
+double parse_only(const std::string& data, double* cpu_eps) {
   simdjson::ondemand::parser parser;
   simdjson::padded_string padded(data);
+  const double c0 = cpu_seconds();
   auto start = Clock::now();
   size_t pos = 0, n = 0;
   uint64_t sum = 0;
@@ -73,6 +77,7 @@ double parse_only(const std::string& data) {
     pos = nl + 1;
   }
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  *cpu_eps = n / (cpu_seconds() - c0);
   if (sum == 42) std::printf(" ");
   return n / secs;
 }
@@ -172,11 +177,11 @@ int main(int argc, char** argv) {
   if (!reads_only) {
     double base = 0, base_cpu = 0;
     for (int rep = 0; rep < 3; ++rep) {
-      const double c0 = cpu_seconds();
-      const double eps = parse_only(data);
+      double cpu_eps;
+      const double eps = parse_only(data, &cpu_eps);
       if (eps > base) {
         base = eps;
-        base_cpu = events / (cpu_seconds() - c0);
+        base_cpu = cpu_eps;
       }
     }
     auto s20 = parse_spec(spec20(), "spec20");
