@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "millrace/log/reader.h"
@@ -173,6 +174,54 @@ TEST(Pipeline, OutputIsIdenticalForAnyNumberOfWorkers) {
       EXPECT_TRUE(split(out, false) == split(first, false)) << workers << " workers";
       EXPECT_TRUE(split(out, true) == split(first, true)) << workers << " workers";
     }
+  }
+}
+
+// With one worker the source thread runs the worker and writes the outputs
+// itself (no sink thread, a small ring); the outputs must be exactly those of
+// one worker on its own thread with a sink thread: enriched events, window
+// results, late events and dead letters, in the same order.
+TEST(Pipeline, OneInlineWorkerWritesWhatWorkerAndSinkThreadsWrite) {
+  TempDir dir;
+  auto spec = parse_spec(kSpec, "spec");
+  ASSERT_TRUE(spec.ok());
+  {
+    std::ofstream f(dir.file("in.jsonl"));
+    size_t i = 0;
+    for (const auto& l : transactions(20000, 11)) {
+      f << l << "\n";
+      if (++i % 997 == 0) f << "{\"id\": \"bad\", \"ts\": 1}\n";  // no card: a dead letter
+      if (i % 1499 == 0)                                          // ten minutes back: late
+        f << "{\"id\": \"late" << i << "\", \"card_id\": \"c1\", \"merchant_id\": \"m1\", "
+          << "\"amount\": 2, \"ts\": " << 1767225600000 + static_cast<int64_t>(i) * 200 - 600000
+          << "}\n";
+    }
+  }
+  std::map<bool, RunStats> stats;
+  for (bool thread : {false, true}) {
+    RunOptions opts;
+    opts.input = dir.file("in.jsonl");
+    opts.output = dir.file(fmt::format("out{}.jsonl", int(thread)));
+    opts.late_output = dir.file(fmt::format("late{}.jsonl", int(thread)));
+    opts.dead_letter = dir.file(fmt::format("dead{}.jsonl", int(thread)));
+    opts.workers = 1;
+    opts.worker_thread = thread;
+    auto r = run_pipeline(spec.value(), opts);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    stats[thread] = r.value();
+  }
+  EXPECT_EQ(stats[false].records, stats[true].records);
+  EXPECT_EQ(stats[false].dead_letters, 20u);
+  EXPECT_EQ(stats[true].dead_letters, 20u);
+  EXPECT_GT(stats[false].late_side_output, 0u);
+  EXPECT_EQ(stats[false].late_side_output, stats[true].late_side_output);
+  EXPECT_EQ(stats[false].outputs, stats[true].outputs);
+  EXPECT_GT(stats[false].window_results, 0u);
+  EXPECT_EQ(stats[false].window_results, stats[true].window_results);
+  for (const char* name : {"out", "late", "dead"}) {
+    std::string inline_out = read_file(dir.file(fmt::format("{}0.jsonl", name)));
+    EXPECT_FALSE(inline_out.empty()) << name;
+    EXPECT_TRUE(inline_out == read_file(dir.file(fmt::format("{}1.jsonl", name)))) << name;
   }
 }
 

@@ -48,6 +48,11 @@ TimeMs now_ms() {
       .count();
 }
 
+// Messages prefetched and processed together.
+constexpr size_t kBatch = 32;
+// Ring slots with an inline sink (a few batches).
+constexpr size_t kInlineSlots = 4 * kBatch;
+
 enum class SlotKind : uint8_t { Event, Late, Dead, Watermark, Barrier, Stop };
 
 struct Slot {
@@ -106,6 +111,15 @@ class Pipeline {
   void advance(int w, TimeMs wm, Slot& s);
   void dispatch(int w, const Message& m);
   void sink_loop();
+  // The sink's work, on the sink thread or, with an inline sink, on the
+  // source thread: sink_begin() once, sink_write() for each complete slot in
+  // order (true once the Stop slot is written), sink_end() after the last.
+  void sink_begin();
+  bool sink_write(Slot& s);
+  void sink_end();
+  // Inline sink: writes every complete slot in order, as far as the first
+  // incomplete one, and releases them.
+  void drain_inline_sink();
 
   Slot& slot(uint64_t seq) { return *slots_[seq & (slots_.size() - 1)]; }
   Slot& acquire(uint64_t seq);
@@ -120,6 +134,7 @@ class Pipeline {
   // Makes the messages staged for every worker visible.
   void publish_all() {
     if (inline_worker_) flush_inline();
+    if (inline_sink_) drain_inline_sink();
     for (auto& q : queues_) q->publish();
     staged_ = 0;
   }
@@ -160,6 +175,19 @@ class Pipeline {
   std::unique_ptr<RecordWriter> shadow_;
   int nworkers_ = 1;
   bool inline_worker_ = false;  // one worker, run on the source thread
+  // With an inline worker, every slot is complete once the batch is run: the
+  // source thread writes the outputs itself (no sink thread, no hand-off), and
+  // the ring's slots are reused while still in the cache.
+  bool inline_sink_ = false;
+  // The sink's state.
+  struct Sink {
+    model::ScoreQuality champion_quality{1u << 30}, shadow_quality{1u << 30};
+    double shadow_diff = 0;
+    uint64_t shadow_n = 0;
+    std::vector<std::vector<uint64_t>> next_offsets;  // per source and partition
+    uint64_t next = 0;                                // the next slot to write
+    bool stopped = false;                             // the Stop slot is written
+  } sink_;
   bool emit_events_ = false;
 
   std::unique_ptr<SourceMerger> sources_;
@@ -744,7 +772,10 @@ void Pipeline::advance(int w, TimeMs wm, Slot& s) {
 
 void Pipeline::spill_window_results(int w, size_t window, WindowOutput& wo) {
   const uint64_t seq = workers_[w].seq;
-  // The sink is then waiting for this slot and touches no writer until it is complete.
+  // The sink is then waiting for this slot and touches no writer until it is
+  // complete. An inline sink writes the earlier slots now (they are complete:
+  // the one worker runs them in order).
+  if (inline_sink_) drain_inline_sink();
   poll_until([&] { return released_.load(std::memory_order_acquire) == seq; });
   std::lock_guard<std::mutex> lock(spill_mu_);
   RecordWriter* out = window_outputs_[window] ? window_outputs_[window].get() : output_.get();
@@ -832,9 +863,6 @@ bool Pipeline::process(int w, const Message& m) {
   return true;
 }
 
-// Messages prefetched and processed together.
-constexpr size_t kBatch = 32;
-
 bool Pipeline::process_batch(int w, const Message* msgs, size_t n) {
   struct Pending {
     SlidingFeatureGroup* sg;
@@ -903,98 +931,103 @@ void Pipeline::dispatch(int w, const Message& m) {
   }
 }
 
-void Pipeline::sink_loop() {
+void Pipeline::sink_begin() {
+  sink_.next_offsets.resize(spec_.sources.size());
+  for (size_t i = 0; i < sink_.next_offsets.size(); ++i)
+    sink_.next_offsets[i].assign(sources_ ? sources_->reader(static_cast<int>(i)).partitions() : 1,
+                                 UINT64_MAX);
+}
+
+bool Pipeline::sink_write(Slot& s) {
   const size_t nwin = spec_.windows.size();
-  model::ScoreQuality champion_quality(1u << 30), shadow_quality(1u << 30);
-  double shadow_diff = 0;
-  uint64_t shadow_n = 0;
-  std::vector<std::vector<uint64_t>> next_offsets(spec_.sources.size());
-  for (size_t i = 0; i < next_offsets.size(); ++i)
-    next_offsets[i].assign(sources_ ? sources_->reader(static_cast<int>(i)).partitions() : 1,
-                           UINT64_MAX);
+  const uint64_t seq = sink_.next;
   auto check = [&](const Status& st) {
     if (!st.ok()) fail(st);
   };
-  for (uint64_t seq = 0;; ++seq) {
-    Slot& s = slot(seq);
-    poll_until([&] { return s.ready.load(std::memory_order_acquire) == seq + 1; });
-    bool stop = s.kind == SlotKind::Stop;
-    switch (s.kind) {
-      case SlotKind::Event:
-        if (s.source != 0) {
-          ++stats_.other_source_events;
-          break;
-        }
-        if (opts_.on_vector) opts_.on_vector(s.event, s.values.data());
-        if (emit_events_) {
-          check(output_->write(s.out, s.partition));
-          ++stats_.outputs;
-        }
-        if (scorer_) {
-          ++stats_.decisions[static_cast<int>(s.score.decision.action)];
-          if (opts_.on_scored) opts_.on_scored(s.event, s.values.data(), s.score);
-          int lf = scorer_->label_field();
-          if (lf >= 0 && !s.event.values[lf].is_null()) {
-            bool label = s.event.values[lf].as_double() > 0;
-            champion_quality.add(s.score.score, label);
-            if (s.score.has_shadow) shadow_quality.add(s.score.shadow_score, label);
-          }
-          if (s.score.has_shadow) {
-            check(shadow_->write(s.shadow_out, s.partition));
-            shadow_diff += std::fabs(s.score.shadow_score - s.score.score);
-            ++shadow_n;
-          }
-          s.score.snapshot.reset();
-          s.score.shadow_snapshot.reset();
-        }
+  bool stop = s.kind == SlotKind::Stop;
+  switch (s.kind) {
+    case SlotKind::Event:
+      if (s.source != 0) {
+        ++stats_.other_source_events;
         break;
-      case SlotKind::Late:
-        if (!s.out.empty()) check(late_->write(s.out, s.partition));
-        break;
-      case SlotKind::Barrier:
-        if (!failed_.load()) check(complete_checkpoint(s));
-        break;
-      case SlotKind::Dead:
-        check(dead_->write(s.out, s.partition));
-        if (opts_.dead_letter.empty() && dead_shown_.fetch_add(1) < 5)
-          std::fprintf(stderr, "millrace: dead letter: %s", s.out.c_str());
-        break;
-      default:
-        break;
-    }
-    if (s.kind == SlotKind::Event || s.kind == SlotKind::Late || s.kind == SlotKind::Dead)
-      if (s.partition < next_offsets[s.source].size())
-        next_offsets[s.source][s.partition] = s.offset + 1;
-    for (size_t i = 0; i < s.wout.size(); ++i) {
-      WindowOutput& wo = s.wout[i];
-      if (!wo.results.empty()) {
-        RecordWriter* out =
-            window_outputs_[i % nwin] ? window_outputs_[i % nwin].get() : output_.get();
-        check(out->write(wo.results, static_cast<uint32_t>(hash_string(wo.results))));
-        wo.results.clear();
       }
-      if (!wo.late.empty()) {
-        check(late_->write(wo.late, s.partition));
-        wo.late.clear();
+      if (opts_.on_vector) opts_.on_vector(s.event, s.values.data());
+      if (emit_events_) {
+        check(output_->write(s.out, s.partition));
+        ++stats_.outputs;
       }
-      stats_.window_results += wo.results_emitted;
-      stats_.window_late_dropped += wo.late_dropped;
-      stats_.window_late_side_output += wo.late_side_output;
-      wo.results_emitted = wo.late_dropped = wo.late_side_output = 0;
-    }
-    if ((seq & 255) == 0 || stop) {
-      live_.outputs.store(stats_.outputs, std::memory_order_relaxed);
-      live_.window_results.store(stats_.window_results, std::memory_order_relaxed);
-      for (int i = 0; i < 3; ++i)
-        live_.decisions[i].store(stats_.decisions[i], std::memory_order_relaxed);
-    }
-    released_.store(seq + 1, std::memory_order_release);
-    if (stop) break;
+      if (scorer_) {
+        ++stats_.decisions[static_cast<int>(s.score.decision.action)];
+        if (opts_.on_scored) opts_.on_scored(s.event, s.values.data(), s.score);
+        int lf = scorer_->label_field();
+        if (lf >= 0 && !s.event.values[lf].is_null()) {
+          bool label = s.event.values[lf].as_double() > 0;
+          sink_.champion_quality.add(s.score.score, label);
+          if (s.score.has_shadow) sink_.shadow_quality.add(s.score.shadow_score, label);
+        }
+        if (s.score.has_shadow) {
+          check(shadow_->write(s.shadow_out, s.partition));
+          sink_.shadow_diff += std::fabs(s.score.shadow_score - s.score.score);
+          ++sink_.shadow_n;
+        }
+        s.score.snapshot.reset();
+        s.score.shadow_snapshot.reset();
+      }
+      break;
+    case SlotKind::Late:
+      if (!s.out.empty()) check(late_->write(s.out, s.partition));
+      break;
+    case SlotKind::Barrier:
+      if (!failed_.load()) check(complete_checkpoint(s));
+      break;
+    case SlotKind::Dead:
+      check(dead_->write(s.out, s.partition));
+      if (opts_.dead_letter.empty() && dead_shown_.fetch_add(1) < 5)
+        std::fprintf(stderr, "millrace: dead letter: %s", s.out.c_str());
+      break;
+    default:
+      break;
   }
+  if (s.kind == SlotKind::Event || s.kind == SlotKind::Late || s.kind == SlotKind::Dead)
+    if (s.partition < sink_.next_offsets[s.source].size())
+      sink_.next_offsets[s.source][s.partition] = s.offset + 1;
+  for (size_t i = 0; i < s.wout.size(); ++i) {
+    WindowOutput& wo = s.wout[i];
+    if (!wo.results.empty()) {
+      RecordWriter* out =
+          window_outputs_[i % nwin] ? window_outputs_[i % nwin].get() : output_.get();
+      check(out->write(wo.results, static_cast<uint32_t>(hash_string(wo.results))));
+      wo.results.clear();
+    }
+    if (!wo.late.empty()) {
+      check(late_->write(wo.late, s.partition));
+      wo.late.clear();
+    }
+    stats_.window_results += wo.results_emitted;
+    stats_.window_late_dropped += wo.late_dropped;
+    stats_.window_late_side_output += wo.late_side_output;
+    wo.results_emitted = wo.late_dropped = wo.late_side_output = 0;
+  }
+  if ((seq & 255) == 0 || stop) {
+    live_.outputs.store(stats_.outputs, std::memory_order_relaxed);
+    live_.window_results.store(stats_.window_results, std::memory_order_relaxed);
+    for (int i = 0; i < 3; ++i)
+      live_.decisions[i].store(stats_.decisions[i], std::memory_order_relaxed);
+  }
+  ++sink_.next;
+  released_.store(sink_.next, std::memory_order_release);
+  sink_.stopped = stop;
+  return stop;
+}
+
+void Pipeline::sink_end() {
+  auto check = [&](const Status& st) {
+    if (!st.ok()) fail(st);
+  };
   if (scorer_) {
-    if (champion_quality.count()) stats_.champion_quality = champion_quality.summary();
-    if (shadow_quality.count()) stats_.shadow_quality = shadow_quality.summary();
-    if (shadow_n) stats_.shadow_mean_abs_diff = shadow_diff / shadow_n;
+    if (sink_.champion_quality.count()) stats_.champion_quality = sink_.champion_quality.summary();
+    if (sink_.shadow_quality.count()) stats_.shadow_quality = sink_.shadow_quality.summary();
+    if (sink_.shadow_n) stats_.shadow_mean_abs_diff = sink_.shadow_diff / sink_.shadow_n;
     stats_.model_reloads = scorer_->reloads();
     check(shadow_->flush());
   }
@@ -1004,8 +1037,27 @@ void Pipeline::sink_loop() {
   for (auto& w : window_outputs_)
     if (w) check(w->flush());
   if (sources_ && !failed_.load())
-    for (size_t i = 0; i < next_offsets.size(); ++i)
-      check(sources_->reader(static_cast<int>(i)).commit(next_offsets[i]));
+    for (size_t i = 0; i < sink_.next_offsets.size(); ++i)
+      check(sources_->reader(static_cast<int>(i)).commit(sink_.next_offsets[i]));
+}
+
+void Pipeline::sink_loop() {
+  sink_begin();
+  for (;;) {
+    const uint64_t seq = sink_.next;
+    Slot& s = slot(seq);
+    poll_until([&] { return s.ready.load(std::memory_order_acquire) == seq + 1; });
+    if (sink_write(s)) break;
+  }
+  sink_end();
+}
+
+void Pipeline::drain_inline_sink() {
+  while (!sink_.stopped && sink_.next < next_seq_) {
+    Slot& s = slot(sink_.next);
+    if (s.ready.load(std::memory_order_relaxed) != sink_.next + 1) break;
+    sink_write(s);
+  }
 }
 
 // ---- Checkpoints -----------------------------------------------------------
@@ -1311,8 +1363,14 @@ Result<RunStats> Pipeline::run() {
   timed_ = opts_.stage_latency && scorer_ != nullptr;
   if (timed_ || opts_.max_rate > 0) StageClock::calibrate();
   if (timed_) latency_.resize(nworkers_ + 1);
+  inline_worker_ = nworkers_ == 1 && !opts_.worker_thread;
+  inline_sink_ = inline_worker_;
+  // An inline sink frees slots as soon as a batch is run: a small ring, whose
+  // slots stay in the cache, is enough.
+  const size_t in_flight =
+      inline_sink_ ? std::min<size_t>(opts_.max_in_flight, kInlineSlots) : opts_.max_in_flight;
   size_t nslots = 64;
-  while (nslots < opts_.max_in_flight) nslots <<= 1;
+  while (nslots < in_flight) nslots <<= 1;
   const size_t nwin = spec_.windows.size();
   for (size_t i = 0; i < nslots; ++i) {
     auto s = std::make_unique<Slot>();
@@ -1385,20 +1443,29 @@ Result<RunStats> Pipeline::run() {
   }
   auto started = Clock::now();
   std::vector<std::thread> threads;
-  inline_worker_ = nworkers_ == 1 && !opts_.worker_thread;
   for (int w = 0; w < nworkers_ && !inline_worker_; ++w) {
     threads.emplace_back([this, w] {
       pthread_setname_np(pthread_self(), fmt::format("mr-worker-{}", w).c_str());
       worker_loop(w);
     });
   }
-  std::thread sink([this] {
-    pthread_setname_np(pthread_self(), "mr-sink");
-    sink_loop();
-  });
+  std::thread sink;
+  if (inline_sink_) {
+    sink_begin();
+  } else {
+    sink = std::thread([this] {
+      pthread_setname_np(pthread_self(), "mr-sink");
+      sink_loop();
+    });
+  }
   source_loop();
   for (auto& t : threads) t.join();
-  sink.join();
+  if (inline_sink_) {
+    drain_inline_sink();
+    sink_end();
+  } else {
+    sink.join();
+  }
   ckpt_parts_.reset();
   for (auto& wk : workers_) {
     if (wk.store && !wk.store->status().ok()) fail(wk.store->status());
