@@ -43,7 +43,7 @@ Result<WindowCaseOutput> run_window_lines(const PipelineSpec& spec,
   const size_t batch = std::max<size_t>(1, options.batch);
   std::vector<Event> events(batch);
   std::vector<WindowEvent> pending;
-  size_t since_restore = 0;
+  size_t since_restore = 0, nulls = 0;
   auto track_open = [&] {
     if (!options.count_open) return;
     size_t open = 0;
@@ -53,7 +53,7 @@ Result<WindowCaseOutput> run_window_lines(const PipelineSpec& spec,
   auto run_pending = [&]() -> Status {
     if (pending.empty()) return Status::Ok();
     for (auto& op : ops) {
-      if (batch == 1) {
+      if (batch == 1 && pending.size() == 1) {
         const WindowEvent& e = pending[0];
         op->advance(e.watermark_before, &out);
         op->on_event(*e.event, e.raw, e.watermark_before, &out);
@@ -62,7 +62,8 @@ Result<WindowCaseOutput> run_window_lines(const PipelineSpec& spec,
         op->on_events(pending.data(), pending.size(), &out);
       }
     }
-    since_restore += pending.size();
+    since_restore += pending.size() - nulls;
+    nulls = 0;
     pending.clear();
     track_open();
     if (options.restore_every == 0 || since_restore < options.restore_every) return Status::Ok();
@@ -80,7 +81,7 @@ Result<WindowCaseOutput> run_window_lines(const PipelineSpec& spec,
     return Status::Ok();
   };
   for (const std::string& line : lines) {
-    Event& event = events[pending.size()];
+    Event& event = events[pending.size() - nulls];
     buf.assign(line);
     buf.reserve(line.size() + simdjson::SIMDJSON_PADDING);
     if (!parser.parse(buf.data(), line.size(), buf.capacity(), &event, &error)) continue;
@@ -89,8 +90,14 @@ Result<WindowCaseOutput> run_window_lines(const PipelineSpec& spec,
     max_time = std::max(max_time, event.time);
     wm = std::max(wm, max_time - src.max_out_of_orderness);
     e.watermark_after = wm;
-    pending.push_back(e);
-    if (pending.size() == batch)
+    if (options.watermark_entries && batch > 1 && wm != e.watermark_before) {
+      pending.push_back(WindowEvent{&event, line, e.watermark_before, e.watermark_before});
+      pending.push_back(WindowEvent{nullptr, {}, e.watermark_before, wm});
+      ++nulls;
+    } else {
+      pending.push_back(e);
+    }
+    if (pending.size() - nulls >= batch)
       if (Status st = run_pending(); !st.ok()) return st;
   }
   if (Status st = run_pending(); !st.ok()) return st;

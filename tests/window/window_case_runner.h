@@ -22,10 +22,13 @@ struct WindowCaseOutput {
 };
 
 struct WindowRunOptions {
-  bool count_open = true;    // track max_open_windows (a walk over all state per event)
-  size_t batch = 1;          // > 1: events go to on_events in batches of up to this many
-  size_t restore_every = 0;  // > 0: after every this many events, each operator is
-                             // snapshotted and replaced by a new one restored from it
+  bool count_open = true;          // track max_open_windows (a walk over all state per event)
+  size_t batch = 1;                // > 1: events go to on_events in batches of up to this many
+  size_t restore_every = 0;        // > 0: after every this many events, each operator is
+                                   // snapshotted and replaced by a new one restored from it
+  bool watermark_entries = false;  // batches: an event's watermark_after comes in an
+                                   // entry of its own with no event (as the runtime sends
+                                   // messages for other windows' keys)
 };
 
 // Feeds JSON lines (malformed ones skipped; events late at the source

@@ -273,10 +273,13 @@ TEST(WindowRandomized, MatchesBruteForce) {
     bf.advance(kMaxTime);
 
     // One event per call; batches (on_events); batches with the state saved
-    // and restored into a new operator every few events.
+    // and restored into a new operator every few events; batches where the
+    // watermark moves in entries of their own, with no event.
     const size_t batch = 1 + seed % 37;
-    const WindowRunOptions runs[] = {
-        {}, {.batch = batch}, {.batch = batch, .restore_every = 1 + seed % 50}};
+    const WindowRunOptions runs[] = {{},
+                                     {.batch = batch},
+                                     {.batch = batch, .restore_every = 1 + seed % 50},
+                                     {.batch = 1 + batch, .watermark_entries = true}};
     for (const WindowRunOptions& o : runs) {
       auto run = run_window_lines(spec.value(), sc.lines, o);
       ASSERT_TRUE(run.ok()) << run.status().message();

@@ -70,7 +70,8 @@ void register_bench(CLI::App& app) {
   w->add_option("--workers", a->workers, "Worker threads (default: one per hardware thread)");
   w->footer(
       "Event time advances 1 ms every 1000 events and the watermark follows every event.\n"
-      "Prints events/s (wall and per CPU-second), peak RSS and state bytes per key.\n"
+      "Prints events/s (wall, per CPU-second of the process and of the threads running the\n"
+      "window), peak RSS and state bytes per key.\n"
       "Example:\n"
       "  millrace bench windows --events 10000000 --keys 100000 --type hopping --size 60000 "
       "--slide 1000");
@@ -103,16 +104,30 @@ void register_bench(CLI::App& app) {
     double cpu = cpu_seconds() - cpu0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    // The threads running the window operator: the source thread when one
+    // worker runs inline, else the worker threads.
+    double worker_cpu = 0;
+    for (double c : stats->worker_cpu_seconds) worker_cpu += c;
+    const bool inline_worker = stats->worker_cpu_seconds.empty();
+    std::string threads = fmt::format("source {:.2f}", stats->source_cpu_seconds);
+    for (size_t i = 0; i < stats->worker_cpu_seconds.size(); ++i)
+      threads += fmt::format(", worker {} {:.2f}", i, stats->worker_cpu_seconds[i]);
+    if (stats->sink_cpu_seconds > 0)
+      threads += fmt::format(", sink {:.2f}", stats->sink_cpu_seconds);
     std::printf(
         "%s window (%s), %llu events, %llu keys, %d workers\n"
-        "  %.0f events/s wall, %.0f events per CPU-second, %.2f s\n"
+        "  %.0f events/s wall, %.0f events per CPU-second (process), %.2f s\n"
+        "  %.0f events per CPU-second of the %s (CPU seconds: %s)\n"
         "  %llu window results; peak RSS %.0f MB; state at the end of the input: %.1f bytes "
         "per key (%zu keys)\n",
         a->type.c_str(), window.c_str(), static_cast<unsigned long long>(a->events),
         static_cast<unsigned long long>(a->keys), stats->workers, stats->records / stats->seconds,
         stats->records / cpu, stats->seconds,
-        static_cast<unsigned long long>(stats->window_results), ru.ru_maxrss / 1024.0,
-        stats->keys ? double(stats->state_bytes) / stats->keys : 0.0, stats->keys);
+        stats->records / (inline_worker ? stats->source_cpu_seconds : worker_cpu / stats->workers),
+        inline_worker ? "source thread, which runs the worker" : "average worker thread",
+        threads.c_str(), static_cast<unsigned long long>(stats->window_results),
+        ru.ru_maxrss / 1024.0, stats->keys ? double(stats->state_bytes) / stats->keys : 0.0,
+        stats->keys);
   });
 }
 

@@ -1,6 +1,7 @@
 #include "millrace/stream/pipeline.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -42,6 +43,12 @@ namespace millrace {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+double thread_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
 
 TimeMs now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
@@ -101,7 +108,12 @@ class Pipeline {
   Status open_io();
   void source_loop();
   void worker_loop(int w);
-  bool process(int w, const Message& m);
+  // Processes one message; `windows_done`: its event already went to the
+  // window operators (run_windows).
+  bool process(int w, const Message& m, bool windows_done = false);
+  // Hands the window operators the events of consecutive event messages in
+  // one on_events call per window, each event's results going to its own slot.
+  void run_windows(int w, const Message* msgs, size_t n);
   // Processes messages in order, after prefetching the key states of their
   // events in stages so that the batch's cache misses overlap. False once a
   // Stop message is processed.
@@ -211,7 +223,11 @@ class Pipeline {
     SlidingFeatureGroup::ReadScratch scratch;
     TimeMs watermark = kMinTime;
     size_t keys = 0, state_bytes = 0;
-    uint64_t seq = 0;  // the slot being processed
+    uint64_t seq = 0;  // the slot being processed (run_windows: the run's first)
+    std::vector<std::vector<WindowEvent>> window_events;  // per window, run_windows
+    std::vector<bool> window_of_event;
+    const Message* run = nullptr;  // run_windows' messages
+    size_t run_n = 0;
   };
   std::vector<Worker> workers_;
   // Writes a chunk of window results of the slot worker w is processing,
@@ -771,7 +787,8 @@ void Pipeline::advance(int w, TimeMs wm, Slot& s) {
 }
 
 void Pipeline::spill_window_results(int w, size_t window, WindowOutput& wo) {
-  const uint64_t seq = workers_[w].seq;
+  Worker& me = workers_[w];
+  const uint64_t seq = me.seq;
   // The sink is then waiting for this slot and touches no writer until it is
   // complete. An inline sink writes the earlier slots now (they are complete:
   // the one worker runs them in order).
@@ -779,12 +796,52 @@ void Pipeline::spill_window_results(int w, size_t window, WindowOutput& wo) {
   poll_until([&] { return released_.load(std::memory_order_acquire) == seq; });
   std::lock_guard<std::mutex> lock(spill_mu_);
   RecordWriter* out = window_outputs_[window] ? window_outputs_[window].get() : output_.get();
-  if (Status st = out->write(wo.results, static_cast<uint32_t>(hash_string(wo.results))); !st.ok())
-    fail(st);
-  wo.results.clear();
+  auto write = [&](WindowOutput& o) {
+    if (Status st = out->write(o.results, static_cast<uint32_t>(hash_string(o.results))); !st.ok())
+      fail(st);
+    o.results.clear();
+  };
+  // In a run of events (run_windows), this window's results in the run's
+  // earlier slots come first.
+  const size_t i = w * spec_.windows.size() + window;
+  for (size_t k = 0; k < me.run_n; ++k) {
+    WindowOutput& earlier = slot(me.run[k].seq).wout[i];
+    if (&earlier == &wo) break;
+    if (!earlier.results.empty()) write(earlier);
+  }
+  write(wo);
 }
 
-bool Pipeline::process(int w, const Message& m) {
+void Pipeline::run_windows(int w, const Message* msgs, size_t n) {
+  Worker& me = workers_[w];
+  const size_t nwin = spec_.windows.size();
+  me.window_events.resize(nwin);
+  me.window_of_event.resize(nwin);
+  for (auto& v : me.window_events) v.clear();
+  for (size_t k = 0; k < n; ++k) {
+    Slot& s = slot(msgs[k].seq);
+    // Every message moves every window's watermark at its own slot, as
+    // process() does; the windows of its groups also get its event.
+    std::fill(me.window_of_event.begin(), me.window_of_event.end(), false);
+    for (uint32_t mask = msgs[k].mask; mask; mask &= mask - 1) {
+      const FeatureGroupPlan& gp = plan_.groups[__builtin_ctz(mask)];
+      if (gp.source == s.source)
+        for (int wi : gp.windows) me.window_of_event[wi] = true;
+    }
+    for (size_t wi = 0; wi < nwin; ++wi)
+      me.window_events[wi].push_back(WindowEvent{me.window_of_event[wi] ? &s.event : nullptr,
+                                                 s.line, s.wm_before, s.wm_after,
+                                                 &s.wout[w * nwin + wi]});
+  }
+  me.seq = msgs[0].seq;
+  me.run = msgs;
+  me.run_n = n;
+  for (size_t wi = 0; wi < nwin; ++wi)
+    me.windows[wi]->on_events(me.window_events[wi].data(), me.window_events[wi].size(), nullptr);
+  me.run_n = 0;
+}
+
+bool Pipeline::process(int w, const Message& m, bool windows_done) {
   Worker& me = workers_[w];
   const size_t nwin = spec_.windows.size();
   Slot& s = slot(m.seq);
@@ -832,8 +889,9 @@ bool Pipeline::process(int w, const Message& m) {
           if (me.redis)
             if (Status st = me.redis->on_event(g, s.keys[g], s.event.time, *sg); !st.ok()) fail(st);
         }
-        for (int wi : gp.windows)
-          me.windows[wi]->on_event(s.event, s.line, s.wm_before, &s.wout[w * nwin + wi]);
+        if (!windows_done)
+          for (int wi : gp.windows)
+            me.windows[wi]->on_event(s.event, s.line, s.wm_before, &s.wout[w * nwin + wi]);
         if (sg && s.source == 0)
           for (int f : gp.feature_outputs) me.freshness->add(f, 0);
       } else {
@@ -898,8 +956,19 @@ bool Pipeline::process_batch(int w, const Message* msgs, size_t n) {
   // Stage 3: their event rows and feature structures.
   for (size_t j = 0; j < np; ++j)
     if (pending[j].ks) pending[j].sg->prefetch_rows(pending[j].ks);
-  for (size_t i = 0; i < n; ++i)
-    if (!process(w, msgs[i])) return false;
+  // Window operators take each run of consecutive events in one call, ahead
+  // of the rest of the events' work (their state is their own).
+  const bool has_windows = !spec_.windows.empty();
+  size_t windows_done = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (has_windows && i >= windows_done) {
+      size_t j = i;
+      while (j < n && slot(msgs[j].seq).kind == SlotKind::Event) ++j;
+      if (j > i) run_windows(w, msgs + i, j - i);
+      windows_done = j;
+    }
+    if (!process(w, msgs[i], i < windows_done)) return false;
+  }
   return true;
 }
 
@@ -909,8 +978,9 @@ void Pipeline::worker_loop(int w) {
     queues_[w]->pop_wait(&batch[0]);
     size_t n = 1;
     while (n < kBatch && queues_[w]->try_pop(&batch[n])) ++n;
-    if (!process_batch(w, batch, n)) return;
+    if (!process_batch(w, batch, n)) break;
   }
+  stats_.worker_cpu_seconds[w] = thread_cpu_seconds();
 }
 
 void Pipeline::flush_inline() {
@@ -1449,6 +1519,7 @@ Result<RunStats> Pipeline::run() {
       worker_loop(w);
     });
   }
+  stats_.worker_cpu_seconds.assign(inline_worker_ ? 0 : nworkers_, 0.0);
   std::thread sink;
   if (inline_sink_) {
     sink_begin();
@@ -1456,9 +1527,12 @@ Result<RunStats> Pipeline::run() {
     sink = std::thread([this] {
       pthread_setname_np(pthread_self(), "mr-sink");
       sink_loop();
+      stats_.sink_cpu_seconds = thread_cpu_seconds();
     });
   }
+  const double source_cpu0 = thread_cpu_seconds();
   source_loop();
+  stats_.source_cpu_seconds = thread_cpu_seconds() - source_cpu0;
   for (auto& t : threads) t.join();
   if (inline_sink_) {
     drain_inline_sink();

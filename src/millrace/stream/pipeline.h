@@ -121,6 +121,10 @@ struct RunStats {
   double shadow_mean_abs_diff = -1;  // mean |shadow - champion| score, -1 without a shadow
   uint64_t model_reloads = 0;        // models swapped in while running
   double seconds = 0;
+  // CPU time of each thread: the source (with the worker, when one worker
+  // runs inline), each worker thread, the sink.
+  double source_cpu_seconds = 0, sink_cpu_seconds = 0;
+  std::vector<double> worker_cpu_seconds;
   int workers = 0;
   size_t keys = 0;         // live keys at the end of the input, over all key groups
   size_t state_bytes = 0;  // feature and window state then (before the final flush)

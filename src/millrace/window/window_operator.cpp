@@ -12,9 +12,10 @@ std::unique_ptr<WindowOperator> WindowOperator::Create(const WindowSpec& spec,
 
 void WindowOperator::on_events(const WindowEvent* events, size_t n, WindowOutput* out) {
   for (size_t i = 0; i < n; ++i) {
-    advance(events[i].watermark_before, out);
-    on_event(*events[i].event, events[i].raw, events[i].watermark_before, out);
-    advance(events[i].watermark_after, out);
+    WindowOutput* o = events[i].out ? events[i].out : out;
+    advance(events[i].watermark_before, o);
+    if (events[i].event) on_event(*events[i].event, events[i].raw, events[i].watermark_before, o);
+    advance(events[i].watermark_after, o);
   }
 }
 

@@ -56,11 +56,16 @@ struct WindowOutput {
   }
 };
 
-// One event of a batch, with the watermarks around it (see on_events).
+// One event of a batch, with the watermarks around it (see on_events), and
+// where what it causes is written (nullptr: on_events' `out`). The runtime
+// gives each event its own slot's output, so that results come out in the
+// slots they would have with one call per event. A null `event` only moves
+// the watermark (watermark_before, then watermark_after).
 struct WindowEvent {
   const Event* event;
   std::string_view raw;
   TimeMs watermark_before, watermark_after;
+  WindowOutput* out = nullptr;
 };
 
 class WindowOperator {
@@ -75,8 +80,9 @@ class WindowOperator {
   // Moves the watermark forward (never backwards: smaller values are ignored).
   virtual void advance(TimeMs watermark, WindowOutput* out) = 0;
   // The same as, for each event in order: advance(watermark_before),
-  // on_event(event, raw, watermark_before), advance(watermark_after); faster,
-  // as the memory of events further on is loaded while one is processed.
+  // on_event(event, raw, watermark_before), advance(watermark_after), each
+  // writing to the event's `out` (or `out` when that is null); faster, as the
+  // memory of events further on is loaded while one is processed.
   virtual void on_events(const WindowEvent* events, size_t n, WindowOutput* out);
 
   // Checkpoints: appends the whole state (keys, open windows and their
