@@ -10,12 +10,20 @@
 // event; a window ending at or before the watermark that it makes non-empty
 // fires its final result at once.
 //
-// Timers: each pane has exactly one timer entry, walking the ends of the
-// windows that contain it, then the time its state is dropped (the last
-// window's end + allowed_lateness). A window is fired by the entry of its
-// earliest pane. Each time bucket runs in two phases (fire, then drop and
-// reschedule) so that a pane dropped at T still counts as earliest for the
-// windows ending at T.
+// Timers, tumbling (one pane per window): each pane has one timer entry, at
+// its window's end, then at the time its state is dropped (end +
+// allowed_lateness).
+//
+// Timers, hopping: one entry per key, not per pane, held by the key's first
+// (latest) node, whose header word 4 holds the entry's time (entries whose
+// time is not their node's are stale and skipped). It is at the next time
+// something is due for any of the key's panes: a window end, or the time a
+// pane is dropped. When it runs, advance(W) does all of the key's work up to
+// W in one walk of its panes: every window ending in (previous watermark, W]
+// that holds a pane fires, with its panes merged; panes past their last
+// window's lateness are dropped; the entry moves to the next due time after
+// W. So a key costs one entry per window end, whatever the number of its
+// panes, and the end of the input (W = +infinity) takes each key once.
 #include <algorithm>
 #include <limits>
 #include <numeric>
@@ -34,7 +42,7 @@ TimeMs floor_div(TimeMs a, TimeMs b) {
 class PaneWindows final : public KeyedWindows {
  public:
   PaneWindows(const WindowSpec& spec, const Schema& schema)
-      : KeyedWindows(spec, schema, 0),
+      : KeyedWindows(spec, schema, hopping(spec) ? 1 : 0),
         size_(spec.size),
         slide_(spec.slide > 0 ? spec.slide : spec.size),
         pane_(std::gcd(size_, slide_)),
@@ -50,8 +58,27 @@ class PaneWindows final : public KeyedWindows {
  protected:
   void on_keyed_event(const Event& event, std::string_view raw, TimeMs watermark_before,
                       const KeyRef& key, WindowOutput* out) override;
+  bool timer_is_current(uint32_t id, TimeMs t) const override {
+    return one_pane_ || key_timer(node(id)) == t;
+  }
 
  private:
+  static bool hopping(const WindowSpec& spec) {
+    const TimeMs slide = spec.slide > 0 ? spec.slide : spec.size;
+    return std::gcd(spec.size, slide) != spec.size;
+  }
+  // Hopping: the key's timer time, in its first node (kNoTimer elsewhere).
+  static constexpr TimeMs kNoTimer = kMinTime;
+  static TimeMs key_timer(const uint64_t* n) { return static_cast<TimeMs>(n[kKeyWords]); }
+  static void set_key_timer(uint64_t* n, TimeMs t) { n[kKeyWords] = static_cast<uint64_t>(t); }
+  // Hopping: a new pane `id` of a key (already linked): the key's timer moves
+  // to its first node and to the pane's next due time if that is earlier.
+  void schedule_new_pane(uint32_t id, TimeMs p, TimeMs wm);
+  // Hopping: all of the key whose first node is `head` up to watermark w.
+  void run_key(uint32_t head, TimeMs w, WindowOutput* out);
+  void advance_tumbling(TimeMs watermark, WindowOutput* out);
+  void advance_hopping(TimeMs watermark, WindowOutput* out);
+
   TimeMs pane_of(TimeMs t) {
     // Consecutive events mostly fall into the same pane: no division then.
     if (static_cast<uint64_t>(t) - static_cast<uint64_t>(last_pane_) >=
@@ -90,6 +117,7 @@ class PaneWindows final : public KeyedWindows {
   bool one_pane_;
   TimeMs last_pane_ = 0;
   std::vector<TimeMs> corrections_, created_;
+  std::vector<uint32_t> panes_, cursor_;  // run_key: a key's panes; advance: prefetch cursors
   bool scratch_live_ = false;
   TimeMs open_from_ = kMaxTime;  // panes >= this have no window ended at wm_
 };
@@ -152,7 +180,10 @@ void PaneWindows::on_keyed_event(const Event& event, std::string_view raw, TimeM
   }
   if (pane == kNone) {
     pane = new_node(key, p);
-    schedule(next_due(p, wm), pane);
+    if (one_pane_)
+      schedule(next_due(p, wm), pane);
+    else
+      schedule_new_pane(pane, p, wm);
     if (!open) head = head_of(key);
   }
   layout_.add(acc(pane), event, seq);
@@ -161,29 +192,150 @@ void PaneWindows::on_keyed_event(const Event& event, std::string_view raw, TimeM
   for (TimeMs s : created_) emit(out, key, head, s, "final");
 }
 
+void PaneWindows::schedule_new_pane(uint32_t id, TimeMs p, TimeMs wm) {
+  uint64_t* n = node(id);
+  set_key_timer(n, kNoTimer);
+  const TimeMs due = next_due(p, wm);
+  const uint32_t next = next_of(n);
+  const uint32_t head = head_of(key_of(n));
+  if (head == id) {
+    // The new first node takes the key's timer over.
+    TimeMs t = due;
+    if (next != kNone) {
+      uint64_t* old = node(next);
+      t = std::min(t, key_timer(old));
+      set_key_timer(old, kNoTimer);
+    }
+    set_key_timer(n, t);
+    schedule(t, id);
+    return;
+  }
+  uint64_t* h = node(head);
+  if (due < key_timer(h)) {
+    set_key_timer(h, due);
+    schedule(due, head);
+  }
+}
+
+void PaneWindows::run_key(uint32_t head, TimeMs w, WindowOutput* out) {
+  // The key's panes, earliest first.
+  panes_.clear();
+  for (uint32_t id = head; id != kNone; id = next_of(node(id))) panes_.push_back(id);
+  std::reverse(panes_.begin(), panes_.end());
+  const KeyRef key = key_of(node(head));
+  const size_t np = panes_.size();
+  const TimeMs first_pane = start_of(node(panes_[0])), last_pane = start_of(node(panes_[np - 1]));
+  // Windows [s, s + size) ending in (wm_, w] that hold a pane: s from the
+  // first multiple of slide above max(wm_, first pane) - size, to at most
+  // min(w - size, last pane).
+  const TimeMs lo = std::max(wm_, first_pane) - size_;
+  TimeMs s = (floor_div(lo, slide_) + 1) * slide_;
+  const TimeMs hi = w == kMaxTime ? last_pane : std::min(w - size_, last_pane);
+  size_t from = 0;  // first pane at or after s
+  while (s <= hi) {
+    while (from < np && start_of(node(panes_[from])) < s) ++from;
+    if (from == np) break;
+    const TimeMs p = start_of(node(panes_[from]));
+    if (p >= s + size_) {
+      // No pane in this window: on to the first window holding pane p.
+      s = std::max(s + slide_, first_n(p) * slide_);
+      continue;
+    }
+    if (scratch_live_) layout_.destroy(scratch_.data());
+    std::fill(scratch_.begin(), scratch_.end(), 0);
+    layout_.init(scratch_.data());
+    scratch_live_ = true;
+    for (size_t i = from; i < np && start_of(node(panes_[i])) < s + size_; ++i)
+      layout_.merge(scratch_.data(), acc(panes_[i]));
+    write_record(out, key.bytes, s, s + size_, scratch_.data(), "final");
+    s += slide_;
+  }
+  // Drop what is past its lateness (earliest first: the key's first node goes last).
+  TimeMs due = kMaxTime;
+  uint32_t first = kNone;
+  for (size_t i = 0; i < np; ++i) {
+    const uint32_t id = panes_[i];
+    const TimeMs p = start_of(node(id));
+    if (w >= last_end(p) + lateness_) {
+      set_key_timer(node(id), kNoTimer);
+      free_node(id);
+    } else {
+      due = std::min(due, next_due(p, w));
+      first = id;
+    }
+  }
+  if (first != kNone) {  // the latest pane left is the key's first node
+    set_key_timer(node(first), due);
+    schedule(due, first);
+  }
+}
+
 void PaneWindows::advance(TimeMs watermark, WindowOutput* out) {
   if (watermark <= wm_) return;
+  if (one_pane_)
+    advance_tumbling(watermark, out);
+  else
+    advance_hopping(watermark, out);
+  if (scratch_live_) {
+    layout_.destroy(scratch_.data());
+    scratch_live_ = false;
+  }
+  wm_ = watermark;
+  open_from_ = kMaxTime;
+}
+
+void PaneWindows::advance_hopping(TimeMs watermark, WindowOutput* out) {
   std::vector<uint32_t> ids;
   while (!timers_.empty() && timers_.begin()->first <= watermark) {
     auto it = timers_.begin();
     const TimeMs t = it->first;
     ids.swap(it->second);
     timers_.erase(it);
-    // Phase 1: fire the window ending at t, by its earliest pane.
+    // In groups: the first nodes, then each key's panes one list step at a
+    // time for all the group's keys, so that the walks' cache misses overlap.
+    constexpr size_t kGroup = 16, kDepth = 6;
+    for (size_t g = 0; g < ids.size(); g += kGroup) {
+      const size_t end = std::min(ids.size(), g + kGroup);
+      for (size_t i = g; i < end; ++i) __builtin_prefetch(node(ids[i]));
+      cursor_.assign(ids.begin() + static_cast<std::ptrdiff_t>(g),
+                     ids.begin() + static_cast<std::ptrdiff_t>(end));
+      for (size_t d = 0; d < kDepth; ++d) {
+        bool any = false;
+        for (uint32_t& c : cursor_) {
+          if (c == kNone) continue;
+          c = next_of(node(c));
+          if (c != kNone) {
+            __builtin_prefetch(node(c));
+            any = true;
+          }
+        }
+        if (!any) break;
+      }
+      for (size_t i = g; i < end; ++i) {
+        const uint32_t id = ids[i];
+        if (key_timer(node(id)) != t) continue;  // stale: moved, or the node was freed
+        run_key(id, watermark, out);
+      }
+    }
+    ids.clear();
+  }
+}
+
+void PaneWindows::advance_tumbling(TimeMs watermark, WindowOutput* out) {
+  std::vector<uint32_t> ids;
+  while (!timers_.empty() && timers_.begin()->first <= watermark) {
+    auto it = timers_.begin();
+    const TimeMs t = it->first;
+    ids.swap(it->second);
+    timers_.erase(it);
+    // Phase 1: fire the window ending at t (its one pane).
     for (size_t i = 0; i < ids.size(); ++i) {
-      prefetch_timers(ids, i, !one_pane_);
+      prefetch_timers(ids, i, false);
       const uint32_t id = ids[i];
       const uint64_t* n = node(id);
       TimeMs p = start_of(n), s = t - size_;
       if (floor_div(s, slide_) * slide_ != s || s > p || t <= p) continue;
-      const KeyRef key = key_of(n);
-      if (one_pane_) {
-        write_record(out, key.bytes, s, t, acc(id), "final");
-        continue;
-      }
-      const uint32_t head = head_of(key);
-      if (first_pane(head, s, t) == id)
-        write_record(out, key.bytes, s, t, window_acc(head, s), "final");
+      write_record(out, key_of(n).bytes, s, t, acc(id), "final");
     }
     // Phase 2: drop panes past their last window's lateness, reschedule the rest.
     for (size_t i = 0; i < ids.size(); ++i) {
@@ -197,12 +349,6 @@ void PaneWindows::advance(TimeMs watermark, WindowOutput* out) {
     }
     ids.clear();
   }
-  if (scratch_live_) {
-    layout_.destroy(scratch_.data());
-    scratch_live_ = false;
-  }
-  wm_ = watermark;
-  open_from_ = kMaxTime;
 }
 
 size_t PaneWindows::open_windows() const {
