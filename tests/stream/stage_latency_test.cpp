@@ -58,7 +58,11 @@ TEST(LatencyHistogram, QuantilesWithinABucketOfTheSortedSample) {
 
 class Events : public EventGenerator {
  public:
-  Events(const Schema& schema, int n) : schema_(schema), n_(n) {}
+  // may_wait false: like a file, the next record is always there to read, so
+  // the runtime may batch (only its pacing, if any, makes records wait).
+  Events(const Schema& schema, int n, bool may_wait = true)
+      : schema_(schema), n_(n), may_wait_(may_wait) {}
+  bool may_wait() const override { return may_wait_; }
   bool next(Event* e) override {
     if (i_ == n_) return false;
     e->reset(schema_.size());
@@ -76,6 +80,7 @@ class Events : public EventGenerator {
  private:
   const Schema& schema_;
   int n_, i_ = 0;
+  bool may_wait_;
 };
 
 Result<PipelineSpec> scored_spec(const std::string& model_dir) {
@@ -154,6 +159,43 @@ TEST(StageLatency, APacedInputIsNotReadFasterThanItsRate) {
   ASSERT_TRUE(stats.ok()) << stats.status().message();
   EXPECT_GE(secs, 1999 / 20000.0);
   EXPECT_EQ(stats->latency->stages[StageLatency::kTotal].count(), 2000u);
+}
+
+// At a light paced load a record is handed to its worker as soon as it is read,
+// not kept until a batch of 32 fills or a timer fires: the records come 150 us
+// apart (a gap shorter than the pacing's sleep threshold), and whenever the
+// source is ahead of its schedule (the next record not due yet) what it read
+// goes on. On a busy machine the source may fall behind and then batch: those
+// records are counted apart. Read at full speed, the same records go in full
+// batches.
+TEST(StageLatency, APacedRecordIsHandedOnBeforeTheNextIsDue) {
+  TempDir dir;
+  auto spec = scored_spec(dir.file("m"));
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  constexpr int kRecords = 640;
+  for (int workers : {1, 2}) {
+    Events paced_events(spec->source.schema, kRecords, /*may_wait=*/false);
+    RunOptions opts;
+    opts.generator = &paced_events;
+    opts.workers = workers;
+    opts.write_events = false;
+    opts.max_rate = 1e6 / 150;
+    auto paced = run_pipeline(spec.value(), opts);
+    ASSERT_TRUE(paced.ok()) << paced.status().message();
+    ASSERT_EQ(paced->accepted, static_cast<uint64_t>(kRecords));
+    // Every record but the last is followed either by a handoff (the source
+    // was ahead) or by a record already due (behind: batching is right).
+    EXPECT_GE(paced->handoffs + paced->behind_schedule, kRecords - 1u)
+        << workers << " workers: " << paced->handoffs << " handoffs, " << paced->behind_schedule
+        << " records read behind schedule";
+
+    Events fast_events(spec->source.schema, kRecords, /*may_wait=*/false);
+    opts.generator = &fast_events;
+    opts.max_rate = 0;
+    auto fast = run_pipeline(spec.value(), opts);
+    ASSERT_TRUE(fast.ok()) << fast.status().message();
+    EXPECT_LE(fast->handoffs, kRecords / 32u + 1) << workers << " workers";
+  }
 }
 
 }  // namespace

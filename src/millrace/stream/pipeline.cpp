@@ -145,6 +145,7 @@ class Pipeline {
   void broadcast(SlotKind kind, TimeMs wm);
   // Makes the messages staged for every worker visible.
   void publish_all() {
+    if (staged_ != 0) ++stats_.handoffs;
     if (inline_worker_) flush_inline();
     if (inline_sink_) drain_inline_sink();
     for (auto& q : queues_) q->publish();
@@ -603,12 +604,16 @@ void Pipeline::source_loop() {
     if (ticks_per_record > 0) {
       due =
           pace_start + static_cast<int64_t>(static_cast<double>(stats_.records) * ticks_per_record);
+      // The next record is not there yet: what was read goes on now, a partial
+      // batch included (batches fill only under a backlog).
+      if (StageClock::now() < due)
+        publish_all();
+      else
+        ++stats_.behind_schedule;
       for (int64_t now_t = StageClock::now(); now_t < due; now_t = StageClock::now()) {
         const uint64_t wait_ns = StageClock::to_ns(due - now_t);
-        if (wait_ns > 200'000) {
-          publish_all();  // let the workers have what is staged while the source waits
+        if (wait_ns > 200'000)
           std::this_thread::sleep_for(std::chrono::nanoseconds(wait_ns - 100'000));
-        }
       }
     }
     uint64_t seq = next_seq_;

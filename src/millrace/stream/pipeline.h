@@ -112,6 +112,11 @@ struct RunStats {
   uint64_t dead_letters = 0;
   uint64_t outputs = 0;              // enriched events written
   uint64_t other_source_events = 0;  // accepted events of sources other than the scored one
+  // Batches of events handed to the workers: a batch fills (up to 32) only
+  // while records wait to be read; a record with none behind it goes alone.
+  uint64_t handoffs = 0;
+  uint64_t behind_schedule =
+      0;  // paced (max_rate): records already due when the source got to them
   uint64_t window_results = 0;
   uint64_t window_late_dropped = 0;
   uint64_t window_late_side_output = 0;
