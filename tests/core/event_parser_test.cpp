@@ -80,6 +80,46 @@ TEST_F(EventParserTest, RejectsWithReasons) {
   }
 }
 
+// One parser over lines whose keys come in changing orders, with keys not in
+// the schema and escaped keys: the parser guesses each key's field from the
+// previous line, and a wrong guess must never give a wrong field.
+TEST_F(EventParserTest, KeysInAnyOrderAcrossLinesOfOneParser) {
+  EventParser parser(schema_, 4);
+  struct Case {
+    const char* line;
+    const char* id;
+    double amount;
+    int64_t ts;
+  } cases[] = {
+      {R"({"id": "a", "amount": 1.5, "ts": 10})", "a", 1.5, 10},
+      {R"({"id": "b", "amount": 2.5, "ts": 20})", "b", 2.5, 20},
+      {R"({"ts": 30, "id": "c", "amount": 3.5})", "c", 3.5, 30},
+      {R"({"amount": 4.5, "x": {"id": "no"}, "ts": 40, "id": "d"})", "d", 4.5, 40},
+      {R"({"\u0069d": "e", "amount": 5.5, "ts": 50})", "e", 5.5, 50},
+      {R"({"id": "f", "amount": 6.5, "ts": 60, "ts": 61})", "f", 6.5, 61},
+      {R"({"idx": "no", "id": "g", "amount": 7, "ts": 70})", "g", 7, 70},
+      {R"({"id": "h", "amount": 8.5, "ts": 80})", "h", 8.5, 80},
+  };
+  std::string line, error;
+  Event event;
+  for (const auto& c : cases) {
+    line = c.line;
+    line.reserve(line.size() + simdjson::SIMDJSON_PADDING);
+    ASSERT_TRUE(parser.parse(line.data(), line.size(), line.capacity(), &event, &error))
+        << c.line << ": " << error;
+    EXPECT_EQ(event.str(0), c.id) << c.line;
+    EXPECT_EQ(event.values[1].kind, FieldValue::Kind::Double) << c.line;
+    EXPECT_EQ(event.values[1].d, c.amount) << c.line;
+    EXPECT_EQ(event.time, c.ts) << c.line;
+    EXPECT_TRUE(event.values[2].is_null()) << c.line;
+  }
+  // A value of the wrong type after lines that were right still names the field.
+  line = R"({"id": "a", "amount": "ten", "ts": 5})";
+  line.reserve(line.size() + simdjson::SIMDJSON_PADDING);
+  EXPECT_FALSE(parser.parse(line.data(), line.size(), line.capacity(), &event, &error));
+  EXPECT_EQ(error, "field 'amount': expected number, got string");
+}
+
 TEST(JsonWriter, EscapesAndFormats) {
   std::string out;
   append_json_string(out, "a\"b\\c\n\x01");

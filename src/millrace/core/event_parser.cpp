@@ -48,6 +48,59 @@ int EventParser::lookup(std::string_view name) const {
 bool EventParser::parse_value(int field, simdjson::ondemand::value v, Event* out,
                               std::string* error) {
   const FieldDef& def = schema_[field];
+  // The common case first: a value of the field's type. Anything else (null,
+  // another type, an integer written as 3.0, an RFC 3339 time) takes the
+  // checked path below, which also names what was wrong. A getter that fails
+  // on a type leaves the value unread.
+  FieldValue& fast = out->values[field];
+  if (field == time_field_) {
+    int64_t i;
+    if (!v.get_int64().get(i)) {
+      out->time = i;
+      fast.kind = FieldValue::Kind::Int;
+      fast.i = i;
+      return true;
+    }
+  } else {
+    switch (def.type) {
+      case FieldType::String: {
+        std::string_view s;
+        if (!v.get_string().get(s)) {
+          out->set_string(field, s);
+          return true;
+        }
+        break;
+      }
+      case FieldType::Int64:
+      case FieldType::Timestamp: {
+        int64_t i;
+        if (!v.get_int64().get(i)) {
+          fast.kind = FieldValue::Kind::Int;
+          fast.i = i;
+          return true;
+        }
+        break;
+      }
+      case FieldType::Double: {
+        double d;
+        if (!v.get_double().get(d)) {
+          fast.kind = FieldValue::Kind::Double;
+          fast.d = d;
+          return true;
+        }
+        break;
+      }
+      case FieldType::Bool: {
+        bool b;
+        if (!v.get_bool().get(b)) {
+          fast.kind = FieldValue::Kind::Bool;
+          fast.b = b;
+          return true;
+        }
+        break;
+      }
+    }
+  }
   json_type type;
   if (v.type().get(type)) {
     *error = fmt::format("field '{}': malformed value", def.name);
@@ -167,6 +220,7 @@ bool EventParser::parse(const char* data, size_t len, size_t capacity, Event* ou
     }
     return false;
   }
+  size_t k = 0;  // position of the key in the object
   for (auto field_result : obj) {
     simdjson::ondemand::field field;
     if (auto err = std::move(field_result).get(field)) {
@@ -178,7 +232,19 @@ bool EventParser::parse(const char* data, size_t len, size_t capacity, Event* ou
       *error = fmt::format("not JSON: {}", simdjson::error_message(err));
       return false;
     }
-    int idx = lookup(key);
+    // Producers mostly write every object's fields in one order: the k-th key
+    // is first compared with the field the k-th key of the previous line was.
+    int idx;
+    if (k < order_.size() && order_[k] >= 0 && schema_[order_[k]].name == key) {
+      idx = order_[k];
+    } else {
+      idx = lookup(key);
+      if (k < kMaxOrder) {
+        if (k >= order_.size()) order_.resize(k + 1, -1);
+        order_[k] = idx;
+      }
+    }
+    ++k;
     if (idx < 0) continue;  // not in the schema: kept in the raw line only
     seen_[idx] = 1;
     if (!parse_value(idx, field.value(), out, error)) return false;

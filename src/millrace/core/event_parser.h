@@ -37,6 +37,9 @@ class EventParser {
   simdjson::ondemand::parser parser_;
   std::vector<uint8_t> seen_;
   std::vector<int> required_;
+  // By key position in the previous object: the schema field found there (-1: none).
+  static constexpr size_t kMaxOrder = 64;
+  std::vector<int> order_;
 };
 
 }  // namespace millrace
