@@ -51,6 +51,7 @@ class TransactionalLogWriter final : public EpochWriter {
   ~TransactionalLogWriter() override = default;  // an open transaction is aborted by the topic
 
   Status begin() { return topic_->BeginTransaction(); }
+  uint32_t partitions() const override { return topic_->partitions(); }
 
   Status write(std::string_view lines, uint32_t hint) override {
     uint32_t p = hint % topic_->partitions();

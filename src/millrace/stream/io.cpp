@@ -245,6 +245,7 @@ class LogWriter : public RecordWriter {
     pending_.resize(topic_->partitions());
   }
   ~LogWriter() override { (void)flush(); }
+  uint32_t partitions() const override { return topic_->partitions(); }
   Status write(std::string_view lines, uint32_t hint) override {
     uint32_t p = hint % topic_->partitions();
     pending_[p].append(lines);

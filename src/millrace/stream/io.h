@@ -70,6 +70,8 @@ class RecordWriter {
   // partition of a log output (modulo its partition count).
   virtual Status write(std::string_view lines, uint32_t partition_hint = 0) = 0;
   virtual Status flush() = 0;
+  // Partitions of the output (a log topic's; 1 for files).
+  virtual uint32_t partitions() const { return 1; }
 };
 
 // "" gives a writer that discards (counting is the caller's business).

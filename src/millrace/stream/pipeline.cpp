@@ -791,6 +791,21 @@ void Pipeline::advance(int w, TimeMs wm, Slot& s) {
     if (SlidingFeatureGroup* sg = store_->group(w, static_cast<int>(g))) sg->expire(wm);
 }
 
+// Window results go to the output partition their operator picked by key
+// (WindowOutput::by_partition), so that every record of a key is in one partition.
+Status write_window_results(RecordWriter* out, WindowOutput& wo) {
+  if (!wo.results.empty()) {
+    if (Status st = out->write(wo.results, 0); !st.ok()) return st;
+    wo.results.clear();
+  }
+  for (uint32_t p = 0; p < wo.by_partition.size(); ++p) {
+    if (wo.by_partition[p].empty()) continue;
+    if (Status st = out->write(wo.by_partition[p], p); !st.ok()) return st;
+    wo.by_partition[p].clear();
+  }
+  return Status::Ok();
+}
+
 void Pipeline::spill_window_results(int w, size_t window, WindowOutput& wo) {
   Worker& me = workers_[w];
   const uint64_t seq = me.seq;
@@ -802,9 +817,7 @@ void Pipeline::spill_window_results(int w, size_t window, WindowOutput& wo) {
   std::lock_guard<std::mutex> lock(spill_mu_);
   RecordWriter* out = window_outputs_[window] ? window_outputs_[window].get() : output_.get();
   auto write = [&](WindowOutput& o) {
-    if (Status st = out->write(o.results, static_cast<uint32_t>(hash_string(o.results))); !st.ok())
-      fail(st);
-    o.results.clear();
+    if (Status st = write_window_results(out, o); !st.ok()) fail(st);
   };
   // In a run of events (run_windows), this window's results in the run's
   // earlier slots come first.
@@ -812,7 +825,7 @@ void Pipeline::spill_window_results(int w, size_t window, WindowOutput& wo) {
   for (size_t k = 0; k < me.run_n; ++k) {
     WindowOutput& earlier = slot(me.run[k].seq).wout[i];
     if (&earlier == &wo) break;
-    if (!earlier.results.empty()) write(earlier);
+    if (earlier.has_results()) write(earlier);
   }
   write(wo);
 }
@@ -1068,11 +1081,10 @@ bool Pipeline::sink_write(Slot& s) {
       sink_.next_offsets[s.source][s.partition] = s.offset + 1;
   for (size_t i = 0; i < s.wout.size(); ++i) {
     WindowOutput& wo = s.wout[i];
-    if (!wo.results.empty()) {
+    if (wo.has_results()) {
       RecordWriter* out =
           window_outputs_[i % nwin] ? window_outputs_[i % nwin].get() : output_.get();
-      check(out->write(wo.results, static_cast<uint32_t>(hash_string(wo.results))));
-      wo.results.clear();
+      check(write_window_results(out, wo));
     }
     if (!wo.late.empty()) {
       check(late_->write(wo.late, s.partition));
@@ -1454,10 +1466,14 @@ Result<RunStats> Pipeline::run() {
     s->values.resize(spec_.feature_slots());
     s->freshness.resize(spec_.feature_slots(), kMinTime);
     s->wout.resize(nwin * nworkers_);
-    for (size_t i = 0; i < s->wout.size(); ++i)
+    for (size_t i = 0; i < s->wout.size(); ++i) {
+      RecordWriter* out =
+          window_outputs_[i % nwin] ? window_outputs_[i % nwin].get() : output_.get();
+      s->wout[i].partitions = out->partitions();
       s->wout[i].spill = [this, i, nwin](WindowOutput& wo) {
         spill_window_results(static_cast<int>(i / nwin), i % nwin, wo);
       };
+    }
     slots_.push_back(std::move(s));
   }
   workers_.resize(nworkers_);

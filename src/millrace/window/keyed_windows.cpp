@@ -233,7 +233,7 @@ void KeyedWindows::relink(uint32_t id) {
 
 void KeyedWindows::write_record(WindowOutput* out, std::string_view key, TimeMs start, TimeMs end,
                                 const uint64_t* acc, const char* kind) {
-  std::string& s = out->results;
+  std::string& s = out->results_for(key);
   s += prefix_;
   append_window_key_json(s, key, key_prefixes_);
   s += R"(, "window_start": )";
@@ -244,7 +244,7 @@ void KeyedWindows::write_record(WindowOutput* out, std::string_view key, TimeMs 
   s += R"(, "kind": ")";
   s += kind;
   s += "\"}\n";
-  out->wrote_result();
+  out->wrote_result(s);
 }
 
 void KeyedWindows::on_late(WindowOutput* out, std::string_view raw, TimeMs watermark) {

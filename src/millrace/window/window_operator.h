@@ -26,33 +26,54 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "millrace/core/bytes.h"
 #include "millrace/core/event.h"
+#include "millrace/core/hash.h"
 #include "millrace/core/schema.h"
 #include "millrace/stream/spec.h"
 
 namespace millrace {
 
 // Where an operator writes: JSON lines appended to strings, flushed by the caller.
-// A caller that wants results in bounded chunks sets `spill`: once `results`
-// holds spill_at bytes or more (checked after each record), the operator
-// calls spill(*this), which takes the text and leaves `results` empty. A
-// watermark that fires millions of windows then streams its results instead
-// of holding them all.
+// A caller that wants results in bounded chunks sets `spill`: once a results
+// string holds spill_at bytes or more (checked after each record), the
+// operator calls spill(*this), which takes the text and leaves the strings
+// empty. A watermark that fires millions of windows then streams its results
+// instead of holding them all.
+//
+// An output of several partitions (a log topic) sets `partitions`: results
+// then go to by_partition[p], p picked by a hash of the record's key, so that
+// all the records of a key (and so of a window) go to one partition, in order.
 struct WindowOutput {
   std::string results;  // result records, one JSON object per line ('\n'-terminated)
   std::string late;     // late events (side_output policy), one JSON object per line
+  uint32_t partitions = 1;
+  std::vector<std::string> by_partition;  // partitions > 1: results per output partition
   uint64_t results_emitted = 0;
   uint64_t late_dropped = 0;
   uint64_t late_side_output = 0;
   size_t spill_at = 1 << 20;
   std::function<void(WindowOutput&)> spill;
 
-  // Called by operators after appending a result record.
-  void wrote_result() {
+  // Where the results of a key go (its encoded window key).
+  std::string& results_for(std::string_view encoded_key) {
+    if (partitions <= 1) return results;
+    if (by_partition.size() != partitions) by_partition.resize(partitions);
+    return by_partition[partition_of(hash_string(encoded_key), partitions)];
+  }
+  bool has_results() const {
+    if (!results.empty()) return true;
+    for (const std::string& s : by_partition)
+      if (!s.empty()) return true;
+    return false;
+  }
+  // Called by operators after appending a result record to `into`.
+  void wrote_result(const std::string& into) {
     ++results_emitted;
-    if (results.size() >= spill_at && spill) spill(*this);
+    if (into.size() >= spill_at && spill) spill(*this);
   }
 };
 
