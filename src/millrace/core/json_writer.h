@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "millrace/core/shortest_double.h"
+
 namespace millrace {
 
 void append_json_string(std::string& out, std::string_view s);
@@ -24,8 +26,7 @@ inline void append_json_double(std::string& out, double v) {
     return;
   }
   char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, v);
-  out.append(buf, r.ptr);
+  out.append(buf, write_shortest_double(buf, v));
 }
 
 // Appends `"key": ` (with the separator before it when `first` is false).

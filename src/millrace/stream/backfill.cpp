@@ -1,17 +1,33 @@
 #include "millrace/stream/backfill.h"
 
+#include <chrono>
 #include <cstdio>
+#include <thread>
 
 #include <absl/container/flat_hash_map.h>
 #include <fmt/format.h>
 #include <simdjson.h>
+#include <yaml-cpp/yaml.h>
 
+#include "millrace/core/entity_key.h"
+#include "millrace/core/hash.h"
 #include "millrace/core/json_writer.h"
+#include "millrace/features/derived_features.h"
 #include "millrace/features/feature_plan.h"
+#include "millrace/store/embedded_store.h"
 #include "millrace/stream/io.h"
+#include "millrace/stream/multi_source.h"
+#include "millrace/stream/watermark.h"
 
 namespace millrace {
 namespace {
+
+using Clock = std::chrono::steady_clock;
+
+TimeMs now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+      .count();
+}
 
 void append_csv_text(std::string& out, std::string_view s) {
   if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
@@ -108,10 +124,439 @@ Status load_labels(const BackfillOptions& o, absl::flat_hash_map<std::string, st
   return Status::Ok();
 }
 
+// The rows of the training set: the scored source's fields, its features
+// (plan.source_features[0]), then the label joined by id.
+class CsvRows {
+ public:
+  CsvRows(const PipelineSpec& spec, const FeaturePlan& plan, const BackfillOptions& opts,
+          const absl::flat_hash_map<std::string, std::string>* labels, int id_field)
+      : schema_(spec.sources[0].schema),
+        features_(plan.source_features[0]),
+        labels_(labels),
+        id_field_(id_field) {
+    for (size_t i = 0; i < schema_.size(); ++i) {
+      if (i) header_ += ',';
+      append_csv_text(header_, schema_[i].name);
+    }
+    for (int f : features_) {
+      header_ += ',';
+      append_csv_text(header_, spec.features[f].name);
+    }
+    if (labels_) {
+      header_ += ',';
+      append_csv_text(header_, opts.label_field);
+    }
+    header_ += '\n';
+  }
+
+  const std::string& header() const { return header_; }
+
+  // Appends the row of scored event e; true when it has a label.
+  bool append(const Event& e, const FeatureValue* values, std::string& out) {
+    const size_t nfields = schema_.size();
+    for (size_t i = 0; i < nfields; ++i) {
+      if (i) out += ',';
+      append_csv_field(out, e, e.values[i]);
+    }
+    for (int f : features_) {
+      out += ',';
+      append_csv_value(out, values[f]);
+    }
+    bool labeled = false;
+    if (labels_) {
+      out += ',';
+      const FieldValue& v = e.values[id_field_];
+      id_.clear();
+      if (v.kind == FieldValue::Kind::String) {
+        id_.assign(e.str(v));
+      } else if (v.kind == FieldValue::Kind::Int) {
+        append_json_int(id_, v.i);
+      } else if (!v.is_null()) {
+        append_json_double(id_, v.as_double());
+      }
+      auto it = labels_->find(id_);
+      if (it != labels_->end()) {
+        append_csv_text(out, it->second);
+        labeled = true;
+      }
+    }
+    out += '\n';
+    return labeled;
+  }
+
+ private:
+  const Schema& schema_;
+  const std::vector<int>& features_;
+  const absl::flat_hash_map<std::string, std::string>* labels_;
+  int id_field_;
+  std::string header_, id_;
+};
+
+// Output buffered in blocks of about 1 MB.
+constexpr size_t kWriteBlock = 1 << 20;
+
+// The backfill through the runtime (run_pipeline with one worker and a sink
+// thread): for specs whose state lives in RocksDB, and as the reference the
+// direct loop is tested against.
+Result<RunStats> backfill_through_runtime(const PipelineSpec& spec, const BackfillOptions& opts,
+                                          CsvRows& rows, RecordWriter& out, std::string& buf,
+                                          BackfillStats* stats) {
+  Status write_error;
+  RunOptions ro;
+  ro.input = opts.input.empty() ? "-" : opts.input;
+  ro.source_inputs = opts.inputs;
+  ro.output = "";
+  ro.write_events = false;
+  ro.dead_letter = opts.dead_letter;
+  ro.workers = 1;
+  ro.progress = opts.progress;
+  ro.on_vector = [&](const Event& e, const FeatureValue* values) {
+    stats->labeled += rows.append(e, values, buf);
+    ++stats->rows;
+    if (buf.size() >= kWriteBlock) {
+      if (write_error.ok()) write_error = out.write(buf);
+      buf.clear();
+    }
+  };
+  auto run = run_pipeline(spec, ro);
+  if (!run.ok()) return run.status();
+  if (!write_error.ok()) return write_error;
+  return std::move(run.value());
+}
+
+// The backfill as one loop on the calling thread: read and merge the
+// sources, check lateness and watermarks, compute each event's features and
+// write its row, with no queue, no other thread and no copy of the event.
+// Every decision the runtime makes per event (SourceMerger's order, late
+// events by their partition's watermark, the watermark before and after an
+// event, table changes up to its time, expiry) is made here the same way, and
+// the features are computed by the same SlidingFeatureGroup and
+// DerivedFeatures code, so the rows equal the runtime's byte for byte.
+// Events are handled in batches of kBatch, whose key states are prefetched in
+// three stages (as the runtime's workers do) so that their cache misses overlap.
+class DirectBackfill {
+ public:
+  DirectBackfill(const PipelineSpec& spec, const BackfillOptions& opts, CsvRows& rows,
+                 RecordWriter& out, std::string& buf, BackfillStats* stats)
+      : spec_(spec),
+        opts_(opts),
+        plan_(plan_features(spec)),
+        rows_(rows),
+        out_(out),
+        buf_(buf),
+        stats_(stats),
+        run_(stats->run) {}
+
+  Status run();
+
+ private:
+  static constexpr size_t kBatch = 32;
+  struct Pending {
+    std::string line;
+    Event event;
+    MergedRecord rec;
+    std::vector<std::string> keys;  // per plan group touched
+    std::vector<uint64_t> hashes;
+    uint32_t mask = 0;  // plan groups the event updates or reads
+    TimeMs wm_before = kMinTime, wm_after = kMinTime;
+  };
+
+  Status open();
+  void dead_letter(const Pending& p);
+  void process_batch(size_t n);
+  void advance(TimeMs wm);
+  Status write_if_full() {
+    if (buf_.size() < kWriteBlock) return Status::Ok();
+    Status s = out_.write(buf_);
+    buf_.clear();
+    return s;
+  }
+
+  const PipelineSpec& spec_;
+  const BackfillOptions& opts_;
+  const FeaturePlan plan_;
+  CsvRows& rows_;
+  RecordWriter& out_;
+  std::string& buf_;
+  BackfillStats* stats_;
+  RunStats& run_;
+
+  std::unique_ptr<EmbeddedStore> store_;
+  std::vector<SlidingFeatureGroup*> groups_;  // per plan group, nullptr without features
+  std::unique_ptr<DerivedFeatures> derived_;
+  std::unique_ptr<DerivedFeatures::Evaluator> evaluator_;
+  std::unique_ptr<SourceMerger> sources_;
+  std::unique_ptr<RecordWriter> dead_;
+  std::vector<int> unread_features_;  // features the scored source's events do not carry
+  std::vector<Pending> batch_;
+  std::vector<FeatureValue> values_;
+  SlidingFeatureGroup::ReadScratch scratch_;
+  TimeMs watermark_ = kMinTime;  // the state's: expiry has run up to here
+  Status error_;
+  std::string text_;
+};
+
+Status DirectBackfill::open() {
+  std::vector<std::string> uris(spec_.sources.size());
+  if (spec_.sources.size() == 1) uris[0] = opts_.input.empty() ? "-" : opts_.input;
+  for (const auto& [name, uri] : opts_.inputs) {
+    int i = source_index(spec_, name);
+    if (i < 0) {
+      std::string list;
+      for (const auto& src : spec_.sources) list += (list.empty() ? "" : ", ") + src.name;
+      return Status::Error(fmt::format("--input {}={}: the spec has no source '{}' (sources: {})",
+                                       name, uri, name, list));
+    }
+    uris[i] = uri;
+  }
+  DerivedFeatures::Options dopts;
+  auto derived = DerivedFeatures::Open(spec_, dopts);
+  if (!derived.ok()) return derived.status();
+  derived_ = std::move(derived.value());
+  if (derived_) evaluator_ = derived_->evaluator();
+  auto r = SourceMerger::Open(spec_, uris, ReaderOptions{});
+  if (!r.ok()) return r.status();
+  sources_ = std::move(r.value());
+  auto d = open_writer(opts_.dead_letter);
+  if (!d.ok()) return d.status();
+  dead_ = std::move(d.value());
+
+  store_ = std::make_unique<EmbeddedStore>(spec_, plan_, 1);
+  for (size_t g = 0; g < plan_.groups.size(); ++g)
+    groups_.push_back(store_->group(0, static_cast<int>(g)));
+  std::vector<bool> read(spec_.features.size(), false);
+  for (int f : plan_.source_features[0]) read[f] = true;
+  for (size_t f = 0; f < read.size(); ++f)
+    if (!read[f]) unread_features_.push_back(static_cast<int>(f));
+  batch_.resize(kBatch);
+  for (Pending& p : batch_) {
+    p.keys.resize(plan_.groups.size());
+    p.hashes.resize(plan_.groups.size());
+  }
+  values_.resize(spec_.feature_slots());
+  return Status::Ok();
+}
+
+// As the runtime writes a record that does not parse.
+void DirectBackfill::dead_letter(const Pending& p) {
+  ++run_.dead_letters;
+  std::string& out = text_;
+  out = "{\"error\": ";
+  append_json_string(out, p.rec.error);
+  append_json_key(out, "raw");
+  append_json_string(out, p.line);
+  append_json_key(out, "source");
+  append_json_string(out, spec_.sources[p.rec.source].name);
+  append_json_key(out, "partition");
+  append_json_int(out, p.rec.partition);
+  append_json_key(out, "offset");
+  append_json_int(out, static_cast<int64_t>(p.rec.offset));
+  out += "}\n";
+  if (Status s = dead_->write(out, p.rec.partition); !s.ok() && error_.ok()) error_ = s;
+  if (opts_.dead_letter.empty() && run_.dead_letters <= 5)
+    std::fprintf(stderr, "millrace: dead letter: %s", out.c_str());
+}
+
+void DirectBackfill::advance(TimeMs wm) {
+  if (wm <= watermark_) return;
+  watermark_ = wm;
+  for (SlidingFeatureGroup* sg : groups_)
+    if (sg) sg->expire(wm);
+}
+
+void DirectBackfill::process_batch(size_t n) {
+  struct Prefetch {
+    SlidingFeatureGroup* sg;
+    const SlidingFeatureGroup::KeyState* ks;
+  };
+  Prefetch pf[kBatch * 4];
+  size_t np = 0;
+  // Stage 1: the key table slots of the keys the events update.
+  for (size_t i = 0; i < n; ++i) {
+    const Pending& p = batch_[i];
+    for (uint32_t mask = p.mask; mask; mask &= mask - 1) {
+      const int g = __builtin_ctz(mask);
+      if (plan_.groups[g].source != p.rec.source || !groups_[g]) continue;
+      groups_[g]->prefetch_slot(p.hashes[g]);
+      if (np < std::size(pf)) pf[np++] = {groups_[g], nullptr};
+    }
+  }
+  // Stage 2: the key states; stage 3: their rows.
+  size_t k = 0;
+  for (size_t i = 0; i < n && k < np; ++i) {
+    const Pending& p = batch_[i];
+    for (uint32_t mask = p.mask; mask && k < np; mask &= mask - 1) {
+      const int g = __builtin_ctz(mask);
+      if (plan_.groups[g].source != p.rec.source || !groups_[g]) continue;
+      pf[k].ks = pf[k].sg->prefetch_state(p.keys[g], p.hashes[g]);
+      ++k;
+    }
+  }
+  for (size_t j = 0; j < np; ++j)
+    if (pf[j].ks) pf[j].sg->prefetch_rows(pf[j].ks);
+
+  FeatureValue* values = values_.data();
+  for (size_t i = 0; i < n; ++i) {
+    const Pending& p = batch_[i];
+    const int source = p.rec.source;
+    if (p.mask) {
+      advance(p.wm_before);
+      for (uint32_t mask = p.mask; mask; mask &= mask - 1) {
+        const int g = __builtin_ctz(mask);
+        SlidingFeatureGroup* sg = groups_[g];
+        if (plan_.groups[g].source == source) {
+          if (sg) sg->on_event(p.keys[g], p.hashes[g], p.event, p.wm_before, values);
+        } else {
+          // Another source's features, as of this event's time.
+          sg->read_at(p.keys[g], p.event.time, &scratch_, values, nullptr);
+        }
+      }
+      advance(p.wm_after);
+    }
+    if (source != 0) {
+      ++run_.other_source_events;
+      continue;
+    }
+    for (int f : unread_features_) values[f].set_null();
+    if (evaluator_) evaluator_->evaluate(p.event, values);
+    stats_->labeled += rows_.append(p.event, values, buf_);
+    ++stats_->rows;
+    if (Status s = write_if_full(); !s.ok() && error_.ok()) error_ = s;
+  }
+}
+
+Status DirectBackfill::run() {
+  if (Status s = open(); !s.ok()) return s;
+  const auto started = Clock::now();
+  auto last_progress = started;
+  const size_t nsrc = spec_.sources.size();
+  std::vector<WatermarkTracker> wms;
+  for (size_t i = 0; i < nsrc; ++i) {
+    const SourceSpec& src = spec_.sources[i];
+    wms.emplace_back(sources_->reader(static_cast<int>(i)).partitions(), src.max_out_of_orderness,
+                     src.idle_timeout);
+  }
+  // The watermark: the minimum over the sources, never going backwards.
+  TimeMs combined_wm = kMinTime;
+  auto combined = [&](TimeMs now) {
+    TimeMs c = kMaxTime;
+    for (auto& t : wms) c = std::min(c, t.combined(now));
+    combined_wm = std::max(combined_wm, c);
+    return combined_wm;
+  };
+  TimeMs now = now_ms();
+  TimeMs table_horizon = kMinTime;
+  size_t n = 0;
+  for (;;) {
+    Pending& p = batch_[n];
+    if ((run_.records & 255) == 0) {
+      now = now_ms();  // processing time, for idle partitions
+      // A source read to its end no longer holds the watermark back.
+      for (size_t i = 0; nsrc > 1 && i < nsrc; ++i) {
+        RecordReader& r = sources_->reader(static_cast<int>(i));
+        for (uint32_t part = 0; part < r.partitions(); ++part)
+          if (r.partition_finished(part)) wms[i].finish(part);
+      }
+    }
+    auto got = sources_->next(&p.line, &p.event, &p.rec, now);
+    if (!got.ok()) return got.status();
+    if (!got.value()) {
+      if (sources_->finished()) break;
+      now = now_ms();  // a pipe with nothing yet
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      continue;
+    }
+    ++run_.records;
+    if (!p.rec.ok) {
+      dead_letter(p);
+      continue;
+    }
+    const SourceSpec& src = spec_.sources[p.rec.source];
+    WatermarkTracker& wm = wms[p.rec.source];
+    const TimeMs pwm = wm.partition_watermark(p.rec.partition);
+    if (pwm != kMinTime && p.event.time < pwm - src.allowed_lateness) {
+      // A backfill has no late output: late events are counted, as dropped.
+      ++(src.late == LatePolicy::SideOutput ? run_.late_side_output : run_.late_dropped);
+      continue;
+    }
+    ++run_.accepted;
+    if (derived_) {
+      // Table changes up to this event's time first (as the runtime does).
+      if ((run_.accepted & 255) == 1) {
+        table_horizon = kMaxTime;
+        for (size_t i = 0; i < nsrc; ++i)
+          for (TimeMs max_t : wms[i].max_times())
+            table_horizon = std::min(
+                table_horizon, max_t == kMinTime ? kMinTime
+                                                 : max_t - spec_.sources[i].max_out_of_orderness -
+                                                       spec_.sources[i].allowed_lateness);
+      }
+      if (Status s = derived_->advance_to(p.event.time, table_horizon); !s.ok()) return s;
+    }
+    p.wm_before = combined(now);
+    wm.observe(p.rec.partition, p.event.time, now);
+    p.wm_after = combined(now);
+    p.mask = 0;
+    for (size_t g = 0; g < plan_.groups.size(); ++g) {
+      const FeatureGroupPlan& gp = plan_.groups[g];
+      const std::vector<int>* fields = &gp.key_fields;
+      if (gp.source != p.rec.source) {
+        fields = &gp.read_fields[p.rec.source];
+        if (fields->empty() || gp.features.empty()) continue;
+      } else if (!groups_[g]) {
+        continue;  // windows only: nothing of theirs goes into a row
+      }
+      build_entity_key(p.event, *fields, &p.keys[g]);
+      p.hashes[g] = hash_string(p.keys[g]);
+      p.mask |= 1u << g;
+    }
+    if (++n == kBatch) {
+      process_batch(n);
+      n = 0;
+      if (!error_.ok()) return error_;
+    }
+    if (opts_.progress && (run_.records & 0xffff) == 0) {
+      auto t = Clock::now();
+      if (t - last_progress > std::chrono::milliseconds(500)) {
+        double secs = std::chrono::duration<double>(t - started).count();
+        std::fprintf(stderr, "\r%llu events, %.0f events/s   ",
+                     static_cast<unsigned long long>(run_.records), run_.records / secs);
+        last_progress = t;
+      }
+    }
+  }
+  process_batch(n);
+  if (opts_.progress) std::fprintf(stderr, "\r%*s\r", 40, "");
+  if (!error_.ok()) return error_;
+  if (Status s = dead_->flush(); !s.ok()) return s;
+  for (SlidingFeatureGroup* sg : groups_)
+    if (sg) {
+      run_.keys += sg->keys();
+      run_.state_bytes += sg->state_bytes();
+    }
+  run_.watermark = combined_wm;
+  run_.workers = 1;
+  run_.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  if (derived_) run_.derived = derived_->summary();
+  return Status::Ok();
+}
+
+// True when the spec keeps per-key state in RocksDB (`state: rocksdb`).
+bool state_in_rocksdb(const PipelineSpec& spec) {
+  const YAML::Node state = spec.root["state"];
+  try {
+    if (state && state.IsScalar()) return state.as<std::string>() == "rocksdb";
+    if (state && state.IsMap() && state["backend"])
+      return state["backend"].as<std::string>() == "rocksdb";
+  } catch (const YAML::Exception&) {
+  }
+  return false;
+}
+
 }  // namespace
 
 Result<BackfillStats> run_backfill(const PipelineSpec& spec_in, const BackfillOptions& opts) {
-  // The same pipeline, without the model: a backfill writes vectors only.
+  // The same features, without the model: a backfill writes vectors only.
   PipelineSpec spec = spec_in;
   spec.root = YAML::Clone(spec_in.root);
   if (spec.root["model"]) spec.root.remove("model");
@@ -135,70 +580,20 @@ Result<BackfillStats> run_backfill(const PipelineSpec& spec_in, const BackfillOp
   auto w = open_writer(opts.output);
   if (!w.ok()) return w.status();
   RecordWriter& out = *w.value();
-
+  CsvRows rows(spec, plan, opts, with_labels ? &labels : nullptr, id_field);
   std::string buf;
-  for (size_t i = 0; i < schema.size(); ++i) {
-    if (i) buf += ',';
-    append_csv_text(buf, schema[i].name);
+  buf.reserve(kWriteBlock + (kWriteBlock >> 2));
+  buf = rows.header();
+  if (opts.through_runtime || state_in_rocksdb(spec)) {
+    auto run = backfill_through_runtime(spec, opts, rows, out, buf, &stats);
+    if (!run.ok()) return run.status();
+    stats.run = std::move(run.value());
+  } else {
+    DirectBackfill direct(spec, opts, rows, out, buf, &stats);
+    if (Status s = direct.run(); !s.ok()) return s;
   }
-  for (int f : plan.source_features[0]) {
-    buf += ',';
-    append_csv_text(buf, spec.features[f].name);
-  }
-  if (with_labels) {
-    buf += ',';
-    append_csv_text(buf, opts.label_field);
-  }
-  buf += '\n';
-  Status write_error;
-  std::string id;
-  RunOptions ro;
-  ro.input = opts.input.empty() ? "-" : opts.input;
-  ro.source_inputs = opts.inputs;
-  ro.output = "";
-  ro.write_events = false;
-  ro.dead_letter = opts.dead_letter;
-  ro.workers = 1;
-  ro.progress = opts.progress;
-  ro.on_vector = [&](const Event& e, const FeatureValue* values) {
-    for (size_t i = 0; i < schema.size(); ++i) {
-      if (i) buf += ',';
-      append_csv_field(buf, e, e.values[i]);
-    }
-    for (int f : plan.source_features[0]) {
-      buf += ',';
-      append_csv_value(buf, values[f]);
-    }
-    if (with_labels) {
-      buf += ',';
-      const FieldValue& v = e.values[id_field];
-      id.clear();
-      if (v.kind == FieldValue::Kind::String) {
-        id.assign(e.str(v));
-      } else if (v.kind == FieldValue::Kind::Int) {
-        id = std::to_string(v.i);
-      } else if (!v.is_null()) {
-        append_json_double(id, v.as_double());
-      }
-      auto it = labels.find(id);
-      if (it != labels.end()) {
-        append_csv_text(buf, it->second);
-        ++stats.labeled;
-      }
-    }
-    buf += '\n';
-    ++stats.rows;
-    if (buf.size() >= (1 << 20)) {
-      if (write_error.ok()) write_error = out.write(buf);
-      buf.clear();
-    }
-  };
-  auto run = run_pipeline(spec, ro);
-  if (!run.ok()) return run.status();
-  if (write_error.ok()) write_error = out.write(buf);
-  if (write_error.ok()) write_error = out.flush();
-  if (!write_error.ok()) return write_error;
-  stats.run = std::move(run.value());
+  if (Status s = out.write(buf); !s.ok()) return s;
+  if (Status s = out.flush(); !s.ok()) return s;
   return stats;
 }
 

@@ -1,10 +1,17 @@
 // Point-in-time backfill: builds a training set from history with the same
 // code that serves online. Every source is replayed merged by event time
-// (SourceMerger's rule) through run_pipeline, and for each accepted event of
-// the scored source (the spec's first) one CSV row is written: the event's
-// fields, then its features exactly as the online run gave them to that event,
-// then, with a labels file, the label joined by id. With the same inputs an
-// online run and a backfill give the same vectors, value for value.
+// (SourceMerger's rule), and for each accepted event of the scored source (the
+// spec's first) one CSV row is written: the event's fields, then its features
+// exactly as the online run gave them to that event, then, with a labels file,
+// the label joined by id. With the same inputs an online run and a backfill
+// give the same vectors, value for value.
+//
+// It runs as one loop on the calling thread (no queues, no other threads):
+// the runtime's per-event decisions (merge order, lateness, watermarks, table
+// changes, expiry) made the same way, the features computed by the same
+// feature code. Specs with `state: rocksdb` (and `through_runtime`) go
+// through run_pipeline with one worker instead; both give the same bytes.
+// Neither writes the spec's `store:` nor computes its `windows:`.
 //
 // CSV: a header row; numbers as in the JSON output (shortest round-trip form);
 // null as an empty cell; strings quoted when they hold a comma, a quote or a
@@ -33,6 +40,7 @@ struct BackfillOptions {
   std::string event_id = "id";  // the id field of the scored events
   std::string dead_letter;      // malformed records ("" : counted)
   bool progress = false;
+  bool through_runtime = false;  // run_pipeline instead of the direct loop (tests)
 };
 
 struct BackfillStats {
