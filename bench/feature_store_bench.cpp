@@ -194,7 +194,7 @@ int main(int argc, char** argv) {
       return 1;
     }
     // The backfill as it runs (one loop on this thread), and again through
-    // the runtime (source thread, inline worker, sink thread) as before.
+    // run_pipeline with one worker, as it ran before.
     struct Run {
       double eps = 0, eps_cpu = 0;
       uint64_t rows = 0;
@@ -226,7 +226,7 @@ int main(int argc, char** argv) {
                 direct->eps / base, direct->eps_cpu, direct->eps_cpu / base_cpu,
                 static_cast<unsigned long long>(direct->rows));
     std::printf("%-58s %12.0f %8.2f %14.0f %8.2f   (the same rows through run_pipeline)\n",
-                "  the same through the runtime (3 threads, queues)", runtime->eps,
+                "  the same through the runtime (run_pipeline, 1 worker)", runtime->eps,
                 runtime->eps / base, runtime->eps_cpu, runtime->eps_cpu / base_cpu);
   }
 
