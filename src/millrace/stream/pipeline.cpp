@@ -59,6 +59,8 @@ TimeMs now_ms() {
 constexpr size_t kBatch = 32;
 // Ring slots with an inline sink (a few batches).
 constexpr size_t kInlineSlots = 4 * kBatch;
+// The sink publishes how far it has written every this many slots (and before it waits).
+constexpr uint64_t kReleaseEvery = 64;
 
 enum class SlotKind : uint8_t { Event, Late, Dead, Watermark, Barrier, Stop };
 
@@ -212,7 +214,10 @@ class Pipeline {
   std::vector<Message> inline_batch_;  // source only, with one inline worker
   uint64_t next_seq_ = 0;              // source only
   uint32_t staged_ = 0;                // source only: messages not yet published
-  std::atomic<uint64_t> released_{0};  // slots the sink has finished
+  // Slots the sink has finished, published every kReleaseEvery slots and
+  // whenever the sink waits (a worker spilling window results waits for it).
+  std::atomic<uint64_t> released_{0};
+  uint64_t released_seen_ = 0;  // source only: the last value read
 
   // Worker state, indexed by worker.
   struct Worker {
@@ -383,8 +388,15 @@ void Pipeline::fail(const Status& s) {
 
 Slot& Pipeline::acquire(uint64_t seq) {
   const uint64_t n = slots_.size();
-  if (seq - released_.load(std::memory_order_acquire) >= n) publish_all();
-  poll_until([&] { return seq - released_.load(std::memory_order_acquire) < n; });
+  // The sink's count is read only when the ring looks full: no cache line
+  // passes between the two threads per event.
+  if (seq - released_seen_ < n) return slot(seq);
+  released_seen_ = released_.load(std::memory_order_acquire);
+  if (seq - released_seen_ >= n) publish_all();
+  poll_until([&] {
+    released_seen_ = released_.load(std::memory_order_acquire);
+    return seq - released_seen_ < n;
+  });
   return slot(seq);
 }
 
@@ -1102,7 +1114,8 @@ bool Pipeline::sink_write(Slot& s) {
       live_.decisions[i].store(stats_.decisions[i], std::memory_order_relaxed);
   }
   ++sink_.next;
-  released_.store(sink_.next, std::memory_order_release);
+  if (inline_sink_ || stop || sink_.next % kReleaseEvery == 0)
+    released_.store(sink_.next, std::memory_order_release);
   sink_.stopped = stop;
   return stop;
 }
@@ -1133,7 +1146,10 @@ void Pipeline::sink_loop() {
   for (;;) {
     const uint64_t seq = sink_.next;
     Slot& s = slot(seq);
-    poll_until([&] { return s.ready.load(std::memory_order_acquire) == seq + 1; });
+    if (s.ready.load(std::memory_order_acquire) != seq + 1) {
+      released_.store(seq, std::memory_order_release);  // all written so far, before waiting
+      poll_until([&] { return s.ready.load(std::memory_order_acquire) == seq + 1; });
+    }
     if (sink_write(s)) break;
   }
   sink_end();
