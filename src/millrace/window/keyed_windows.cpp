@@ -6,10 +6,12 @@
 
 namespace millrace {
 
-KeyedWindows::KeyedWindows(const WindowSpec& spec, const Schema& schema, size_t extra_header_words)
+KeyedWindows::KeyedWindows(const WindowSpec& spec, const Schema& schema, size_t extra_header_words,
+                           bool hash_in_node)
     : spec_(spec),
       layout_(spec.aggs, schema),
       header_words_(kKeyWords + extra_header_words),
+      hash_in_node_(hash_in_node),
       pool_(header_words_ + layout_.words()) {
   for (int f : spec.key_fields) {
     key_prefixes_.emplace_back();
@@ -108,7 +110,7 @@ void KeyedWindows::snapshot(ByteWriter& w) const {
     for (uint32_t id = head; id != kNone; id = next_of(node(id))) {
       const uint64_t* nd = node(id);
       w.u64(nd[0]);
-      for (size_t h = kKeyWords; h < header_words_; ++h) w.u64(nd[h]);
+      save_header(w, nd);
       layout_.save(w, nd + header_words_);
       number.emplace(id, static_cast<uint32_t>(number.size()));
     }
@@ -145,10 +147,9 @@ bool KeyedWindows::restore(ByteReader& r) {
     for (uint32_t i = 0; i < nodes && !r.failed(); ++i) {
       const TimeMs start = static_cast<TimeMs>(r.u64());
       const uint32_t id = new_node(key, start);
-      uint64_t* nd = node(id);
-      for (size_t h = kKeyWords; h < header_words_; ++h) nd[h] = r.u64();
+      load_header(r, id);
       ids.push_back(id);
-      if (!layout_.load(r, nd + header_words_)) return false;
+      if (!layout_.load(r, node(id) + header_words_)) return false;
     }
   }
   const uint32_t buckets = r.count(12);
@@ -168,7 +169,7 @@ uint32_t KeyedWindows::new_node(const KeyRef& key, TimeMs start) {
   uint32_t id = pool_.alloc();
   uint64_t* n = node(id);
   n[0] = static_cast<uint64_t>(start);
-  n[1] = (static_cast<uint64_t>(key.hash) << 32) | kNone;
+  n[1] = hash_in_node_ ? (static_cast<uint64_t>(key.hash) << 32) | kNone : kNone;
   stored_key::store(n + 2, key.bytes);
   key_heap_bytes_ += stored_key::heap_bytes(n + 2);
   layout_.init(n + header_words_);
@@ -213,11 +214,15 @@ void KeyedWindows::unlink(uint32_t id) {
   }
 }
 
-void KeyedWindows::release_node(uint32_t id) {
+void KeyedWindows::release_state(uint32_t id) {
   uint64_t* n = node(id);
   key_heap_bytes_ -= stored_key::heap_bytes(n + 2);
   stored_key::release(n + 2);
   layout_.destroy(n + header_words_);
+}
+
+void KeyedWindows::release_node(uint32_t id) {
+  release_state(id);
   pool_.free(id);
 }
 

@@ -53,7 +53,10 @@ class KeyedWindows : public WindowOperator {
   static constexpr uint32_t kNone = KeyIndex::kNone;
   static constexpr size_t kKeyWords = 4;  // header words before the type's own
 
-  KeyedWindows(const WindowSpec& spec, const Schema& schema, size_t extra_header_words);
+  // `hash_in_node`: word 1's high 32 bits hold the key's hash; else they are
+  // the type's own, and the hash is computed from the key when needed.
+  KeyedWindows(const WindowSpec& spec, const Schema& schema, size_t extra_header_words,
+               bool hash_in_node = true);
   ~KeyedWindows() override;
 
   // on_event with the event's key encoded and hashed.
@@ -68,8 +71,20 @@ class KeyedWindows : public WindowOperator {
   static void set_next(uint64_t* n, uint32_t next) {
     n[1] = (n[1] & ~uint64_t{0xffffffffu}) | next;
   }
-  static KeyRef key_of(const uint64_t* n) {
-    return KeyRef{stored_key::view(n + 2), static_cast<uint32_t>(n[1] >> 32)};
+  KeyRef key_of(const uint64_t* n) const {
+    const std::string_view bytes = stored_key::view(n + 2);
+    return KeyRef{bytes,
+                  hash_in_node_ ? static_cast<uint32_t>(n[1] >> 32) : window_key_hash(bytes)};
+  }
+  // Checkpoints: the type's own header state of a node (default: its extra
+  // header words), written after word 0, and read back into a node made by
+  // new_node (start and key set).
+  virtual void save_header(ByteWriter& w, const uint64_t* n) const {
+    for (size_t h = kKeyWords; h < header_words_; ++h) w.u64(n[h]);
+  }
+  virtual void load_header(ByteReader& r, uint32_t id) {
+    uint64_t* n = node(id);
+    for (size_t h = kKeyWords; h < header_words_; ++h) n[h] = r.u64();
   }
 
   // The first (latest) node of `key`, or kNone.
@@ -83,6 +98,11 @@ class KeyedWindows : public WindowOperator {
   void free_node(uint32_t id);
   // Re-sorts a node whose start moved earlier (sessions).
   void relink(uint32_t id);
+  // Takes a node out of its key's list (the key goes with its last node),
+  // keeping the node itself: release_state() then frees its key copy and
+  // aggregates, and pool_.free() the block (what free_node does at once).
+  void unlink_node(uint32_t id) { unlink(id); }
+  void release_state(uint32_t id);
 
   // Adds a timer entry. Buckets grow by an eighth, not by doubling, so that
   // timers cost about 4 bytes per node.
@@ -124,6 +144,7 @@ class KeyedWindows : public WindowOperator {
   WindowSpec spec_;
   AccumulatorLayout layout_;
   size_t header_words_;
+  bool hash_in_node_;
   std::vector<std::string> key_prefixes_;  // `, "name": ` per key field
   std::string prefix_;                     // {"window": NAME
   KeyIndex index_;
