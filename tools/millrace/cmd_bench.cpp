@@ -123,8 +123,9 @@ void register_bench(CLI::App& app) {
         a->type.c_str(), window.c_str(), static_cast<unsigned long long>(a->events),
         static_cast<unsigned long long>(a->keys), stats->workers, stats->records / stats->seconds,
         stats->records / cpu, stats->seconds,
-        stats->records / (inline_worker ? stats->source_cpu_seconds : worker_cpu / stats->workers),
-        inline_worker ? "source thread, which runs the worker" : "average worker thread",
+        stats->records / (inline_worker ? stats->source_cpu_seconds : worker_cpu),
+        inline_worker ? "source thread, which runs the worker"
+                      : "worker threads (all their CPU time)",
         threads.c_str(), static_cast<unsigned long long>(stats->window_results),
         ru.ru_maxrss / 1024.0, stats->keys ? double(stats->state_bytes) / stats->keys : 0.0,
         stats->keys);
