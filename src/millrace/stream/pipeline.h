@@ -11,6 +11,8 @@
 //
 // Memory is bounded: at most `max_in_flight` events are between the source
 // and the sink (a ring of slots); a slow worker or sink blocks the source.
+// With one worker (and no `worker_thread`) the source thread runs the worker
+// and the sink itself, batch by batch, over a ring of at most 128 slots.
 #pragma once
 
 #include <atomic>
