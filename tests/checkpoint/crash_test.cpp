@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/file.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,15 +19,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <random>
 #include <set>
 #include <thread>
 
+#include <absl/container/flat_hash_map.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
+#include <simdjson.h>
 
+#include "millrace/core/hash.h"
 #include "millrace/log/reader.h"
 #include "millrace/log/topic.h"
 #include "tests/support/sanitizer.h"
@@ -106,26 +108,52 @@ std::vector<std::string> read_committed(const std::string& topic) {
 }
 
 // The keys a record belongs to: a window result to its window and key; an
-// enriched or late event to its card and its merchant.
+// enriched or late event to its card and its merchant. (simdjson: the outputs
+// have some 350,000 records, read twice per test.)
 std::vector<std::string> keys_of(const std::string& line) {
-  auto j = nlohmann::json::parse(line);
-  if (j.contains("event")) j = j["event"];  // a late record wraps the event
-  std::string prefix = j.contains("window") ? j["window"].get<std::string>() + "/" : "event/";
+  static simdjson::ondemand::parser parser;
   std::vector<std::string> keys;
-  if (j.contains("card_id")) keys.push_back(prefix + "card=" + j["card_id"].get<std::string>());
-  if (j.contains("merchant_id"))
-    keys.push_back(prefix + "merchant=" + j["merchant_id"].get<std::string>());
+  simdjson::padded_string padded(line);
+  simdjson::ondemand::document doc;
+  simdjson::ondemand::object obj, event;
+  if (parser.iterate(padded).get(doc) != simdjson::SUCCESS ||
+      doc.get_object().get(obj) != simdjson::SUCCESS) {
+    ADD_FAILURE() << "not a JSON object: " << line;
+    return keys;
+  }
+  if (obj.find_field_unordered("event").get_object().get(event) == simdjson::SUCCESS)
+    obj = event;  // a late record wraps the event
+  // The string field `name`, or "" if there is none.
+  auto field = [&](const char* name) {
+    simdjson::ondemand::value v;
+    if (obj.find_field_unordered(name).get(v) != simdjson::SUCCESS) return std::string();
+    std::string_view s;
+    if (v.get_string().get(s) != simdjson::SUCCESS || s.empty())
+      ADD_FAILURE() << name << " is not a non-empty string: " << line;
+    return std::string(s);
+  };
+  std::string window = field("window");
+  std::string prefix = window.empty() ? "event/" : window + "/";
+  std::string card = field("card_id");
+  if (!card.empty()) keys.push_back(prefix + "card=" + card);
+  std::string merchant = field("merchant_id");
+  if (!merchant.empty()) keys.push_back(prefix + "merchant=" + merchant);
   return keys;
 }
 
 void expect_exactly_once(const std::vector<std::string>& want, const std::vector<std::string>& got,
                          const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what << ": record count";
-  auto a = want, b = got;
-  std::sort(a.begin(), a.end());
-  std::sort(b.begin(), b.end());
-  ASSERT_TRUE(a == b) << what << ": not the same multiset of records";
-  std::map<std::string, std::vector<const std::string*>> ka, kb;
+  // The same multiset: every record as many times in both (hashed, not
+  // sorted: the records share long prefixes).
+  absl::flat_hash_map<std::string_view, int64_t> count;
+  count.reserve(want.size());
+  for (const auto& l : want) ++count[l];
+  for (const auto& l : got) --count[l];
+  for (const auto& [record, n] : count)
+    ASSERT_EQ(n, 0) << what << ": not the same multiset of records: " << record << " is committed "
+                    << (n > 0 ? "fewer" : "more") << " times than in the failure-free run";
+  absl::flat_hash_map<std::string, std::vector<const std::string*>> ka, kb;
   for (const auto& l : want)
     for (auto& k : keys_of(l)) ka[k].push_back(&l);
   for (const auto& l : got)
@@ -139,37 +167,116 @@ void expect_exactly_once(const std::vector<std::string>& want, const std::vector
   }
 }
 
+// The input topic and the failure-free run, which every crash test compares
+// against. ctest runs each test in a process of its own, and building them
+// (generating and producing the topic, one whole run: 10-15 s on a loaded
+// 2-core machine) would be done by each, so they are built once and kept
+// beside the millrace binary, in test-cache/crash-<key>, where <key> hashes
+// everything they depend on: the millrace binary's bytes, the spec's, the
+// event count and the generator's arguments. The first test process that needs
+// them builds them under a lock (the others wait for it) into a temporary
+// directory renamed into place when complete; a rebuilt binary or a changed
+// spec gets a new key, and older keys are removed. The runs only read the topic
+// (no consumer group), so any number of crash tests can share it. The kill
+// times scale with the failure-free run's time as measured when it was built.
+struct Reference {
+  std::string input;  // the input topic, as a log: URI
+  double ms = 0;      // the failure-free run's wall time when it was built
+  std::vector<std::string> out, late;
+};
+
+uint64_t hash_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(in.good() || in.eof()) << "cannot read " << path;
+  return hash_string(bytes);
+}
+
+// Generates the topic and runs the pipeline once without failure, in `d`.
+void build_reference(const std::string& d) {
+  // kEvents card transactions, 2% up to 3 s out of order, in 4 partitions by card.
+  ASSERT_EQ(shell(fmt::format("{0} generate transactions --events {1} --cards 3000 --merchants 300 "
+                              "--gap-ms 5 --seed 11 > {2}/tx.jsonl && {0} log create {2}/data/in "
+                              "--partitions 4 > /dev/null 2>&1 && {0} log produce {2}/data/in "
+                              "--key card_id < {2}/tx.jsonl > /dev/null 2>&1",
+                              MILLRACE_BINARY, kEvents, d)),
+            0);
+  fs::remove(d + "/tx.jsonl");
+  auto started = std::chrono::steady_clock::now();
+  pid_t pid =
+      spawn({"run", "--spec", kSpec, "--input", "log:" + d + "/data/in", "--output",
+             d + "/ref.jsonl", "--late-output", d + "/ref_late.jsonl", "--workers", "2", "-q"},
+            d + "/ref.log");
+  ASSERT_EQ(wait_for(pid), 0) << "the failure-free run failed:\n"
+                              << [&] {
+                                   std::string log;
+                                   for (const auto& l : read_lines(d + "/ref.log")) log += l + "\n";
+                                   return log;
+                                 }();
+  double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  std::ofstream(d + "/ref_ms") << ms << "\n";
+}
+
+// The shared reference (built if missing); on failure, a test failure and an
+// empty `input`.
+Reference load_reference() {
+  Reference ref;
+  const fs::path cache = fs::path(MILLRACE_BINARY).parent_path() / "test-cache";
+  const std::string params =
+      fmt::format("events={} cards=3000 merchants=300 gap=5 seed=11 p=4", kEvents);
+  const std::string key = fmt::format(
+      "crash-{:016x}", hash_string(params, hash_file(MILLRACE_BINARY) ^ hash_file(kSpec)));
+  const fs::path dir = cache / key;
+  std::error_code ec;
+  fs::create_directories(cache, ec);
+  int lock = ::open((cache / "crash.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  EXPECT_GE(lock, 0) << "cannot open " << (cache / "crash.lock");
+  if (lock < 0) return ref;
+  while (::flock(lock, LOCK_EX) < 0 && errno == EINTR) {
+  }
+  if (!fs::exists(dir)) {
+    for (const auto& e : fs::directory_iterator(cache, ec))
+      if (e.path().filename().string().rfind("crash-", 0) == 0) fs::remove_all(e.path(), ec);
+    const fs::path tmp = cache / fmt::format("build-{}", ::getpid());
+    fs::remove_all(tmp, ec);
+    fs::create_directories(tmp);
+    auto started = std::chrono::steady_clock::now();
+    build_reference(tmp.string());
+    if (!::testing::Test::HasFatalFailure()) {
+      fs::rename(tmp, dir);
+      std::printf("[ crash    ] input and failure-free run built in %.1f s: %s\n",
+                  std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+                  dir.c_str());
+    } else {
+      fs::remove_all(tmp, ec);
+    }
+  } else {
+    std::printf("[ crash    ] input and failure-free run reused: %s\n", dir.c_str());
+  }
+  ::close(lock);  // releases the lock
+  if (!fs::exists(dir)) return ref;
+  std::ifstream(dir / "ref_ms") >> ref.ms;
+  ref.out = read_lines(dir / "ref.jsonl");
+  ref.late = read_lines(dir / "ref_late.jsonl");
+  EXPECT_GT(ref.ms, 0);
+  EXPECT_GT(ref.out.size(), static_cast<size_t>(kEvents));  // events plus window results
+  ref.input = "log:" + (dir / "data/in").string();
+  return ref;
+}
+
 class CrashTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    const std::string& d = dir_->path();
-    // kEvents card transactions, 2% up to 3 s out of order, in 4 partitions by card.
-    ASSERT_EQ(
-        shell(fmt::format("{0} generate transactions --events {1} --cards 3000 --merchants 300 "
-                          "--gap-ms 5 --seed 11 > {2}/tx.jsonl && {0} log create {2}/data/in "
-                          "--partitions 4 > /dev/null 2>&1 && {0} log produce {2}/data/in "
-                          "--key card_id < {2}/tx.jsonl > /dev/null 2>&1",
-                          MILLRACE_BINARY, kEvents, d)),
-        0);
-    // The failure-free run.
-    auto started = std::chrono::steady_clock::now();
-    pid_t pid =
-        spawn({"run", "--spec", kSpec, "--input", "log:" + d + "/data/in", "--output",
-               d + "/ref.jsonl", "--late-output", d + "/ref_late.jsonl", "--workers", "2", "-q"},
-              d + "/ref.log");
-    ASSERT_EQ(wait_for(pid), 0) << read_lines(d + "/ref.log").size();
-    ref_ms_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
-                  .count();
-    ref_ = new std::vector<std::string>(read_lines(d + "/ref.jsonl"));
-    ref_late_ = new std::vector<std::string>(read_lines(d + "/ref_late.jsonl"));
-    ASSERT_GT(ref_->size(), static_cast<size_t>(kEvents));  // events plus window results
+    ref_ = new Reference(load_reference());
   }
   static void TearDownTestSuite() {
     delete ref_;
-    delete ref_late_;
     delete dir_;
   }
+
+  void SetUp() override { ASSERT_FALSE(ref_->input.empty()) << "no input and failure-free run"; }
 
   // Runs the pipeline, killing it `kills` times at random moments; after a
   // kill, `corrupt` flips a byte in the newest complete checkpoint. Then
@@ -187,7 +294,7 @@ class CrashTest : public ::testing::Test {
                                      "--spec",
                                      kSpec,
                                      "--input",
-                                     "log:" + dir_->path() + "/data/in",
+                                     ref_->input,
                                      "--output",
                                      "log:" + d + "/out",
                                      "--late-output",
@@ -210,7 +317,7 @@ class CrashTest : public ::testing::Test {
       // Kill after 3-15% of a failure-free run's time (at least 60 ms), so
       // that runs are killed part-way whatever the machine's speed.
       double frac = std::uniform_real_distribution<double>(0.03, 0.15)(rng);
-      auto delay = std::chrono::milliseconds(std::max(60, static_cast<int>(frac * ref_ms_)));
+      auto delay = std::chrono::milliseconds(std::max(60, static_cast<int>(frac * ref_->ms)));
       std::this_thread::sleep_for(delay);
       ::kill(pid, SIGKILL);
       int code = wait_for(pid);
@@ -238,8 +345,8 @@ class CrashTest : public ::testing::Test {
     EXPECT_GE(killed, kills * 8 / 10);
     auto out = read_committed(d + "/out");
     ASSERT_TRUE(std::equal(committed_before.begin(), committed_before.end(), out.begin()));
-    expect_exactly_once(*ref_, out, name + " output");
-    expect_exactly_once(*ref_late_, read_committed(d + "/late"), name + " late output");
+    expect_exactly_once(ref_->out, out, name + " output");
+    expect_exactly_once(ref_->late, read_committed(d + "/late"), name + " late output");
     if (corrupt) {
       auto log = read_lines(d + "/run.log");
       bool skipped = std::any_of(log.begin(), log.end(), [](const std::string& l) {
@@ -276,15 +383,11 @@ class CrashTest : public ::testing::Test {
   }
 
   static TempDir* dir_;
-  static double ref_ms_;
-  static std::vector<std::string>* ref_;
-  static std::vector<std::string>* ref_late_;
+  static Reference* ref_;
 };
 
 TempDir* CrashTest::dir_ = nullptr;
-double CrashTest::ref_ms_ = 0;
-std::vector<std::string>* CrashTest::ref_ = nullptr;
-std::vector<std::string>* CrashTest::ref_late_ = nullptr;
+Reference* CrashTest::ref_ = nullptr;
 
 TEST_F(CrashTest, SigkillAndRestartGiveExactlyOnceOutput) {
   crash_and_compare("memory", 12, false);
