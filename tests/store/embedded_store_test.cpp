@@ -264,5 +264,39 @@ TEST(EmbeddedStore, HttpEndpointServesVectorsAsOfATime) {
   EXPECT_NE(old.find("older than the store keeps"), std::string::npos) << old;
 }
 
+// Derived features a read can evaluate come with the vector over HTTP, as of
+// `at`; those that need an event's other fields do not.
+TEST(EmbeddedStore, HttpVectorsCarryDerivedFeaturesTheReadCanEvaluate) {
+  auto spec = parse_spec(std::string(kSpec) +
+                             "  - {name: busy_score, expr: \"n_5m * 2 + coalesce(max_10m, 0)\"}\n"
+                             "  - {name: is_a, expr: \"card == 'a'\"}\n"
+                             "  - {name: amount_share, expr: \"amount / sum_5m\"}\n",
+                         "s.yaml");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  std::atomic<int> port{0};
+  std::string body;
+  Events events(spec->source.schema, 1000, 600, [&] {
+    httplib::Client c("127.0.0.1", port.load());
+    auto r = c.Get("/v1/features/card/a?at=1600000");
+    ASSERT_TRUE(r);
+    body = r->body;
+  });
+  RunOptions opts;
+  opts.generator = &events;
+  opts.output = "";
+  opts.workers = 1;
+  opts.serve = "127.0.0.1:0";
+  opts.on_serving = [&](int p) { port = p; };
+  auto stats = run_pipeline(spec.value(), opts);
+  ASSERT_TRUE(stats.ok()) << stats.status().message();
+  auto j = nlohmann::json::parse(body);
+  // 150 events of "a" in the 5 minutes; the largest amount in 10 minutes is 599.
+  EXPECT_EQ(j["features"]["n_5m"]["value"], 150);
+  EXPECT_EQ(j["features"]["busy_score"]["value"], 150 * 2 + 599.0) << body;
+  EXPECT_EQ(j["features"]["busy_score"]["freshness"], 1'599'000);
+  EXPECT_EQ(j["features"]["is_a"]["value"], true);
+  EXPECT_FALSE(j["features"].contains("amount_share")) << body;
+}
+
 }  // namespace
 }  // namespace millrace

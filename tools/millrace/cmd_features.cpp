@@ -7,7 +7,9 @@
 #include <fmt/format.h>
 
 #include "command.h"
+#include "millrace/features/derived_features.h"
 #include "millrace/features/feature_plan.h"
+#include "millrace/store/derived_reads.h"
 #include "millrace/store/online_store.h"
 #include "millrace/store/redis_store.h"
 #include "millrace/stream/backfill.h"
@@ -93,7 +95,9 @@ void register_get(CLI::App& features) {
       "      --at 1767312000000\n"
       "Prints {\"feature_set\", \"key\", \"at\", \"features\": {NAME: {\"value\", "
       "\"freshness\"}}}.\n"
-      "Reads are exact at multiples of the slice size (docs/feature_store.md).");
+      "Reads are exact at multiples of the slice size (docs/feature_store.md). Derived\n"
+      "features that read only the set's features, key fields, batch values and tables\n"
+      "are evaluated as of --at and follow the set's features.");
   cmd->callback([args] {
     auto spec = load_spec(args->spec);
     if (!spec.ok()) throw CommandError(spec.status().message(), 2);
@@ -115,9 +119,22 @@ void register_get(CLI::App& features) {
     auto store = RedisStore::Open(spec.value(), plan);
     if (!store.ok()) throw CommandError(store.status().message());
     TimeMs at = args->at ? args->at : wall_clock_ms();
+    // Derived features the vector can take, with the spec's batch values and
+    // tables (their changes applied up to `at`).
+    DerivedFeatures::Options dopts;
+    dopts.watch_batch_files = false;
+    auto derived = DerivedFeatures::Open(spec.value(), dopts);
+    if (!derived.ok()) throw CommandError(derived.status().message());
+    std::unique_ptr<DerivedReads> reads;
+    if (derived.value()) {
+      if (Status s = derived.value()->advance_to(at, kMinTime); !s.ok())
+        throw CommandError(s.message());
+      reads = std::make_unique<DerivedReads>(spec.value(), plan, *store.value(), *derived.value());
+    }
+    const OnlineStore& from = reads ? static_cast<const OnlineStore&>(*reads) : *store.value();
     FeatureVector v;
     std::string key = parse_entity_key(args->key);
-    if (Status s = store.value()->read(set, key, at, &v); !s.ok()) throw CommandError(s.message());
+    if (Status s = from.read(set, key, at, &v); !s.ok()) throw CommandError(s.message());
     std::printf("%s\n", v.to_json(plan.feature_sets[set].name, key, at).c_str());
   });
 }

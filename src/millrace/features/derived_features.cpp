@@ -365,6 +365,16 @@ void DerivedFeatures::Evaluator::evaluate(const Event& event, FeatureValue* valu
   }
 }
 
+void DerivedFeatures::Evaluator::evaluate(const Event& event, FeatureValue* values,
+                                          const std::vector<int>& which) {
+  expr::Input in{&event, values, this};
+  for (int i : which) {
+    const auto& f = owner_.plan_->features[i];
+    expr::Value v = f.program.run(in, scratch_);
+    expr::store(v, f.program.type, &values[f.output]);
+  }
+}
+
 expr::Value DerivedFeatures::Evaluator::batch(int source, int column, const Event& event,
                                               std::string* /*scratch*/) {
   BatchView& view = batch_views_[source];

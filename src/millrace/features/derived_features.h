@@ -80,6 +80,9 @@ class DerivedFeatures {
     // Writes each derived feature of `event` to values[output]; `values`
     // already holds the event's sliding features (and helper features).
     void evaluate(const Event& event, FeatureValue* values);
+    // The same for some of them: indexes into DerivedFeaturePlan::features,
+    // in increasing order.
+    void evaluate(const Event& event, FeatureValue* values, const std::vector<int>& which);
 
     expr::Value batch(int source, int column, const Event& event, std::string* scratch) override;
     expr::Value table(int table, int column, const expr::Value& key, TimeMs t,

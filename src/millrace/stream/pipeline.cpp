@@ -27,6 +27,7 @@
 #include "millrace/model/score_quality.h"
 #include "millrace/serve/http_server.h"
 #include "millrace/state/rocks_state.h"
+#include "millrace/store/derived_reads.h"
 #include "millrace/store/embedded_store.h"
 #include "millrace/store/freshness.h"
 #include "millrace/store/redis_store.h"
@@ -186,6 +187,8 @@ class Pipeline {
   std::vector<std::string> feature_keys_;  // per feature: `, "name": `, escaped once
   std::unique_ptr<Scorer> scorer_;
   std::unique_ptr<DerivedFeatures> derived_;
+  // HTTP reads: the store's vectors with the derived features they can take.
+  std::unique_ptr<DerivedReads> derived_reads_;
   std::vector<std::unique_ptr<DerivedFeatures::Evaluator>> evaluators_;  // per thread
   std::unique_ptr<RecordWriter> shadow_;
   int nworkers_ = 1;
@@ -1517,6 +1520,9 @@ Result<RunStats> Pipeline::run() {
       if (!rs.ok()) return rs.status();
       redis_ = std::move(rs.value());
     }
+    if (derived_)
+      derived_reads_ = std::make_unique<DerivedReads>(
+          spec_, plan_, redis_ ? static_cast<const OnlineStore&>(*redis_) : *store_, *derived_);
     HttpHandlers h;
     h.health = [this] {
       return fmt::format("{{\"status\": \"ok\", \"records\": {}, \"watermark\": {}}}",
@@ -1535,7 +1541,9 @@ Result<RunStats> Pipeline::run() {
       }
       FeatureVector v;
       std::string k = parse_entity_key(key);
-      const OnlineStore& from = redis_ ? static_cast<const OnlineStore&>(*redis_) : *store_;
+      const OnlineStore& from = derived_reads_ ? static_cast<const OnlineStore&>(*derived_reads_)
+                                : redis_       ? static_cast<const OnlineStore&>(*redis_)
+                                               : *store_;
       if (Status st = from.read(fs, k, at, &v); !st.ok()) {
         *body = st.message();
         return 400;
