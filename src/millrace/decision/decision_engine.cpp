@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 
 #include <fmt/format.h>
 
@@ -309,18 +310,31 @@ bool DecisionEngine::holds(const Condition& c, const std::vector<FieldValue>& va
 
 Decision DecisionEngine::decide(double score, const std::vector<FieldValue>& values) const {
   Decision d;
+  decide(score, values, &d);
+  return d;
+}
+
+void DecisionEngine::decide(double score, const std::vector<FieldValue>& values,
+                            Decision* out) const {
+  Decision& d = *out;
+  d.review = false;
+  d.step_up.clear();
+  d.reason.clear();
+  d.rule.clear();
+  d.segment.clear();
+  auto reason = std::back_inserter(d.reason);
   for (const auto& rule : rules_) {
     if (!holds(rule.when, values)) continue;
     d.action = rule.action;
     d.rule = rule.name;
-    d.reason =
-        fmt::format("rule {}: {}", rule.name, rule.reason.empty() ? rule.when.text : rule.reason);
+    fmt::format_to(reason, "rule {}: {}", rule.name,
+                   rule.reason.empty() ? rule.when.text : rule.reason);
     if (rule.when.kind != Condition::Kind::kAll && !rule.reason.empty())
-      d.reason +=
-          fmt::format(" ({} = {})", fields_[rule.when.field], fmt_value(values[rule.when.field]));
+      fmt::format_to(reason, " ({} = {})", fields_[rule.when.field],
+                     fmt_value(values[rule.when.field]));
     d.review = d.action == Action::kDecline && review_on_decline_;
     if (d.action == Action::kChallenge) d.step_up = step_up_;
-    return d;
+    return;
   }
   const Thresholds* t = &thresholds_;
   for (const auto& seg : segments_) {
@@ -330,25 +344,24 @@ Decision DecisionEngine::decide(double score, const std::vector<FieldValue>& val
       break;
     }
   }
-  const std::string where = d.segment.empty() ? "" : fmt::format(" (segment {})", d.segment);
   if (std::isnan(score)) {
     d.action = Action::kChallenge;
     d.step_up = step_up_;
-    d.reason = "score missing" + where;
+    d.reason = "score missing";
   } else if (score < t->challenge) {
     d.action = Action::kApprove;
-    d.reason = fmt::format("score {:.4f} < challenge threshold {}{}", score, t->challenge, where);
+    fmt::format_to(reason, "score {:.4f} < challenge threshold {}", score, t->challenge);
   } else if (score < t->decline) {
     d.action = Action::kChallenge;
     d.step_up = step_up_;
-    d.reason = fmt::format("score {:.4f} in [{}, {}): step-up {}{}", score, t->challenge,
-                           t->decline, step_up_, where);
+    fmt::format_to(reason, "score {:.4f} in [{}, {}): step-up {}", score, t->challenge, t->decline,
+                   step_up_);
   } else {
     d.action = Action::kDecline;
     d.review = review_on_decline_;
-    d.reason = fmt::format("score {:.4f} >= decline threshold {}{}", score, t->decline, where);
+    fmt::format_to(reason, "score {:.4f} >= decline threshold {}", score, t->decline);
   }
-  return d;
+  if (!d.segment.empty()) fmt::format_to(reason, " (segment {})", d.segment);
 }
 
 Decision DecisionEngine::decide(double score,

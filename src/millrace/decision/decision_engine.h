@@ -72,6 +72,9 @@ class DecisionEngine {
 
   // values[i] is the value of fields()[i] for this event (size == fields().size()).
   Decision decide(double score, const std::vector<FieldValue>& values) const;
+  // The same into *out, reusing its strings' memory (no allocation once they
+  // have grown: for scoring every event).
+  void decide(double score, const std::vector<FieldValue>& values, Decision* out) const;
   // Convenience: looks each field up by name (slower; for tools and tests).
   Decision decide(double score, const std::function<FieldValue(std::string_view)>& lookup) const;
 

@@ -359,6 +359,7 @@ DerivedFeatures::Evaluator::Evaluator(const DerivedFeatures& owner)
 
 void DerivedFeatures::Evaluator::evaluate(const Event& event, FeatureValue* values) {
   expr::Input in{&event, values, this};
+  ++evaluation_;
   for (const auto& f : owner_.plan_->features) {
     expr::Value v = f.program.run(in, scratch_);
     expr::store(v, f.program.type, &values[f.output]);
@@ -368,6 +369,7 @@ void DerivedFeatures::Evaluator::evaluate(const Event& event, FeatureValue* valu
 void DerivedFeatures::Evaluator::evaluate(const Event& event, FeatureValue* values,
                                           const std::vector<int>& which) {
   expr::Input in{&event, values, this};
+  ++evaluation_;
   for (int i : which) {
     const auto& f = owner_.plan_->features[i];
     expr::Value v = f.program.run(in, scratch_);
@@ -379,13 +381,17 @@ expr::Value DerivedFeatures::Evaluator::batch(int source, int column, const Even
                                               std::string* /*scratch*/) {
   BatchView& view = batch_views_[source];
   const BatchValues& b = *owner_.batches_[source];
-  const uint64_t gen = b.generation();
-  if (gen != view.generation) {
-    view.table = b.snapshot();
-    view.generation = gen;
+  if (view.row_of != evaluation_) {
+    const uint64_t gen = b.generation();
+    if (gen != view.generation) {
+      view.table = b.snapshot();
+      view.generation = gen;
+    }
+    build_entity_key(event, b.spec().key_fields, &view.key);
+    view.row = view.table->find(view.key, event.time);
+    view.row_of = evaluation_;
   }
-  build_entity_key(event, b.spec().key_fields, &view.key);
-  const FieldValue* row = view.table->find(view.key, event.time);
+  const FieldValue* row = view.row;
   if (!row) return expr::Value::null();
   const FieldValue& c = row[column];
   switch (c.kind) {

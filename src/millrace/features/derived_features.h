@@ -97,8 +97,13 @@ class DerivedFeatures {
       std::shared_ptr<const BatchTable> table;
       uint64_t generation = 0;
       std::string key;
+      // The row found for the event being evaluated (its columns are read by
+      // several features: one search per event and source).
+      uint64_t row_of = 0;  // the evaluation it was found in
+      const FieldValue* row = nullptr;
     };
     std::vector<BatchView> batch_views_;
+    uint64_t evaluation_ = 0;  // events evaluated
     std::string key_text_;
   };
   std::unique_ptr<Evaluator> evaluator() const;

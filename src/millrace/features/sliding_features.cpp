@@ -1178,7 +1178,10 @@ void SlidingFeatureGroup::read_at(std::string_view key, TimeMs at, ReadScratch* 
     }
     return a;
   };
-  const size_t hi = first_after(at, 0, buf.size());
+  // Usually every buffered event is at or before `at`, and a window reaches
+  // back past the oldest one: one look at each end saves a search.
+  size_t hi = buf.size();
+  if (hi > 0 && buf.time(hi - 1) > at) hi = first_after(at, 0, hi);
   // Per window length: its first event, at most 64 window lengths on the stack.
   size_t lo_small[64];
   std::unique_ptr<size_t[]> lo_big;
@@ -1187,8 +1190,10 @@ void SlidingFeatureGroup::read_at(std::string_view key, TimeMs at, ReadScratch* 
     lo_big.reset(new size_t[read_windows_.size()]);
     lo = lo_big.get();
   }
-  for (size_t w = 0; w < read_windows_.size(); ++w)
-    lo[w] = first_after(at - read_windows_[w], 0, hi);
+  for (size_t w = 0; w < read_windows_.size(); ++w) {
+    const TimeMs from = at - read_windows_[w];
+    lo[w] = hi == 0 || buf.time(0) > from ? 0 : first_after(from, 0, hi);
+  }
 
   // Windows longer than this are evaluated feature by feature (count, sum,
   // avg and stddev then start from the running head aggregate).

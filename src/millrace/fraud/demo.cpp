@@ -1,5 +1,6 @@
 #include "millrace/fraud/demo.h"
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -302,6 +303,22 @@ Result<DemoReport> run_demo(const DemoOptions& o,
     run.workers = 1;
     run.write_events = false;
     run.stage_latency = true;
+    // The counts of each reason (rule, or segment's thresholds), found by
+    // comparing names: no string is built per transaction.
+    struct ReasonCounts {
+      std::string rule, segment;
+      std::array<uint64_t, 4>* counts;
+    };
+    std::vector<ReasonCounts> reasons;
+    auto counts_for = [&](const decision::Decision& d) -> std::array<uint64_t, 4>& {
+      for (const ReasonCounts& rc : reasons)
+        if (rc.rule == d.rule && rc.segment == d.segment) return *rc.counts;
+      const std::string why = !d.rule.empty()     ? "rule: " + d.rule
+                              : d.segment.empty() ? std::string("default thresholds")
+                                                  : "segment: " + d.segment;
+      reasons.push_back({d.rule, d.segment, &r.by_reason[why]});  // map nodes stay put
+      return *reasons.back().counts;
+    };
     run.on_scored = [&](const Event& e, const FeatureValue* features, const ScoreResult& s) {
       ++r.transactions;
       if (e.time < r.test_from) return;
@@ -319,11 +336,7 @@ Result<DemoReport> run_demo(const DemoOptions& o,
       const int a = static_cast<int>(s.decision.action);
       ++r.decisions[a][truth.fraud];
       r.decided_amount[a][truth.fraud] += e.values[amount_field].d;
-      const std::string& why = !s.decision.rule.empty() ? "rule: " + s.decision.rule
-                                                        : (s.decision.segment.empty()
-                                                               ? std::string("default thresholds")
-                                                               : "segment: " + s.decision.segment);
-      auto& counts = r.by_reason[why];
+      auto& counts = counts_for(s.decision);
       ++counts[a];
       counts[3] += truth.fraud;
       buf += R"({"id":)";

@@ -148,7 +148,7 @@ void Scorer::score(const Event& event, const FeatureValue* features, ScoreResult
       }
     }
   }
-  out->decision = decisions_.decide(out->score, values);
+  decisions_.decide(out->score, values, &out->decision);
   if (timed) {
     const int64_t t2 = StageClock::now();
     out->inference_ticks = t1 - t0;
