@@ -961,13 +961,13 @@ bool Pipeline::process_batch(int w, const Message* msgs, size_t n) {
   };
   Pending pending[kBatch * 4];
   size_t np = 0;
-  // Stage 1: the key table slots of every event's keys.
+  // Stage 1: the key table slots of every event's keys, those it updates and
+  // those of other sources it reads as of its time.
   for (size_t i = 0; i < n; ++i) {
     const Slot& s = slot(msgs[i].seq);
     if (s.kind != SlotKind::Event) continue;
     for (uint32_t mask = msgs[i].mask; mask; mask &= mask - 1) {
       const int g = __builtin_ctz(mask);
-      if (plan_.groups[g].source != s.source) continue;
       if (SlidingFeatureGroup* sg = store_->group(w, g)) {
         sg->prefetch_slot(s.key_hashes[g]);
         if (np < std::size(pending)) pending[np++] = {sg, nullptr};
@@ -981,7 +981,7 @@ bool Pipeline::process_batch(int w, const Message* msgs, size_t n) {
     if (s.kind != SlotKind::Event) continue;
     for (uint32_t mask = msgs[i].mask; mask && k < np; mask &= mask - 1) {
       const int g = __builtin_ctz(mask);
-      if (plan_.groups[g].source != s.source || !store_->group(w, g)) continue;
+      if (!store_->group(w, g)) continue;
       pending[k].ks = pending[k].sg->prefetch_state(s.keys[g], s.key_hashes[g]);
       ++k;
     }
