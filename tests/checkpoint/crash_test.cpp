@@ -324,7 +324,13 @@ class CrashTest : public ::testing::Test {
       if (code == 0) {
         ++finished_early;
       } else {
-        ASSERT_EQ(code, 128 + SIGKILL) << "run " << i << " failed; see " << d << "/run.log";
+        ASSERT_EQ(code, 128 + SIGKILL)
+            << "run " << i << " failed with code " << code << "; its log:\n"
+            << [&] {
+                 std::string log;
+                 for (const auto& l : read_lines(d + "/run.log")) log += l + "\n";
+                 return log;
+               }();
         ++killed;
       }
       // Nothing committed is ever withdrawn: what was committed before is a
