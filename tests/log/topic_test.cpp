@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
 #include "log_test_util.h"
+#include "millrace/log/layout.h"
 
 namespace millrace::log {
 namespace {
@@ -221,6 +224,32 @@ TEST(LogTopic, BytesCountsSegmentFiles) {
   EXPECT_EQ(info->partitions[0].end_offset, 200u);
   EXPECT_EQ(info->partitions[0].start_offset, 0u);
   EXPECT_TRUE(info->partitions[0].problem.empty());
+}
+
+// A process killed inside Topic::Create leaves a directory without
+// topic.meta; the next OpenOrCreate (a restarted run's output) creates the
+// topic again instead of failing with "already exists", but never removes a
+// directory that holds anything else.
+TEST(LogTopic, OpenOrCreateFinishesACreateThatDidNotFinish) {
+  TempDir dir;
+  const std::string path = dir.path() + "/out";
+  {
+    auto topic = Topic::Create(path, TopicOptions{.partitions = 2});
+    ASSERT_TRUE(topic.ok()) << topic.status().message();
+  }
+  std::filesystem::remove(MetaPath(path));  // as if killed before the last step
+  auto again = Topic::OpenOrCreate(path, TopicOptions{.partitions = 3});
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ((*again)->partitions(), 3u);
+  EXPECT_EQ((*again)->end_offset(0), 0u);
+
+  const std::string other = dir.path() + "/other";
+  std::filesystem::create_directories(other + "/partition-0");
+  std::ofstream(other + "/partition-0/notes.txt") << std::string(200, 'x');
+  auto refused = Topic::OpenOrCreate(other, TopicOptions{.partitions = 1});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("holds other files"), std::string::npos);
+  EXPECT_TRUE(std::filesystem::exists(other + "/partition-0/notes.txt"));
 }
 
 }  // namespace

@@ -63,6 +63,34 @@ void RemoveTempFiles(const std::string& dir) {
   }
 }
 
+// True if `path` holds only what Topic::Create writes before topic.meta:
+// partition-N directories whose files are segment headers without records
+// (or temporary files), an empty groups directory, the lock file.
+bool IsUnfinishedCreate(const std::string& path) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(path, ec)) {
+    const std::string name = entry.path().filename().string();
+    const bool tmp = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
+    if (tmp || name == ".lock") continue;
+    if (name == "groups") {
+      if (!fs::is_directory(entry.path(), ec) || !fs::is_empty(entry.path(), ec)) return false;
+      continue;
+    }
+    if (name.rfind("partition-", 0) != 0 || !fs::is_directory(entry.path(), ec)) return false;
+    for (const auto& file : fs::directory_iterator(entry.path(), ec)) {
+      const std::string f = file.path().filename().string();
+      const bool ftmp = f.size() > 4 && f.compare(f.size() - 4, 4, ".tmp") == 0;
+      if (ftmp) continue;
+      if (!fs::is_regular_file(file.path(), ec) ||
+          fs::file_size(file.path(), ec) > kSegmentHeaderBytes) {
+        return false;
+      }
+    }
+    if (ec) return false;
+  }
+  return !ec;
+}
+
 }  // namespace
 
 Topic::~Topic() {
@@ -110,6 +138,20 @@ Result<std::unique_ptr<Topic>> Topic::OpenOrCreate(const std::string& path,
                                                    const TopicOptions& options) {
   std::error_code ec;
   if (fs::exists(MetaPath(path), ec)) return Open(path);
+  if (fs::exists(path, ec)) {
+    // A directory without topic.meta is a create that did not finish (the
+    // process died part-way): if it holds only what Create writes before
+    // topic.meta (empty partitions, the groups directory, temporary files),
+    // it is removed and the topic created again; anything else is left alone.
+    if (!IsUnfinishedCreate(path)) {
+      return Status::Error("topic " + path + " has no " + MetaPath(path) +
+                           " but holds other files: not a millrace topic, or a damaged one; "
+                           "move it away or name another topic");
+    }
+    fs::remove_all(path, ec);
+    if (ec)
+      return Status::Error("cannot remove the unfinished topic " + path + ": " + ec.message());
+  }
   return Create(path, options);
 }
 
