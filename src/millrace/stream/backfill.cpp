@@ -482,15 +482,7 @@ Status DirectBackfill::run() {
     ++run_.accepted;
     if (derived_) {
       // Table changes up to this event's time first (as the runtime does).
-      if ((run_.accepted & 255) == 1) {
-        table_horizon = kMaxTime;
-        for (size_t i = 0; i < nsrc; ++i)
-          for (TimeMs max_t : wms[i].max_times())
-            table_horizon = std::min(
-                table_horizon, max_t == kMinTime ? kMinTime
-                                                 : max_t - spec_.sources[i].max_out_of_orderness -
-                                                       spec_.sources[i].allowed_lateness);
-      }
+      if ((run_.accepted & 255) == 1) table_horizon = table_change_horizon(spec_, wms);
       if (Status s = derived_->advance_to(p.event.time, table_horizon); !s.ok()) return s;
     }
     p.wm_before = combined(now);

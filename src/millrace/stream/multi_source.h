@@ -26,6 +26,7 @@
 #include "millrace/core/status.h"
 #include "millrace/stream/io.h"
 #include "millrace/stream/spec.h"
+#include "millrace/stream/watermark.h"
 
 namespace millrace {
 
@@ -74,5 +75,20 @@ class SourceMerger {
   std::vector<Input> inputs_;
   bool follow_ = false;
 };
+
+// How far table changes may be applied, merged by event time with the
+// events: no partition of any source will accept an event older than this
+// (its newest time less the source's max out-of-orderness and allowed
+// lateness). `wms` holds one tracker per source of `spec`, in its order.
+inline TimeMs table_change_horizon(const PipelineSpec& spec,
+                                   const std::vector<WatermarkTracker>& wms) {
+  TimeMs horizon = kMaxTime;
+  for (size_t i = 0; i < wms.size(); ++i)
+    for (TimeMs max_t : wms[i].max_times())
+      horizon = std::min(horizon, max_t == kMinTime ? kMinTime
+                                                    : max_t - spec.sources[i].max_out_of_orderness -
+                                                          spec.sources[i].allowed_lateness);
+  return horizon;
+}
 
 }  // namespace millrace

@@ -717,15 +717,7 @@ void Pipeline::source_loop() {
       // Table changes up to this event's time first: events and changes merge
       // by event time. No partition of any source will accept an event older
       // than the horizon (refreshed now and then: an older one is only less tidy).
-      if ((stats_.accepted & 255) == 1) {
-        table_horizon = kMaxTime;
-        for (size_t i = 0; i < nsrc; ++i)
-          for (TimeMs max_t : wms[i].max_times())
-            table_horizon = std::min(
-                table_horizon, max_t == kMinTime ? kMinTime
-                                                 : max_t - spec_.sources[i].max_out_of_orderness -
-                                                       spec_.sources[i].allowed_lateness);
-      }
+      if ((stats_.accepted & 255) == 1) table_horizon = table_change_horizon(spec_, wms);
       if (auto st = derived_->advance_to(s.event.time, table_horizon); !st.ok()) {
         fail(st);
         s.kind = SlotKind::Dead;
