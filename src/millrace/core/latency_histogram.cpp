@@ -1,6 +1,7 @@
 #include "millrace/core/latency_histogram.h"
 
 #include <chrono>
+#include <cmath>
 #include <mutex>
 #include <thread>
 
@@ -31,7 +32,7 @@ double LatencyHistogram::quantile(double q) const {
   if (q < 0) q = 0;
   if (q > 1) q = 1;
   // The rank of the quantile: the smallest value with at least q * count values at or below it.
-  uint64_t rank = static_cast<uint64_t>(q * static_cast<double>(count_) + 0.5);
+  uint64_t rank = static_cast<uint64_t>(std::llround(q * static_cast<double>(count_)));
   if (rank < 1) rank = 1;
   if (rank > count_) rank = count_;
   uint64_t seen = 0;

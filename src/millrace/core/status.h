@@ -56,7 +56,10 @@ class [[nodiscard]] Result {
 
 // Declares `var` as the value of a Result-returning `expr`, or returns its
 // Status from the enclosing function (which returns Status or a Result).
+// `var` names the declared variable, so it cannot be parenthesized.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define MR_TRY_ASSIGN(var, expr)                        \
   auto var##_result = (expr);                           \
   if (!var##_result.ok()) return var##_result.status(); \
   auto var = std::move(var##_result.value())
+// NOLINTEND(bugprone-macro-parentheses)

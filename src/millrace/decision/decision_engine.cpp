@@ -67,7 +67,7 @@ class Builder {
     const YAML::Node field = n["field"];
     if (!field || !field.IsScalar() || field.Scalar().empty())
       return yaml_error(n, path + ".field", "expected the name of a feature or event field");
-    const std::string name = field.Scalar();
+    const std::string& name = field.Scalar();
     c->field = field_index(name);
     for (const auto& kv : n) {
       const std::string key = kv.first.Scalar();

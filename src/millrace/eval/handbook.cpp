@@ -351,7 +351,7 @@ Result<HandbookResult> run_handbook(const HandbookOptions& o,
   for (auto [name, kind] :
        {std::pair{"tx_during_weekend", Kind::Weekend}, std::pair{"tx_during_night", Kind::Night}})
     if (feature_index(name) < 0) {
-      names.push_back(name);
+      names.emplace_back(name);
       columns.push_back({kind});
     }
   for (size_t f = 0; f < spec->features.size(); ++f) {

@@ -293,7 +293,7 @@ Result<DemoReport> run_demo(const DemoOptions& o,
       for (size_t i = 0; i < input_names.size(); ++i)
         if (input_names[i] == name) {
           baseline_cols.push_back(static_cast<int>(i));
-          r.baseline_features.push_back(name);
+          r.baseline_features.emplace_back(name);
         }
   std::vector<float> baseline_rows;  // the test rows' baseline inputs
   const std::string scored_path = o.out_dir + "/scored.jsonl";
@@ -685,6 +685,7 @@ report::HtmlReport demo_html(const DemoReport& r) {
   }
   page.heading("Decisions on the test days");
   std::vector<std::vector<std::string>> rows;
+  rows.reserve(3);
   for (int a = 0; a < 3; ++a)
     rows.push_back({kActions[a], std::to_string(r.decisions[a][0]),
                     std::to_string(r.decisions[a][1]),

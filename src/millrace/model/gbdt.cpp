@@ -267,8 +267,8 @@ Result<std::shared_ptr<GbdtModel>> GbdtModel::compile(TreeEnsemble e) {
       m->nodes_[dst] = flat;
       m->nodes_.push_back({});
       m->nodes_.push_back({});
-      queue.push_back({node.left, flat.next});
-      queue.push_back({node.right, flat.next + 1});
+      queue.emplace_back(node.left, flat.next);
+      queue.emplace_back(node.right, flat.next + 1);
     }
   }
   if (m->max_depth_ > kMaxPaddedDepth) paddable = false;
@@ -300,14 +300,14 @@ Result<std::shared_ptr<GbdtModel>> GbdtModel::compile(TreeEnsemble e) {
         }
         if (node.kind == TreeNode::Kind::kLeaf) {
           pn[pos] = PaddedNode{0.0f, 0};  // either child leads to the same value
-          stack.push_back({src, 2 * pos + 1, d + 1});
-          stack.push_back({src, 2 * pos + 2, d + 1});
+          stack.emplace_back(src, 2 * pos + 1, d + 1);
+          stack.emplace_back(src, 2 * pos + 2, d + 1);
         } else {
           const uint32_t index =
               node.feature + (node.default_left ? 0 : static_cast<uint32_t>(num_features));
           pn[pos] = PaddedNode{node.threshold, index};
-          stack.push_back({node.left, 2 * pos + 1, d + 1});
-          stack.push_back({node.right, 2 * pos + 2, d + 1});
+          stack.emplace_back(node.left, 2 * pos + 1, d + 1);
+          stack.emplace_back(node.right, 2 * pos + 2, d + 1);
         }
       }
     }

@@ -22,7 +22,7 @@
 
 namespace millrace::model {
 
-struct ModelVersionInfo {
+struct ModelVersionInfo {  // NOLINT(bugprone-exception-escape): json meta's copy may throw
   std::string name, version;
   std::string dir;         // ROOT/NAME/VERSION
   std::string model_file;  // the model file in dir

@@ -151,7 +151,7 @@ Result<TrainReport> train_gbdt(const TrainOptions& o, const TrainProgress& progr
       {"tree_method", "hist"},
       {"eval_metric", binary ? "auc" : "rmse"},
       {"seed", "0"}};
-  if (o.threads > 0) params.push_back({"nthread", std::to_string(o.threads)});
+  if (o.threads > 0) params.emplace_back("nthread", std::to_string(o.threads));
   for (const auto& [k, v] : params)
     if (Status s = booster->set_param(k, v); !s.ok()) return s;
 

@@ -32,6 +32,7 @@ Status XgbMatrix::set_labels(const std::vector<float>& labels) {
 
 static Status set_strings(void* h, const char* field, const std::vector<std::string>& v) {
   std::vector<const char*> p;
+  p.reserve(v.size());
   for (const auto& s : v) p.push_back(s.c_str());
   if (XGDMatrixSetStrFeatureInfo(h, field, p.data(), p.size()) != 0) return xgb_error(field);
   return Status::Ok();
@@ -47,6 +48,7 @@ Status XgbMatrix::set_feature_types(const std::vector<std::string>& types) {
 
 Result<XgbBooster> XgbBooster::create(const std::vector<const XgbMatrix*>& cache) {
   std::vector<DMatrixHandle> hs;
+  hs.reserve(cache.size());
   for (auto* m : cache) hs.push_back(m->handle());
   BoosterHandle h = nullptr;
   if (XGBoosterCreate(hs.data(), hs.size(), &h) != 0) return xgb_error("booster");
@@ -73,6 +75,7 @@ Status XgbBooster::set_param(const std::string& name, const std::string& value) 
 
 Status XgbBooster::set_feature_names(const std::vector<std::string>& names) {
   std::vector<const char*> p;
+  p.reserve(names.size());
   for (const auto& n : names) p.push_back(n.c_str());
   if (XGBoosterSetStrFeatureInfo(handle_, "feature_name", p.data(), p.size()) != 0)
     return xgb_error("feature names");
@@ -88,6 +91,8 @@ Result<std::string> XgbBooster::eval(int iteration, const std::vector<const XgbM
                                      const std::vector<std::string>& names) {
   std::vector<DMatrixHandle> hs;
   std::vector<const char*> ns;
+  hs.reserve(sets.size());
+  ns.reserve(names.size());
   for (auto* m : sets) hs.push_back(m->handle());
   for (const auto& n : names) ns.push_back(n.c_str());
   const char* out = nullptr;

@@ -12,7 +12,7 @@
 namespace millrace {
 
 Result<std::unique_ptr<HttpServer>> HttpServer::Start(const std::string& host_port,
-                                                      HttpHandlers h) {
+                                                      const HttpHandlers& h) {
   size_t colon = host_port.rfind(':');
   if (colon == std::string::npos)
     return Status::Error(

@@ -41,7 +41,7 @@ class HttpServer {
  public:
   // Listens on "HOST:PORT" (PORT 0 picks a free one; see port()).
   static Result<std::unique_ptr<HttpServer>> Start(const std::string& host_port,
-                                                   HttpHandlers handlers);
+                                                   const HttpHandlers& handlers);
   ~HttpServer();  // stops and joins the thread
   int port() const { return port_; }
 

@@ -81,8 +81,8 @@ DerivedReads::DerivedReads(const PipelineSpec& spec, const FeaturePlan& plan,
             }
             break;
           case expr::Op::Feature:
-            if (a >= nfeatures) {
-              ok = false;  // prev() / is_new(): relative to the event being scored
+            if (a >= nfeatures) {  // NOLINT(bugprone-branch-clone): two reasons to refuse
+              ok = false;          // prev() / is_new(): relative to the event being scored
             } else if (pos[a] >= 0) {
               reads_set = true;
               fresh.push_back(pos[a]);

@@ -15,7 +15,7 @@ namespace {
 
 Result<std::unique_ptr<model::ModelWatcher>> watch(const YAML::Node& n, const std::string& registry,
                                                    const std::string& what,
-                                                   model::WatchOptions options) {
+                                                   const model::WatchOptions& options) {
   std::string reg = n["registry"] ? n["registry"].as<std::string>() : registry;
   if (n["path"]) return model::ModelWatcher::watch_file(n["path"].as<std::string>(), options);
   if (!n["name"])

@@ -32,7 +32,8 @@ void set_i(uint64_t* w, int64_t i) {
 }
 template <typename T>
 T* get_p(const uint64_t* w) {
-  return reinterpret_cast<T*>(static_cast<uintptr_t>(*w));
+  // The state word holds a pointer the operator set with set_p.
+  return reinterpret_cast<T*>(static_cast<uintptr_t>(*w));  // NOLINT(performance-no-int-to-ptr)
 }
 template <typename T>
 void set_p(uint64_t* w, T* p) {

@@ -13,7 +13,7 @@ void QuantileSketch::Store::add(int32_t index, int32_t delta) {
     counts.insert(counts.begin(), static_cast<size_t>(offset - index), 0);
     offset = index;
   } else if (index >= offset + static_cast<int32_t>(counts.size())) {
-    counts.resize(static_cast<size_t>(index - offset + 1), 0);
+    counts.resize(static_cast<size_t>(index - offset) + 1, 0);
   }
   counts[static_cast<size_t>(index - offset)] += delta;
   // Trim empty buckets at both ends so memory follows the live range.
