@@ -6,7 +6,9 @@
 // its threads: what a core delivers, whatever other processes take of a
 // shared machine), each with its ratio to parse-only, and state bytes per key.
 //
-//   build/pipeline_bench [--events N]
+//   build/pipeline_bench [--events N] [--only typed|trivial|quickstart-1|quickstart-all]
+//
+// --only runs the parse-only baseline and that one row (for profiling a case).
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -118,8 +120,12 @@ long peak_rss_kb() {
 
 int main(int argc, char** argv) {
   uint64_t events = 2'000'000;
-  for (int i = 1; i + 1 < argc; ++i)
+  std::string only;
+  for (int i = 1; i + 1 < argc; ++i) {
     if (std::strcmp(argv[i], "--events") == 0) events = std::stoull(argv[i + 1]);
+    if (std::strcmp(argv[i], "--only") == 0) only = argv[i + 1];
+  }
+  auto wanted = [&](const char* name) { return only.empty() || only == name; };
   TransactionStreamOptions topts;
   topts.cards = 100'000;
   topts.merchants = 5'000;
@@ -178,7 +184,7 @@ int main(int argc, char** argv) {
                  quick.status().message().c_str());
     return 1;
   }
-  {
+  if (wanted("typed")) {
     uint64_t accepted = 0;
     double eps = 0, eps_cpu = 0;
     for (int rep = 0; rep < 3; ++rep) {
@@ -193,15 +199,18 @@ int main(int argc, char** argv) {
                 "EventParser (typed, as the runtime parses), 1 thread", eps, eps / base, eps_cpu,
                 eps_cpu / base_cpu, static_cast<unsigned long long>(accepted));
   }
-  run("parse + route, 1 trivial feature, 1 worker", trivial.value(), 1, nullptr);
+  if (wanted("trivial"))
+    run("parse + route, 1 trivial feature, 1 worker", trivial.value(), 1, nullptr);
   RunStats one, all;
-  run("quickstart spec (4 features, 2 keys), 1 worker", quick.value(), 1, &one);
+  if (wanted("quickstart-1"))
+    run("quickstart spec (4 features, 2 keys), 1 worker", quick.value(), 1, &one);
   std::string label = "quickstart spec, " + std::to_string(hw) + " workers (all)";
-  run(label.c_str(), quick.value(), static_cast<int>(hw), &all);
-  std::printf(
-      "\nstate: %zu keys (cards + merchants), %.0f bytes per key at the end of the input "
-      "(24 h of events kept for the 24 h average)\n",
-      one.keys, one.keys ? static_cast<double>(one.state_bytes) / one.keys : 0.0);
+  if (wanted("quickstart-all")) run(label.c_str(), quick.value(), static_cast<int>(hw), &all);
+  if (one.keys)
+    std::printf(
+        "\nstate: %zu keys (cards + merchants), %.0f bytes per key at the end of the input "
+        "(24 h of events kept for the 24 h average)\n",
+        one.keys, one.keys ? static_cast<double>(one.state_bytes) / one.keys : 0.0);
   std::printf("peak RSS: %.0f MB\n", peak_rss_kb() / 1024.0);
   std::remove(path.c_str());
   return 0;

@@ -3,11 +3,14 @@
 // lateness bound (which the caller drops, as the runtime does).
 #include "millrace/features/sliding_features.h"
 
+#include "millrace/core/bytes.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 
@@ -144,6 +147,7 @@ struct Scenario {
   TimeMs max_delay;      // how far back
   TimeMs ooo, lateness;  // watermark settings
   double null_rate;
+  int restore_every = 0;  // > 0: every n events, continue on a group restored from a snapshot
 };
 
 void run_scenario(const Scenario& sc) {
@@ -169,7 +173,8 @@ void run_scenario(const Scenario& sc) {
   }
   std::vector<int> outputs(feats.size());
   for (size_t i = 0; i < feats.size(); ++i) outputs[i] = static_cast<int>(i);
-  SlidingFeatureGroup group(schema, feats, outputs, sc.lateness);
+  auto group_ptr = std::make_unique<SlidingFeatureGroup>(schema, feats, outputs, sc.lateness);
+  SlidingFeatureGroup* g = group_ptr.get();
 
   std::mt19937_64 rng(sc.seed);
   std::uniform_real_distribution<double> u(0, 1);
@@ -203,11 +208,22 @@ void run_scenario(const Scenario& sc) {
     ev.values[3].kind = FieldValue::Kind::Int;
     ev.values[3].i = r.t;
     accepted.push_back(r);
-    group.on_event(r.key, ev, wm, out.data());
+    if (sc.restore_every > 0 && i % sc.restore_every == sc.restore_every - 1) {
+      std::string bytes;
+      ByteWriter w(&bytes);
+      g->snapshot(w);
+      auto restored = std::make_unique<SlidingFeatureGroup>(schema, feats, outputs, sc.lateness);
+      ByteReader rd(bytes);
+      ASSERT_TRUE(restored->restore(rd)) << "event " << i << " seed " << sc.seed;
+      ASSERT_EQ(restored->keys(), g->keys());
+      group_ptr = std::move(restored);
+      g = group_ptr.get();
+    }
+    g->on_event(r.key, ev, wm, out.data());
     if (r.t < max_seen) ++out_of_order;
     max_seen = std::max(max_seen, r.t);
     TimeMs wm_after = max_seen - sc.ooo;
-    group.expire(wm_after);
+    g->expire(wm_after);
     for (size_t f = 0; f < feats.size(); ++f) {
       FeatureValue want = brute_force(feats[f], r, accepted);
       const FeatureValue& got = out[f];
@@ -228,8 +244,8 @@ void run_scenario(const Scenario& sc) {
   }
   // Once the watermark passes every key's last event + lateness + longest
   // window, all state is freed.
-  group.expire(max_seen + sc.lateness + 600'000);
-  EXPECT_EQ(group.keys(), 0u);
+  g->expire(max_seen + sc.lateness + 600'000);
+  EXPECT_EQ(g->keys(), 0u);
 }
 
 TEST(SlidingFeatures, InOrderMatchesBruteForce) {
@@ -250,6 +266,23 @@ TEST(SlidingFeatures, BeyondBoundsAcceptedWithinLatenessMatchesBruteForce) {
 
 TEST(SlidingFeatures, DenseTiesMatchBruteForce) {
   run_scenario({20, 2000, 3, 3, 0.2, 10, 5, 5, 0.0});
+}
+
+// Keys idle longer than the longest window (600 s) are freed between their
+// events, so most events find the state of a freed key reused for theirs.
+TEST(SlidingFeatures, ReusedStatesOfFreedKeysMatchBruteForce) {
+  for (uint32_t seed = 30; seed < 32; ++seed) {
+    run_scenario({seed, 1500, 40, 40'000, 0.2, 30'000, 5'000, 10'000, 0.05});
+  }
+}
+
+// Windows of a few events (30 s: about 6 per key) cross between the sizes
+// count_distinct scans and those it keeps a value map for, in both
+// directions, with snapshots restored on the way.
+TEST(SlidingFeatures, DistinctValuesAcrossScanAndMapSizesMatchBruteForce) {
+  for (uint32_t seed = 40; seed < 42; ++seed) {
+    run_scenario({seed, 1500, 10, 1000, 0.2, 8'000, 5'000, 10'000, 0.05, 97});
+  }
 }
 
 TEST(SlidingFeatures, StateIsFreedForIdleKeysOnly) {

@@ -141,9 +141,16 @@ struct MonoState {
   int64_t n = 0;
   RingBuffer<MonoEntry> dq;
 };
+// count_distinct / is_new: the head window's distinct values are those of
+// its event rows [start, size). A window of at most kScanRows rows is
+// scanned when its values are needed (the rows are read anyway: no other
+// memory); a longer one keeps `map`, each value with how many of the
+// window's events carry it, until it is down to kScanRows / 2 rows.
 struct DistinctState {
+  static constexpr size_t kScanRows = 8;
   int64_t n = 0;
-  DistinctSet set;
+  DistinctSet* map = nullptr;
+  ~DistinctState() { delete map; }
 };
 
 // One feature's state in a key: 64 bytes, one cache line, with the deque of
@@ -183,7 +190,8 @@ struct FeatState {
         break;
       case kDistinct:
         distinct_.n = 0;
-        distinct_.set.clear();
+        delete distinct_.map;
+        distinct_.map = nullptr;
         break;
       default:
         m = Moments();
@@ -193,8 +201,8 @@ struct FeatState {
   RingBuffer<MonoEntry>* mono() const {
     return aux_kind == kMono ? const_cast<RingBuffer<MonoEntry>*>(&mono_.dq) : nullptr;
   }
-  DistinctSet* distinct() const {
-    return aux_kind == kDistinct ? const_cast<DistinctSet*>(&distinct_.set) : nullptr;
+  DistinctState* distinct() const {
+    return aux_kind == kDistinct ? const_cast<DistinctState*>(&distinct_) : nullptr;
   }
   QuantileSketch* sketch() const { return sketch_; }
 };
@@ -273,6 +281,7 @@ void SlidingFeatureGroup::prefetch_rows(const KeyState* ks) const {
       __builtin_prefetch(&dq->front());
       __builtin_prefetch(&dq->back());
     }
+    if (const auto* d = st.distinct(); d && d->map) __builtin_prefetch(d->map);
     if (features_[i].has_head && st.start < ks->buf.size())
       __builtin_prefetch(ks->buf.row(st.start));
   }
@@ -339,17 +348,77 @@ bool SlidingFeatureGroup::read_cell(const KeyState& ks, const Feature& f, size_t
   return true;
 }
 
+// Calls f(value, events) for each distinct non-null value of feature fi's
+// head window, in order of first appearance when the window is scanned.
+template <typename F>
+void SlidingFeatureGroup::for_each_distinct(const KeyState& ks, size_t fi, F&& f) const {
+  const DistinctState& d = *ks.feats[fi].distinct();
+  if (d.map) {
+    for (const auto& [v, n] : *d.map) f(v, n);
+    return;
+  }
+  // Scanned windows have at most kScanRows rows, one more while add_to_head
+  // builds the map.
+  uint64_t values[DistinctState::kScanRows + 1];
+  uint32_t counts[DistinctState::kScanRows + 1];
+  size_t k = 0;
+  for (size_t i = ks.feats[fi].start; i < ks.buf.size(); ++i) {
+    uint64_t bits;
+    double x;
+    if (!read_cell(ks, features_[fi], i, &bits, &x)) continue;
+    size_t j = 0;
+    while (j < k && values[j] != bits) ++j;
+    if (j == k) {
+      values[k] = bits;
+      counts[k++] = 0;
+    }
+    ++counts[j];
+  }
+  for (size_t j = 0; j < k; ++j) f(values[j], counts[j]);
+}
+
+size_t SlidingFeatureGroup::distinct_size(const KeyState& ks, size_t fi) const {
+  const DistinctState& d = *ks.feats[fi].distinct();
+  if (d.map) return d.map->size();
+  size_t n = 0;
+  for_each_distinct(ks, fi, [&](uint64_t, uint32_t) { ++n; });
+  return n;
+}
+
+uint32_t SlidingFeatureGroup::distinct_count(const KeyState& ks, size_t fi, uint64_t bits) const {
+  const DistinctState& d = *ks.feats[fi].distinct();
+  if (d.map) {
+    auto it = d.map->find(bits);
+    return it == d.map->end() ? 0 : it->second;
+  }
+  uint32_t n = 0;
+  for (size_t i = ks.feats[fi].start; i < ks.buf.size(); ++i) {
+    uint64_t b;
+    double x;
+    n += read_cell(ks, features_[fi], i, &b, &x) && b == bits;
+  }
+  return n;
+}
+
 void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool in_order) {
   const Feature& f = features_[fi];
   FeatState& st = ks.feats[fi];
   uint64_t bits;
   double x;
-  if (!read_cell(ks, f, pos, &bits, &x)) return;
-  if (f.spec.agg == AggKind::CountDistinct || f.spec.agg == AggKind::IsNew) {
-    ++st.m.n;
-    ++(*st.distinct())[bits];
+  if (DistinctState* d = st.distinct()) {
+    // The row at pos is in the window [start, size) already.
+    const bool value = read_cell(ks, f, pos, &bits, &x);
+    d->n += value;
+    if (d->map) {
+      if (value) ++(*d->map)[bits];
+    } else if (ks.buf.size() - st.start > DistinctState::kScanRows) {
+      auto* map = new DistinctSet();
+      for_each_distinct(ks, fi, [&](uint64_t v, uint32_t n) { map->emplace(v, n); });
+      d->map = map;
+    }
     return;
   }
+  if (!read_cell(ks, f, pos, &bits, &x)) return;
   switch (f.spec.agg) {
     case AggKind::Sum:
     case AggKind::Avg:
@@ -393,13 +462,21 @@ void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t fi, size_t pos) 
   FeatState& st = ks.feats[fi];
   uint64_t bits;
   double x;
-  if (!read_cell(ks, f, pos, &bits, &x)) return;
-  if (f.spec.agg == AggKind::CountDistinct || f.spec.agg == AggKind::IsNew) {
-    --st.m.n;
-    auto it = st.distinct()->find(bits);
-    if (--it->second == 0) st.distinct()->erase(it);
+  if (DistinctState* d = st.distinct()) {
+    // The row at pos (= start) is leaving the window.
+    if (!read_cell(ks, f, pos, &bits, &x)) return;
+    --d->n;
+    if (d->map) {
+      auto it = d->map->find(bits);
+      if (--it->second == 0) d->map->erase(it);
+      if (ks.buf.size() - pos - 1 <= DistinctState::kScanRows / 2) {
+        delete d->map;
+        d->map = nullptr;
+      }
+    }
     return;
   }
+  if (!read_cell(ks, f, pos, &bits, &x)) return;
   switch (f.spec.agg) {
     case AggKind::Sum:
     case AggKind::Avg:
@@ -480,11 +557,17 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
   const TimeMs t = ks.buf.time(pos);
   const TimeMs cutoff = t - f.spec.window;
   if (f.has_head) {
-    add_to_head(ks, fi, pos, true);
+    // The event at pos is after the cutoff: it stays whichever comes first.
+    // Distinct values leave first (the set holds only this window's values,
+    // mostly few enough to stay in the feature's cache line); the running
+    // sums add first (their rounding depends on the order, kept as it was).
+    const bool distinct = st.distinct() != nullptr;
+    if (!distinct) add_to_head(ks, fi, pos, true);
     while (st.start < ks.buf.size() && ks.buf.time(st.start) <= cutoff) {
       remove_from_head(ks, fi, st.start);
       ++st.start;
     }
+    if (distinct) add_to_head(ks, fi, pos, true);
     if (st.mono())
       while (!st.mono()->empty() && st.mono()->front().t <= cutoff) st.mono()->pop_front();
   }
@@ -505,7 +588,7 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
       }
       return;
     case AggKind::CountDistinct:
-      v.set_int(static_cast<int64_t>(st.distinct()->size()));
+      v.set_int(static_cast<int64_t>(distinct_size(ks, fi)));
       return;
     case AggKind::IsNew: {
       // The head window is this event's (t - window, t]: new when the value
@@ -514,7 +597,7 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
       if (cell_null(bits, hash)) {
         v.set_null();
       } else {
-        v.set_bool(st.distinct()->find(bits)->second == 1);
+        v.set_bool(distinct_count(ks, fi, bits) == 1);
       }
       return;
     }
@@ -697,9 +780,10 @@ void SlidingFeatureGroup::prune(KeyState& ks, TimeMs watermark) {
 }
 
 SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::new_key_state() {
-  if (!free_.empty()) {
+  if (!free_.empty()) {  // the most recently freed: still in the cache
     KeyStatePtr ks = std::move(free_.back());
     free_.pop_back();
+    ks->reset();
     return ks;
   }
   char* block = static_cast<char*>(::operator new(state_alloc_bytes_, std::align_val_t(kLine)));
@@ -826,10 +910,8 @@ void SlidingFeatureGroup::expire(TimeMs watermark) {
 void SlidingFeatureGroup::free_key(KeyState* ks) {
   keys_.erase(KeySlot{ks->hash, ks});  // by pointer: the stored hash finds it
   KeyStatePtr owned(ks);
-  if (free_.size() < kMaxFree) {
-    owned->reset();
-    free_.push_back(std::move(owned));
-  }
+  // Reset when reused (new_key_state): freeing touches only the key's first line.
+  if (free_.size() < kMaxFree) free_.push_back(std::move(owned));
 }
 
 void SlidingFeatureGroup::evict(TimeMs watermark) {
@@ -893,11 +975,11 @@ void SlidingFeatureGroup::save_key(ByteWriter& w, const KeyState& ks) const {
       }
     }
     if (st.distinct()) {
-      w.u32(static_cast<uint32_t>(st.distinct()->size()));
-      for (const auto& [bits, n] : *st.distinct()) {
+      w.u32(static_cast<uint32_t>(distinct_size(ks, f)));
+      for_each_distinct(ks, f, [&](uint64_t bits, uint32_t n) {
         w.u64(bits);
         w.u32(n);
-      }
+      });
     }
     if (st.sketch()) st.sketch()->save(w);
   }
@@ -929,10 +1011,13 @@ SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::load_key(ByteReader& r) {
       }
     }
     if (st.distinct()) {
+      if (rows - st.start > DistinctState::kScanRows) st.distinct()->map = new DistinctSet();
       const uint32_t m = r.count(12);
       for (uint32_t i = 0; i < m; ++i) {
+        // A window of few rows is scanned: its values are those of the rows.
         uint64_t bits = r.u64();
-        (*st.distinct())[bits] = r.u32();
+        const uint32_t n = r.u32();
+        if (st.distinct()->map) (*st.distinct()->map)[bits] = n;
       }
     }
     if (st.sketch() && !st.sketch()->load(r)) return nullptr;
@@ -984,7 +1069,8 @@ size_t SlidingFeatureGroup::state_bytes() const {
     for (size_t i = 0; i < features_.size(); ++i) {
       const FeatState& st = ks->feats[i];
       if (st.mono()) bytes += st.mono()->capacity() * sizeof(MonoEntry);
-      if (st.distinct()) bytes += st.distinct()->capacity() * 13;
+      if (st.distinct() && st.distinct()->map)
+        bytes += sizeof(DistinctSet) + st.distinct()->map->capacity() * 13;
       if (st.sketch()) bytes += st.sketch()->memory_bytes();
     }
   }

@@ -159,6 +159,11 @@ class SlidingFeatureGroup {
   // number, its value. False when the value is null (the event is skipped).
   bool read_cell(const KeyState& ks, const Feature& f, size_t pos, uint64_t* bits, double* x) const;
   void add_to_head(KeyState& ks, size_t fi, size_t pos, bool in_order);
+  // count_distinct / is_new: the head window's distinct values (see DistinctState).
+  template <typename F>
+  void for_each_distinct(const KeyState& ks, size_t fi, F&& f) const;
+  size_t distinct_size(const KeyState& ks, size_t fi) const;
+  uint32_t distinct_count(const KeyState& ks, size_t fi, uint64_t bits) const;
   void remove_from_head(KeyState& ks, size_t fi, size_t pos);
   void prune(KeyState& ks, TimeMs watermark);
   struct KeyStateDeleter {
