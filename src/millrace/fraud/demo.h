@@ -46,7 +46,7 @@ struct DemoOptions {
   int delay_days = 7;  // labels of the training days are all known after it; testing starts then
   int trees = 300, depth = 6;
   double eta = 0.1;
-  int train_threads = 0;
+  int train_threads = 1;  // XGBoost threads per model (the two models train at once)
   // The paced replay's rate, as a share of the peak: the records one core
   // handles per CPU-second in the first run (0: no replay).
   double load = 0.5;
