@@ -74,8 +74,9 @@ Result<WindowCaseOutput> run_window_lines(const PipelineSpec& spec,
       ops[i]->snapshot(w);
       auto fresh = WindowOperator::Create(spec.windows[i], src.schema);
       ByteReader r(saved);
-      if (!fresh->restore(r) || r.failed())
-        return Status::Error("window " + spec.windows[i].name + ": restore failed");
+      if (Status st = fresh->restore(r); !st.ok()) return st;
+      if (!r.at_end())
+        return Status::Error("window " + spec.windows[i].name + ": restore left bytes unread");
       ops[i] = std::move(fresh);
     }
     return Status::Ok();

@@ -1306,7 +1306,9 @@ Status Pipeline::restore_workers() {
     ok = ok && r.u32() == me.windows.size();
     for (auto& op : me.windows) {
       if (!ok) break;
-      ok = op->restore(r);
+      if (Status st = op->restore(r); !st.ok())
+        return Status::Error(fmt::format("{}: checkpoint {}, worker {}: {}", opts_.checkpoint_dir,
+                                         m.id, w, st.message()));
     }
     if (!ok || r.failed() || !r.at_end())
       return Status::Error(

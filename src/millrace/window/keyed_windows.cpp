@@ -1,6 +1,7 @@
 #include "millrace/window/keyed_windows.h"
 
 #include <absl/container/flat_hash_map.h>
+#include <fmt/format.h>
 
 #include "millrace/core/json_writer.h"
 
@@ -35,6 +36,7 @@ void KeyedWindows::on_event(const Event& event, std::string_view raw, TimeMs wat
 }
 
 void KeyedWindows::on_events(const WindowEvent* events, size_t n, WindowOutput* out) {
+  // Keys first, each index slot loading while the next keys are encoded.
   batch_keys_.clear();
   batch_hash_.resize(n);
   batch_end_.resize(n);
@@ -48,16 +50,14 @@ void KeyedWindows::on_events(const WindowEvent* events, size_t n, WindowOutput* 
     batch_end_[i] = static_cast<uint32_t>(batch_keys_.size());
     batch_hash_[i] =
         window_key_hash(std::string_view(batch_keys_).substr(from, batch_keys_.size() - from));
+    index_.prefetch(batch_hash_[i]);
   }
-  // In groups of kGroup events: the index slots of all, then the nodes of
-  // all, then the events in order, so that the group's cache misses overlap
-  // (stage by stage) whatever the size of the batch.
+  // In groups of kGroup events: the nodes of all, then the events in order,
+  // so that the group's cache misses overlap whatever the size of the batch.
   constexpr size_t kGroup = 32;
   const size_t node_bytes = pool_.words_per_node() * sizeof(uint64_t);
   for (size_t g = 0; g < n; g += kGroup) {
     const size_t end = std::min(n, g + kGroup);
-    for (size_t i = g; i < end; ++i)
-      if (events[i].event) index_.prefetch(batch_hash_[i]);
     for (size_t i = g; i < end; ++i) {
       if (!events[i].event) continue;
       uint32_t head = index_.guess(batch_hash_[i]);
@@ -90,13 +90,35 @@ void KeyedWindows::clear_state() {
   timers_.clear();
 }
 
-// Snapshot encoding:
+namespace {
+
+const char* type_name(WindowType t) {
+  switch (t) {
+    case WindowType::Tumbling:
+      return "tumbling";
+    case WindowType::Hopping:
+      return "hopping";
+    case WindowType::Session:
+      return "session";
+  }
+  return "unknown";
+}
+
+}  // namespace
+
+// Snapshot encoding (format kSnapshotVersion):
+//   u64 kSnapshotTag | version; u8 window type (WindowType); u32 header words
+//   and u32 aggregate words per node (the node layout, checked on restore);
 //   i64 watermark, u64 arrival sequence, u32 keys; per key: str encoded key,
 //   u32 nodes; per node (latest first): word 0 and the type's header words,
 //   then the aggregates (AccumulatorLayout::save). Then u32 timer buckets;
 //   per bucket in time order: i64 time, u32 n, n node numbers (0-based, in
 //   the order the nodes were written).
 void KeyedWindows::snapshot(ByteWriter& w) const {
+  w.u64(kSnapshotTag | kSnapshotVersion);
+  w.u8(static_cast<uint8_t>(spec_.type));
+  w.u32(static_cast<uint32_t>(header_words_));
+  w.u32(static_cast<uint32_t>(layout_.words()));
   w.i64(wm_);
   w.u64(seq_);
   w.u32(static_cast<uint32_t>(index_.size()));
@@ -132,8 +154,41 @@ void KeyedWindows::snapshot(ByteWriter& w) const {
   }
 }
 
-bool KeyedWindows::restore(ByteReader& r) {
+Status KeyedWindows::restore(ByteReader& r) {
   clear_state();
+  const std::string what = fmt::format("window '{}'", spec_.name);
+  const std::string todo =
+      "resume the checkpoint with the millrace that wrote it, or start again from a new "
+      "--checkpoint-dir (the input is then read from its start)";
+  const uint64_t tag = r.u64();
+  if (r.failed()) return Status::Error(what + ": the checkpoint holds no state for this window");
+  if ((tag & 0xffff'ffff'0000'0000) != kSnapshotTag)
+    return Status::Error(fmt::format(
+        "{}: the checkpoint holds window state without a format version, written by an older "
+        "millrace; this one reads format {} only: {}",
+        what, kSnapshotVersion, todo));
+  const uint32_t version = static_cast<uint32_t>(tag);
+  if (version != kSnapshotVersion)
+    return Status::Error(fmt::format(
+        "{}: the checkpoint holds window state in format {}, written by {} millrace; this one "
+        "reads format {} only: {}",
+        what, version, version < kSnapshotVersion ? "an older" : "a newer", kSnapshotVersion,
+        todo));
+  const uint8_t type = r.u8();
+  const uint32_t header_words = r.u32(), acc_words = r.u32();
+  if (r.failed()) return Status::Error(what + ": the checkpoint's window state is cut short");
+  if (type != static_cast<uint8_t>(spec_.type) || header_words != header_words_ ||
+      acc_words != layout_.words())
+    return Status::Error(fmt::format(
+        "{}: the checkpoint holds the state of a {} window with {}+{} words per window; the "
+        "spec's window is {} with {}+{}: run the checkpoint with the spec that wrote it, or use a "
+        "new --checkpoint-dir",
+        what, type <= 2 ? type_name(static_cast<WindowType>(type)) : "unknown", header_words,
+        acc_words, type_name(spec_.type), header_words_, layout_.words()));
+  const Status damaged = Status::Error(
+      what +
+      ": the checkpoint's window state is damaged (it does not decode); use an earlier "
+      "checkpoint or a new --checkpoint-dir");
   wm_ = r.i64();
   seq_ = r.u64();
   std::vector<uint32_t> ids;
@@ -141,15 +196,15 @@ bool KeyedWindows::restore(ByteReader& r) {
   for (uint32_t k = 0; k < nkeys && !r.failed(); ++k) {
     const std::string encoded(r.str());
     const KeyRef key{encoded, window_key_hash(encoded)};
-    if (head_of(key) != kNone) return false;
+    if (head_of(key) != kNone) return damaged;
     const uint32_t nodes = r.count(8);
-    if (nodes == 0) return false;
+    if (nodes == 0) return damaged;
     for (uint32_t i = 0; i < nodes && !r.failed(); ++i) {
       const TimeMs start = static_cast<TimeMs>(r.u64());
       const uint32_t id = new_node(key, start);
       load_header(r, id);
       ids.push_back(id);
-      if (!layout_.load(r, node(id) + header_words_)) return false;
+      if (!layout_.load(r, node(id) + header_words_)) return damaged;
     }
   }
   const uint32_t buckets = r.count(12);
@@ -158,11 +213,11 @@ bool KeyedWindows::restore(ByteReader& r) {
     const uint32_t n = r.count(4);
     for (uint32_t i = 0; i < n; ++i) {
       const uint32_t number = r.u32();
-      if (number >= ids.size()) return false;
+      if (number >= ids.size()) return damaged;
       schedule(t, ids[number]);
     }
   }
-  return !r.failed();
+  return r.failed() ? damaged : Status::Ok();
 }
 
 uint32_t KeyedWindows::new_node(const KeyRef& key, TimeMs start) {

@@ -47,7 +47,16 @@ class KeyedWindows : public WindowOperator {
   size_t open_windows() const override { return pool_.live(); }
   size_t keys() const override { return index_.size(); }
   void snapshot(ByteWriter& w) const override;
-  bool restore(ByteReader& r) override;
+  Status restore(ByteReader& r) override;
+
+  // The format of the state snapshot() writes. Version 2 is the first with a
+  // version; the snapshots before it began with the watermark and are refused:
+  // their hopping layout (a timer per pane, no key timer word) cannot be told
+  // apart from the later one. Bump it whenever what snapshot() writes changes.
+  static constexpr uint32_t kSnapshotVersion = 2;
+  // The high half of the snapshot's first word (the low half is the version):
+  // read as a watermark it is past kMaxTime, so no unversioned snapshot starts with it.
+  static constexpr uint64_t kSnapshotTag = 0x4d52'5753'0000'0000;
 
  protected:
   static constexpr uint32_t kNone = KeyIndex::kNone;

@@ -42,7 +42,7 @@ class SessionWindows final : public KeyedWindows {
   size_t state_bytes() const override {
     return KeyedWindows::state_bytes() + long_end_.capacity() * 16 + zombies_.capacity() * 4;
   }
-  bool restore(ByteReader& r) override {
+  Status restore(ByteReader& r) override {
     release_zombies();
     long_end_.clear();
     return KeyedWindows::restore(r);

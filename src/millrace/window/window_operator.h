@@ -33,6 +33,7 @@
 #include "millrace/core/event.h"
 #include "millrace/core/hash.h"
 #include "millrace/core/schema.h"
+#include "millrace/core/status.h"
 #include "millrace/stream/spec.h"
 
 namespace millrace {
@@ -109,9 +110,11 @@ class WindowOperator {
   // Checkpoints: appends the whole state (keys, open windows and their
   // aggregates, timers in firing order, watermark) / replaces the state with
   // a saved one, after which every later result is the same as without the
-  // save and restore. restore() returns false on damaged input.
+  // save and restore. The state starts with a format version (kSnapshotVersion
+  // in keyed_windows.h): restore() refuses, naming the window and what to do,
+  // state of another version or window type, and damaged input.
   virtual void snapshot(ByteWriter& w) const = 0;
-  virtual bool restore(ByteReader& r) = 0;
+  virtual Status restore(ByteReader& r) = 0;
 
   // Bytes of state held now (keys, open windows, aggregates), for metrics and benchmarks.
   virtual size_t state_bytes() const = 0;
