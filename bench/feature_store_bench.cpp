@@ -5,6 +5,7 @@
 // vector (a real redis-server on a free loopback port).
 //
 //   build/feature_store_bench [--events N] [--reads-only] [--backfill-only] [--no-redis]
+//                             [--no-runtime]
 //
 // Reads are measured twice: with the store idle, and while a worker thread
 // writes later transactions into the same shard.
@@ -149,7 +150,7 @@ Latency percentiles(std::vector<double>& ns) {
 
 int main(int argc, char** argv) {
   uint64_t events = 1'000'000;
-  bool reads_only = false, backfill_only = false, use_redis = true;
+  bool reads_only = false, backfill_only = false, use_redis = true, with_runtime = true;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--events") == 0 && i + 1 < argc) {
       events = std::stoull(argv[++i]);
@@ -159,10 +160,12 @@ int main(int argc, char** argv) {
       backfill_only = true;
     } else if (std::strcmp(argv[i], "--no-redis") == 0) {
       use_redis = false;
+    } else if (std::strcmp(argv[i], "--no-runtime") == 0) {
+      with_runtime = false;
     } else {
       std::fprintf(stderr,
                    "usage: feature_store_bench [--events N] [--reads-only] [--backfill-only] "
-                   "[--no-redis]\n");
+                   "[--no-redis] [--no-runtime]\n");
       return 2;
     }
   }
@@ -216,7 +219,7 @@ int main(int argc, char** argv) {
       return Run{b->run.records / secs, b->run.records / cpu, b->rows};
     };
     auto direct = backfill(false);
-    auto runtime = backfill(true);
+    auto runtime = with_runtime ? backfill(true) : std::optional<Run>(Run{});
     if (!direct || !runtime) return 1;
     std::printf("%-58s %12s %8s %14s %8s\n", "run", "events/s", "ratio", "per CPU-second", "ratio");
     std::printf("%-58s %12.0f %8.2f %14.0f %8.2f   (baseline)\n",
@@ -225,9 +228,10 @@ int main(int argc, char** argv) {
                 "backfill, 20 features over card and merchant, CSV", direct->eps,
                 direct->eps / base, direct->eps_cpu, direct->eps_cpu / base_cpu,
                 static_cast<unsigned long long>(direct->rows));
-    std::printf("%-58s %12.0f %8.2f %14.0f %8.2f   (the same rows through run_pipeline)\n",
-                "  the same through the runtime (run_pipeline, 1 worker)", runtime->eps,
-                runtime->eps / base, runtime->eps_cpu, runtime->eps_cpu / base_cpu);
+    if (with_runtime)
+      std::printf("%-58s %12.0f %8.2f %14.0f %8.2f   (the same rows through run_pipeline)\n",
+                  "  the same through the runtime (run_pipeline, 1 worker)", runtime->eps,
+                  runtime->eps / base, runtime->eps_cpu, runtime->eps_cpu / base_cpu);
   }
 
   if (backfill_only) {

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include <sched.h>
+
 #include "millrace/core/hash.h"
 #include "millrace/state/rocks_state.h"
 
@@ -91,9 +93,11 @@ class EventBuffer {
   uint64_t cell(size_t i, int c) const { return row(i)[1 + c]; }
   uint64_t* row(size_t i) { return data_ + slot(i) * stride_; }
   const uint64_t* row(size_t i) const { return data_ + slot(i) * stride_; }
-  // Makes room for a row at position pos and returns it.
-  uint64_t* insert(size_t pos) {
-    if (size_ == cap_) grow();
+  // Makes room for a row at position pos and returns it. A heap array that
+  // growing replaces goes to *replaced when given (readers may be reading
+  // it), else is freed.
+  uint64_t* insert(size_t pos, std::vector<uint64_t*>* replaced = nullptr) {
+    if (size_ == cap_) grow(replaced);
     ++size_;
     for (size_t i = size_ - 1; i > pos; --i) std::memcpy(row(i), row(i - 1), stride_ * 8);
     return row(pos);
@@ -108,16 +112,37 @@ class EventBuffer {
   }
   const void* first_row_address() const { return size_ ? row(0) : data_; }
 
+  // The buffer's words as they are, for a copy made while the owner may be
+  // changing them (SlidingFeatureGroup::copy_for_read()).
+  struct Raw {
+    const uint64_t* data;
+    uint32_t stride, cap, head, size;
+  };
+  Raw raw() const { return {data_, stride_, cap_, head_, size_}; }
+  // A buffer of at least n rows' capacity: holds rows 0..n-1 in order from
+  // row(0) on; returns row(0).
+  uint64_t* set_linear(uint32_t n) {
+    head_ = 0;
+    size_ = n;
+    return data_;
+  }
+
  private:
   size_t slot(size_t i) const {
     size_t s = head_ + i;
     return s >= cap_ ? s - cap_ : s;
   }
-  void grow() {
+  void grow(std::vector<uint64_t*>* replaced) {
     const uint32_t cap = cap_ + std::max<uint32_t>(2, cap_ / 2);
     uint64_t* d = new uint64_t[size_t{cap} * stride_];
     for (size_t i = 0; i < size_; ++i) std::memcpy(d + i * stride_, row(i), stride_ * 8);
-    if (data_ != inline_) delete[] data_;
+    if (data_ != inline_) {
+      if (replaced) {
+        replaced->push_back(data_);
+      } else {
+        delete[] data_;
+      }
+    }
     data_ = d;
     cap_ = cap;
     head_ = 0;
@@ -219,8 +244,10 @@ struct SlidingFeatureGroup::KeyState {
   TimeMs max_t = kMinTime;
   uint32_t nfeats;
   bool referenced = false;  // used since eviction last considered it (RocksDB backend)
-  FeatState* feats;         // in this allocation
-  EventBuffer buf;          // cells: double bits or string hash
+  // Odd while the worker changes this state (concurrent reads only).
+  std::atomic<uint32_t> version{0};
+  FeatState* feats;  // in this allocation
+  EventBuffer buf;   // cells: double bits or string hash
   std::string key;
   std::vector<RingBuffer<std::string>> text;  // string values of Text columns, if any
 
@@ -257,6 +284,36 @@ void SlidingFeatureGroup::clear_keys() {
   KeyStateDeleter del;
   for (const KeySlot& s : keys_) del(s.ks);
   keys_.clear();
+  if (published_) published_->clear();
+}
+
+void SlidingFeatureGroup::enable_concurrent_reads() {
+  if (concurrent_) return;
+  concurrent_ = true;
+  reclaimer_ = std::make_unique<EpochReclaimer>();
+  published_ = std::make_unique<PublishedIndex<KeyState>>(reclaimer_.get());
+  for (const KeySlot& s : keys_) published_->insert(s.hash, s.ks);
+}
+
+void SlidingFeatureGroup::publish(KeyState* ks) {
+  if (concurrent_) published_->insert(ks->hash, ks);
+}
+
+// A freed key's state goes back to the free list (or is deleted) once no
+// reader can be reading it.
+void SlidingFeatureGroup::retire_key(KeyState* ks) {
+  published_->erase(ks->hash, ks);
+  reclaimer_->retire(
+      ks,
+      [](void* group, void* state) {
+        auto* g = static_cast<SlidingFeatureGroup*>(group);
+        KeyStatePtr owned(static_cast<KeyState*>(state));
+        if (g->free_.size() < kMaxFree) {
+          owned->reset();
+          g->free_.push_back(std::move(owned));
+        }
+      },
+      this);
 }
 
 const SlidingFeatureGroup::KeyState* SlidingFeatureGroup::prefetch_state(std::string_view key,
@@ -325,7 +382,9 @@ SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<Featu
 }
 
 SlidingFeatureGroup::~SlidingFeatureGroup() {
+  if (reclaimer_) reclaimer_->free_all();
   clear_keys();
+  if (reclaimer_) reclaimer_->free_all();
 }
 
 namespace {
@@ -837,11 +896,21 @@ void SlidingFeatureGroup::on_event(std::string_view key, uint64_t hash, const Ev
     expiry_.push_back({std::max(ks->max_t, event.time) + lateness_ + retention_, ks.get()});
     found = ks.release();
     keys_.insert(KeySlot{hash, found});
+    publish(found);
   } else {
     found = it->ks;
     found->referenced = true;
   }
   KeyState& ks = *found;
+  // Concurrent reads: the state is odd-numbered while it changes (a reader
+  // that sees the same even number before and after its copy has a
+  // consistent one).
+  uint32_t version = 0;
+  if (concurrent_) {
+    version = ks.version.load(std::memory_order_relaxed);
+    ks.version.store(version + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+  }
   prune(ks, watermark);
 
   const TimeMs t = event.time;
@@ -861,7 +930,7 @@ void SlidingFeatureGroup::on_event(std::string_view key, uint64_t hash, const Ev
     }
     pos = a;
   }
-  uint64_t* row = ks.buf.insert(pos);
+  uint64_t* row = ks.buf.insert(pos, concurrent_ ? &grown_ : nullptr);
   row[0] = static_cast<uint64_t>(t);
   for (size_t c = 0; c < columns_.size(); ++c) {
     const FieldValue& fv = event.values[columns_[c].field];
@@ -885,6 +954,14 @@ void SlidingFeatureGroup::on_event(std::string_view key, uint64_t hash, const Ev
     for (size_t i = 0; i < features_.size(); ++i)
       compute_out_of_order(ks, pos, features_[i], i, out[features_[i].output]);
   }
+  if (concurrent_) {
+    ks.version.store(version + 2, std::memory_order_release);
+    for (uint64_t* rows : grown_)
+      reclaimer_->retire(
+          rows, [](void*, void* p) { delete[] static_cast<uint64_t*>(p); }, nullptr);
+    grown_.clear();
+    reclaimer_->collect();
+  }
 }
 
 void SlidingFeatureGroup::expire(TimeMs watermark) {
@@ -904,11 +981,13 @@ void SlidingFeatureGroup::expire(TimeMs watermark) {
     }
     free_key(ks);
   }
+  if (concurrent_) reclaimer_->collect();
   if (store_) store_->set_watermark(watermark);
 }
 
 void SlidingFeatureGroup::free_key(KeyState* ks) {
   keys_.erase(KeySlot{ks->hash, ks});  // by pointer: the stored hash finds it
+  if (concurrent_) return retire_key(ks);
   KeyStatePtr owned(ks);
   // Reset when reused (new_key_state): freeing touches only the key's first line.
   if (free_.size() < kMaxFree) free_.push_back(std::move(owned));
@@ -1053,6 +1132,7 @@ bool SlidingFeatureGroup::restore(ByteReader& r) {
     }
     expiry_.push_back({due, ks.get()});
     const uint64_t h = ks->hash;
+    publish(ks.get());
     keys_.insert(KeySlot{h, ks.release()});
   }
   return !r.failed();
@@ -1061,6 +1141,7 @@ bool SlidingFeatureGroup::restore(ByteReader& r) {
 size_t SlidingFeatureGroup::state_bytes() const {
   size_t bytes = keys_.capacity() * (sizeof(KeySlot) + 1);
   bytes += expiry_.capacity() * sizeof(Expiry);
+  if (published_) bytes += published_->memory_bytes();
   for (const KeySlot& slot : keys_) {
     const KeyState* ks = slot.ks;
     bytes += state_alloc_bytes_ + (ks->key.size() > 15 ? ks->key.capacity() + 1 : 0);
@@ -1235,7 +1316,74 @@ void SlidingFeatureGroup::plan_reads() {
 void SlidingFeatureGroup::read_at(std::string_view key, TimeMs at, ReadScratch* scratch,
                                   FeatureValue* out, TimeMs* freshness) const {
   KeyStatePtr loaded;
-  const KeyState* ks = lookup(key, &loaded);
+  evaluate_at(lookup(key, &loaded), at, scratch, out, freshness);
+}
+
+void SlidingFeatureGroup::read_at_concurrent(std::string_view key, TimeMs at, ReadScratch* scratch,
+                                             FeatureValue* out, TimeMs* freshness) const {
+  const KeyState* copy = nullptr;
+  {
+    EpochReclaimer::ReadGuard guard(*reclaimer_);
+    const uint64_t hash = key_hash(key);
+    // A published state's hash and key are set before it is published and
+    // do not change until it is freed, which waits for this guard.
+    const KeyState* ks =
+        published_->find(hash, [&](const KeyState* p) { return p->hash == hash && p->key == key; });
+    if (ks != nullptr)
+      for (int spins = 0; (copy = copy_for_read(*ks, scratch)) == nullptr;)
+        if (++spins > 64) sched_yield();
+  }
+  evaluate_at(copy, at, scratch, out, freshness);
+}
+
+// The worker may change the state while this copies it: every word is read
+// as it is, and the copy is used only if the state's number was even before
+// and unchanged after (a seqlock). The memory read stays valid meanwhile
+// (retired, not freed). Not instrumented by ThreadSanitizer: the races are
+// the point, and the number check discards their results.
+__attribute__((no_sanitize("thread"))) const SlidingFeatureGroup::KeyState*
+SlidingFeatureGroup::copy_for_read(const KeyState& src, ReadScratch* scratch) const {
+  const uint32_t v = src.version.load(std::memory_order_acquire);
+  if (v & 1) {
+    __builtin_ia32_pause();
+    return nullptr;
+  }
+  const EventBuffer::Raw raw = src.buf.raw();
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (src.version.load(std::memory_order_relaxed) != v) return nullptr;
+  // The buffer's fields are consistent: its rows are within its array.
+  const size_t nf = features_.size();
+  const size_t stride = raw.stride;
+  const size_t rows = std::max<size_t>(raw.size, 1);
+  const size_t words = (kFeatsOffset + nf * sizeof(FeatState)) / 8 + rows * stride;
+  if (scratch->copy.size() < words + kLine / 8) scratch->copy.resize(words + kLine / 8 + 64);
+  char* base = reinterpret_cast<char*>(scratch->copy.data());
+  base += (kLine - reinterpret_cast<uintptr_t>(base) % kLine) % kLine;
+  FeatState* feats = reinterpret_cast<FeatState*>(base + kFeatsOffset);
+  uint64_t* row_mem = reinterpret_cast<uint64_t*>(feats + nf);
+  // Trivially destructible contents: the FeatStates hold no structure (the
+  // copy needs only the head sums) and the key and text are left empty.
+  for (size_t i = 0; i < nf; ++i) new (feats + i) FeatState();
+  auto* ks = new (base) KeyState(static_cast<uint32_t>(columns_.size()), static_cast<uint32_t>(nf),
+                                 feats, row_mem, static_cast<uint32_t>(rows));
+  for (size_t i = 0; i < nf; ++i) {
+    const AggKind a = features_[i].spec.agg;
+    if (a == AggKind::Count || uses_sums(a)) {
+      feats[i].start = src.feats[i].start;
+      std::memcpy(static_cast<void*>(&feats[i].m), &src.feats[i].m, sizeof(Moments));
+    }
+  }
+  uint64_t* dst = ks->buf.set_linear(raw.size);
+  const size_t first = std::min<size_t>(raw.size, raw.cap - raw.head);
+  std::memcpy(dst, raw.data + size_t{raw.head} * stride, first * stride * 8);
+  std::memcpy(dst + first * stride, raw.data, (raw.size - first) * stride * 8);
+  std::atomic_thread_fence(std::memory_order_acquire);
+  if (src.version.load(std::memory_order_relaxed) != v) return nullptr;
+  return ks;
+}
+
+void SlidingFeatureGroup::evaluate_at(const KeyState* ks, TimeMs at, ReadScratch* scratch,
+                                      FeatureValue* out, TimeMs* freshness) const {
   if (ks == nullptr) {
     for (const Feature& f : features_) {
       // No buffered event: what an empty window gives.

@@ -31,7 +31,9 @@
 #include <xxhash.h>
 
 #include "millrace/core/bytes.h"
+#include "millrace/core/epoch.h"
 #include "millrace/core/event.h"
+#include "millrace/core/published_index.h"
 #include "millrace/core/ring_buffer.h"
 #include "millrace/core/schema.h"
 #include "millrace/features/feature_value.h"
@@ -79,6 +81,7 @@ class SlidingFeatureGroup {
   struct ReadScratch {
     QuantileSketch sketch;
     absl::flat_hash_map<uint64_t, uint32_t> set;
+    std::vector<uint64_t> copy;  // read_at_concurrent(): the key's state, copied
   };
 
   // Evaluates every feature for `key` as of time `at` without changing any
@@ -92,6 +95,30 @@ class SlidingFeatureGroup {
   // run concurrently with other reads, not with on_event() or expire().
   void read_at(std::string_view key, TimeMs at, ReadScratch* scratch, FeatureValue* out,
                TimeMs* freshness) const;
+
+  // Reads from other threads while the owning worker writes (a run that
+  // serves reads). Call before the group holds keys and before any reader
+  // starts. From then on, the worker marks each key's state as changing
+  // while it processes an event of that key (a per-key sequence number: odd
+  // while it changes), publishes keys in an index that readers search
+  // without locks, and retires the memory readers may be reading (key
+  // states, grown event rows, index arrays) instead of freeing it: it is
+  // freed once no reader can hold it (core/epoch.h).
+  void enable_concurrent_reads();
+  // Whether read_at_concurrent() may be used: concurrent reads are enabled,
+  // no RocksDB store is attached (such reads load keys) and no feature keeps
+  // text values (strings are not copied without the worker's help). Else
+  // readers and the worker must exclude each other (EmbeddedStore's lock).
+  bool lock_free_reads() const { return concurrent_ && !store_ && !has_text_; }
+
+  // read_at() from any thread, while the worker processes events, without
+  // waiting for it: copies the key's state (a few rows and the head sums of
+  // count/sum/avg/stddev) while its sequence number is even and unchanged,
+  // then evaluates the copy. The result is exactly what read_at() gives
+  // between two events of the worker. Waits only while the worker is in the
+  // middle of an event of this very key. Requires lock_free_reads().
+  void read_at_concurrent(std::string_view key, TimeMs at, ReadScratch* scratch, FeatureValue* out,
+                          TimeMs* freshness) const;
 
   // Partial aggregate of one feature over the events of one time slice
   // (lo, hi]: what the Redis store keeps per slice (docs/feature_store.md).
@@ -183,6 +210,14 @@ class SlidingFeatureGroup {
   const KeyState* lookup(std::string_view key, KeyStatePtr* loaded) const;
   void evaluate_range(const KeyState& ks, size_t fi, size_t lo, size_t hi, TimeMs at,
                       ReadScratch* scratch, FeatureValue& v, TimeMs* freshness) const;
+  // read_at() of a key's state (nullptr: the key has none).
+  void evaluate_at(const KeyState* ks, TimeMs at, ReadScratch* scratch, FeatureValue* out,
+                   TimeMs* freshness) const;
+  // Copies `src` into scratch->copy as a KeyState; false when the worker
+  // changed it meanwhile (the copy is then not used).
+  const KeyState* copy_for_read(const KeyState& src, ReadScratch* scratch) const;
+  void publish(KeyState* ks);
+  void retire_key(KeyState* ks);
 
   // Reads as of a time evaluate the features that share a field and a window
   // length in one pass over the window's events (read_at()).
@@ -245,6 +280,11 @@ class SlidingFeatureGroup {
   std::vector<KeyStatePtr> free_;
   QuantileSketch scratch_sketch_;
   absl::flat_hash_map<uint64_t, uint32_t> scratch_set_;
+  // Concurrent reads (enable_concurrent_reads()).
+  bool concurrent_ = false;
+  std::unique_ptr<EpochReclaimer> reclaimer_;
+  std::unique_ptr<PublishedIndex<KeyState>> published_;
+  std::vector<uint64_t*> grown_;  // event rows replaced by a grown buffer during one event
   RocksKeyedState* store_ = nullptr;
   std::string prefix_;
   size_t cache_keys_ = 0;

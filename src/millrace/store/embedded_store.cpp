@@ -36,6 +36,13 @@ EmbeddedStore::EmbeddedStore(const PipelineSpec& spec, const FeaturePlan& plan, 
 
 EmbeddedStore::~EmbeddedStore() = default;
 
+void EmbeddedStore::enable_concurrent_reads() {
+  concurrent_ = true;
+  for (auto& shard : shards_)
+    for (auto& g : shard->groups)
+      if (g) g->enable_concurrent_reads();
+}
+
 int EmbeddedStore::worker_of(std::string_view key) const {
   return static_cast<int>(key_group_of(hash_string(key)) % shards_.size());
 }
@@ -63,14 +70,20 @@ Status EmbeddedStore::read(int feature_set, std::string_view key, TimeMs at,
     scratch.fresh.resize(slots);
   }
   Shard& shard = *shards_[worker_of(key)];
-  bool exclusive = false;
-  if (locking_) {
-    for (int g : layout.groups) exclusive |= shard.groups[g]->reads_load_keys();
-    exclusive ? shard.lock.lock() : shard.lock.lock_shared();
+  if (concurrent_ && !needs_lock(shard)) {
+    for (int g : layout.groups)
+      shard.groups[g]->read_at_concurrent(key, at, &scratch.read, scratch.values.data(),
+                                          scratch.fresh.data());
+  } else {
+    bool exclusive = false;
+    if (concurrent_) {
+      for (int g : layout.groups) exclusive |= shard.groups[g]->reads_load_keys();
+      exclusive ? shard.lock.lock() : shard.lock.lock_shared();
+    }
+    for (int g : layout.groups)
+      shard.groups[g]->read_at(key, at, &scratch.read, scratch.values.data(), scratch.fresh.data());
+    if (concurrent_) exclusive ? shard.lock.unlock() : shard.lock.unlock_shared();
   }
-  for (int g : layout.groups)
-    shard.groups[g]->read_at(key, at, &scratch.read, scratch.values.data(), scratch.fresh.data());
-  if (locking_) exclusive ? shard.lock.unlock() : shard.lock.unlock_shared();
 
   const size_t n = layout.slots.size();
   if (out->names_of != this || out->names_set != feature_set || out->names.size() != n) {

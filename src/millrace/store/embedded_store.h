@@ -4,14 +4,21 @@
 // thread may read.
 //
 // Concurrency: with concurrent reads enabled (a run that serves reads over
-// HTTP), each shard has a ShardLock. The worker holds its shard exclusively
-// while it processes one event or advances its watermark (a few microseconds);
-// readers share the shard owning the key while they evaluate the vector's
-// groups of that shard, and wait for at most the event in progress (see
-// shard_lock.h). Reads never change state, so readers see a vector as of one
-// point between two events of the worker. (With the RocksDB state backend a
-// read may load a key, and takes the shard exclusively.) Without concurrent
-// reads (batch runs, backfill) nothing is locked.
+// HTTP), readers do not wait for the workers. Each key's state carries a
+// sequence number the worker makes odd while it processes an event of that
+// key; a reader copies the key's state (its buffered events and head sums)
+// while the number is even and unchanged, and evaluates the copy; memory the
+// worker replaces or frees stays valid until no reader can hold it
+// (SlidingFeatureGroup::read_at_concurrent(), core/epoch.h). A reader waits
+// only while the worker is inside an event of that very key. Reads see each
+// group as of one point between two events of the worker.
+//
+// Shards whose groups cannot be read that way (the RocksDB state backend,
+// where a read may load a key; features returning text values) fall back to
+// a ShardLock: the worker holds the shard exclusively for one event or
+// watermark advance, readers share it and wait for at most the event in
+// progress (shard_lock.h). Without concurrent reads (batch runs, backfill)
+// nothing is locked or numbered.
 //
 // A read allocates nothing once its thread has read a vector of the same
 // feature set into the same FeatureVector: names are filled on the first read
@@ -34,20 +41,22 @@ class EmbeddedStore : public OnlineStore {
   EmbeddedStore(const PipelineSpec& spec, const FeaturePlan& plan, int workers);
   ~EmbeddedStore() override;
 
-  // Call before the workers start.
-  void enable_concurrent_reads() { locking_ = true; }
+  // Call before the workers start (keys the groups already hold, restored
+  // from a checkpoint, are published then).
+  void enable_concurrent_reads();
 
   // The worker of a key: the owner of its key group (as the runtime routes).
   int worker_of(std::string_view key) const;
   // Worker w's state of plan group g; nullptr when the group has no features.
   SlidingFeatureGroup* group(int w, int g) { return shards_[w]->groups[g].get(); }
 
-  // Worker side: brackets a change of shard w.
+  // Worker side: brackets a change of shard w (locks only shards that are
+  // not read lock-free).
   void lock(int w) {
-    if (locking_) shards_[w]->lock.lock();
+    if (concurrent_ && needs_lock(*shards_[w])) shards_[w]->lock.lock();
   }
   void unlock(int w) {
-    if (locking_) shards_[w]->lock.unlock();
+    if (concurrent_ && needs_lock(*shards_[w])) shards_[w]->lock.unlock();
   }
   // The pipeline's watermark, published for the retention check of reads.
   void set_watermark(TimeMs wm) { watermark_.store(wm, std::memory_order_relaxed); }
@@ -61,6 +70,13 @@ class EmbeddedStore : public OnlineStore {
     ShardLock lock;
     std::vector<std::unique_ptr<SlidingFeatureGroup>> groups;
   };
+  // Whether a group of the shard cannot be read lock-free (decided when the
+  // first lock is taken: a RocksDB store is attached after construction).
+  static bool needs_lock(const Shard& shard) {
+    for (const auto& g : shard.groups)
+      if (g && !g->lock_free_reads()) return true;
+    return false;
+  }
   // What a read of one feature set needs, computed once.
   struct SetLayout {
     TimeMs min_lateness = 0;  // of the set's groups: reads before wm - this fail
@@ -71,7 +87,7 @@ class EmbeddedStore : public OnlineStore {
   const FeaturePlan& plan_;
   std::vector<SetLayout> layouts_;
   std::vector<std::unique_ptr<Shard>> shards_;
-  bool locking_ = false;
+  bool concurrent_ = false;
   std::atomic<TimeMs> watermark_{kMinTime};
 };
 
