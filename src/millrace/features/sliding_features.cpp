@@ -308,10 +308,7 @@ void SlidingFeatureGroup::retire_key(KeyState* ks) {
       [](void* group, void* state) {
         auto* g = static_cast<SlidingFeatureGroup*>(group);
         KeyStatePtr owned(static_cast<KeyState*>(state));
-        if (g->free_.size() < kMaxFree) {
-          owned->reset();
-          g->free_.push_back(std::move(owned));
-        }
+        if (g->free_.size() < kMaxFree) g->free_.push_back(std::move(owned));  // reset on reuse
       },
       this);
 }
