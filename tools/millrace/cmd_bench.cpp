@@ -1,11 +1,10 @@
 // millrace bench: measures the engine alone on events made in memory.
 #include <sys/resource.h>
 
+#include <charconv>
 #include <cstdio>
 #include <ctime>
 #include <random>
-#include <string>
-#include <vector>
 
 #include <fmt/format.h>
 
@@ -24,20 +23,19 @@ struct WindowBenchArgs {
   int workers = 0;
 };
 
-// Keys uniform at random; event time advances 1 ms every 1000 events. The
-// key strings are made once, so that the generator costs little beside the
-// engine it feeds.
+// Keys uniform at random; event time advances 1 ms every 1000 events. Key
+// strings are written with std::to_chars: snprintf cost a tenth of the run,
+// and a table of the strings a cache miss per event.
 class WindowBenchEvents : public EventGenerator {
  public:
-  WindowBenchEvents(uint64_t n, uint64_t keys) : n_(n), keys_(keys) {
-    names_.reserve(keys);
-    for (uint64_t k = 0; k < keys; ++k) names_.push_back(fmt::format("k{}", k));
-  }
+  WindowBenchEvents(uint64_t n, uint64_t keys) : n_(n), keys_(keys) {}
   bool next(Event* e) override {
     if (i_ == n_) return false;
     e->reset(3);
     e->time = 1'767'225'600'000 + static_cast<TimeMs>(i_ / 1000);
-    e->set_string(0, names_[rng_() % keys_]);
+    char buf[24] = {'k'};
+    const auto r = std::to_chars(buf + 1, buf + sizeof buf, rng_() % keys_);
+    e->set_string(0, std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
     e->values[1].kind = FieldValue::Kind::Double;
     e->values[1].d = static_cast<double>(rng_() % 10000) / 100;
     e->values[2].kind = FieldValue::Kind::Int;
@@ -50,7 +48,6 @@ class WindowBenchEvents : public EventGenerator {
 
  private:
   uint64_t n_, keys_, i_ = 0;
-  std::vector<std::string> names_;
   std::mt19937_64 rng_{42};
 };
 

@@ -1,5 +1,6 @@
 #include "millrace/window/accumulator.h"
 
+#include <charconv>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -107,6 +108,7 @@ AccumulatorLayout::AccumulatorLayout(const std::vector<WindowAggSpec>& aggs, con
     s.q = a.q;
     s.word = static_cast<uint32_t>(words_);
     append_json_key(s.key, a.name);
+    text_bound_ += s.key.size() + kValueChars;
     words_ += slot_words(a.agg);
     if (a.agg == AggKind::CountDistinct || a.agg == AggKind::Quantile || a.agg == AggKind::First ||
         a.agg == AggKind::Last)
@@ -418,70 +420,84 @@ size_t AccumulatorLayout::heap_bytes(const uint64_t* acc) const {
   return bytes;
 }
 
+namespace {
+
+char* put(char* p, std::string_view s) {
+  std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+char* put_int(char* p, int64_t v) {
+  return std::to_chars(p, p + 24, v).ptr;
+}
+// As append_json_double: non-finite values are null.
+char* put_double(char* p, double v) {
+  return std::isfinite(v) ? write_shortest_double(p, v) : put(p, "null");
+}
+
+}  // namespace
+
+char* AccumulatorLayout::write_value(char* p, const Slot& s, const uint64_t* w) const {
+  switch (s.kind) {
+    case AggKind::Count:
+      return put_int(p, get_i(w));
+    case AggKind::Sum:
+      return put_double(p, get_d(w));
+    case AggKind::Avg:
+      if (w[1] == 0) return put(p, "null");
+      return put_double(p, get_d(w) / static_cast<double>(w[1]));
+    case AggKind::Min:
+    case AggKind::Max:
+      return put_double(p, get_d(w));  // +-inf (empty) -> null
+    case AggKind::Stddev:
+      if (get_i(w) == 0) return put(p, "null");
+      return put_double(p, std::sqrt(std::fmax(get_d(w + 2), 0.0) / static_cast<double>(get_i(w))));
+    case AggKind::CountDistinct: {
+      const DistinctSet* set = get_p<DistinctSet>(w);
+      return put_int(p, set ? static_cast<int64_t>(set->size()) : 0);
+    }
+    case AggKind::First:
+    case AggKind::Last:
+      switch (static_cast<FieldValue::Kind>(w[2])) {
+        case FieldValue::Kind::Int:
+          return put_int(p, get_i(w + 3));
+        case FieldValue::Kind::Double:
+          return put_double(p, get_d(w + 3));
+        case FieldValue::Kind::Bool:
+          return put(p, w[3] ? "true" : "false");
+        case FieldValue::Kind::String:
+          return nullptr;
+        default:
+          return put(p, "null");
+      }
+    case AggKind::Quantile: {
+      const QuantileSketch* q = get_p<QuantileSketch>(w);
+      if (q && !q->empty()) return put_double(p, q->quantile(s.q));
+      return put(p, "null");
+    }
+    default:
+      return put(p, "null");
+  }
+}
+
 void AccumulatorLayout::append_values(std::string& out, const uint64_t* acc) const {
+  char buf[kValueChars];
   for (const Slot& s : slots_) {
     const uint64_t* w = acc + s.word;
     out += s.key;
-    switch (s.kind) {
-      case AggKind::Count:
-        append_json_int(out, get_i(w));
-        break;
-      case AggKind::Sum:
-        append_json_double(out, get_d(w));
-        break;
-      case AggKind::Avg:
-        if (w[1] == 0)
-          out += "null";
-        else
-          append_json_double(out, get_d(w) / static_cast<double>(w[1]));
-        break;
-      case AggKind::Min:
-      case AggKind::Max:
-        append_json_double(out, get_d(w));
-        break;  // +-inf (empty) -> null
-      case AggKind::Stddev:
-        if (get_i(w) == 0)
-          out += "null";
-        else
-          append_json_double(
-              out, std::sqrt(std::fmax(get_d(w + 2), 0.0) / static_cast<double>(get_i(w))));
-        break;
-      case AggKind::CountDistinct: {
-        const DistinctSet* set = get_p<DistinctSet>(w);
-        append_json_int(out, set ? static_cast<int64_t>(set->size()) : 0);
-        break;
-      }
-      case AggKind::First:
-      case AggKind::Last:
-        switch (static_cast<FieldValue::Kind>(w[2])) {
-          case FieldValue::Kind::Int:
-            append_json_int(out, get_i(w + 3));
-            break;
-          case FieldValue::Kind::Double:
-            append_json_double(out, get_d(w + 3));
-            break;
-          case FieldValue::Kind::Bool:
-            out += w[3] ? "true" : "false";
-            break;
-          case FieldValue::Kind::String:
-            append_json_string(out, *get_p<std::string>(w + 3));
-            break;
-          default:
-            out += "null";
-        }
-        break;
-      case AggKind::Quantile: {
-        const QuantileSketch* q = get_p<QuantileSketch>(w);
-        if (q && !q->empty())
-          append_json_double(out, q->quantile(s.q));
-        else
-          out += "null";
-        break;
-      }
-      default:
-        out += "null";
-    }
+    if (char* end = write_value(buf, s, w))
+      out.append(buf, end);
+    else
+      append_json_string(out, *get_p<std::string>(w + 3));
   }
+}
+
+char* AccumulatorLayout::write_values(char* p, const uint64_t* acc) const {
+  for (const Slot& s : slots_) {
+    p = put(p, s.key);
+    p = write_value(p, s, acc + s.word);
+    if (!p) return nullptr;
+  }
+  return p;
 }
 
 }  // namespace millrace

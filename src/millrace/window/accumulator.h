@@ -51,6 +51,11 @@ class AccumulatorLayout {
 
   // Appends `, "name": value` for every aggregate.
   void append_values(std::string& out, const uint64_t* acc) const;
+  // Writes the same text at p and returns its end, unless a value is a
+  // string (first/last of a string field): nullptr then, and append_values
+  // must be used. Takes at most text_bound() bytes.
+  char* write_values(char* p, const uint64_t* acc) const;
+  size_t text_bound() const { return text_bound_; }
 
  private:
   struct Slot {
@@ -60,8 +65,13 @@ class AccumulatorLayout {
     uint32_t word;    // first word of the slot's state
     std::string key;  // `, "name": ` already formatted
   };
+  // The value of slot s at p (at most kValueChars), or nullptr for a string.
+  static constexpr size_t kValueChars = 32;
+  char* write_value(char* p, const Slot& s, const uint64_t* w) const;
+
   std::vector<Slot> slots_;
   size_t words_ = 0;
+  size_t text_bound_ = 0;
   bool owns_heap_ = false;
 };
 

@@ -1,5 +1,8 @@
 #include "millrace/window/keyed_windows.h"
 
+#include <charconv>
+#include <cstring>
+
 #include <absl/container/flat_hash_map.h>
 #include <fmt/format.h>
 
@@ -22,6 +25,10 @@ KeyedWindows::KeyedWindows(const WindowSpec& spec, const Schema& schema, size_t 
   append_json_key(prefix_, "window", true);
   append_json_string(prefix_, spec.name);
   scratch_.resize(layout_.words());
+  // write_record's text beside the key's bytes: the window's and the key
+  // fields' names, two times, the values, the kind.
+  record_bound_ = prefix_.size() + 2 * (24 + 20) + layout_.text_bound() + 32;
+  for (const std::string& k : key_prefixes_) record_bound_ += k.size() + kKeyFieldChars;
 }
 
 KeyedWindows::~KeyedWindows() {
@@ -294,6 +301,32 @@ void KeyedWindows::relink(uint32_t id) {
 void KeyedWindows::write_record(WindowOutput* out, std::string_view key, TimeMs start, TimeMs end,
                                 const uint64_t* acc, const char* kind) {
   std::string& s = out->results_for(key);
+  // Usually the record is written into a buffer on the stack and appended
+  // once (appending it piece by piece cost more than the numbers' text).
+  char buf[kRecordBuffer];
+  if (record_bound_ + key.size() <= sizeof buf) {
+    auto put = [](char* p, std::string_view text) {
+      std::memcpy(p, text.data(), text.size());
+      return p + text.size();
+    };
+    char* p = put(buf, prefix_);
+    p = write_window_key_json(p, key, key_prefixes_);
+    if (p) {
+      p = put(p, R"(, "window_start": )");
+      p = std::to_chars(p, p + 24, start).ptr;
+      p = put(p, R"(, "window_end": )");
+      p = std::to_chars(p, p + 24, end).ptr;
+      p = layout_.write_values(p, acc);
+    }
+    if (p) {
+      p = put(p, R"(, "kind": ")");
+      p = put(p, kind);
+      p = put(p, "\"}\n");
+      s.append(buf, p);
+      out->wrote_result(s);
+      return;
+    }
+  }
   s += prefix_;
   append_window_key_json(s, key, key_prefixes_);
   s += R"(, "window_start": )";

@@ -172,6 +172,8 @@ class KeyedWindows : public WindowOperator {
   void unlink(uint32_t id);
   void release_node(uint32_t id);  // its key copy and aggregates, back to the pool
 
+  static constexpr size_t kRecordBuffer = 1024;
+  size_t record_bound_ = 0;    // write_record's text beside the key's bytes
   size_t key_heap_bytes_ = 0;  // keys longer than stored_key's inline 15 bytes
   std::string key_buf_;
   std::string batch_keys_;

@@ -1,5 +1,8 @@
 #include "millrace/window/window_key.h"
 
+#include <charconv>
+#include <cmath>
+
 #include "millrace/core/json_writer.h"
 
 namespace millrace {
@@ -79,6 +82,64 @@ void append_window_key_json(std::string& out, std::string_view encoded,
         out += "null";
     }
   }
+}
+
+char* write_window_key_json(char* p, std::string_view encoded,
+                            const std::vector<std::string>& prefixes) {
+  auto put = [&](std::string_view s) {
+    std::memcpy(p, s.data(), s.size());
+    p += s.size();
+  };
+  size_t pos = 0;
+  for (const std::string& prefix : prefixes) {
+    put(prefix);
+    char tag = encoded[pos++];
+    switch (tag) {
+      case 'i': {
+        int64_t i;
+        std::memcpy(&i, encoded.data() + pos, sizeof i);
+        pos += sizeof i;
+        p = std::to_chars(p, p + 24, i).ptr;
+        break;
+      }
+      case 'd': {
+        double d;
+        std::memcpy(&d, encoded.data() + pos, sizeof d);
+        pos += sizeof d;
+        if (std::isfinite(d))
+          p = write_shortest_double(p, d);
+        else
+          put("null");
+        break;
+      }
+      case 'b':
+        put(encoded[pos++] ? "true" : "false");
+        break;
+      case 's': {
+        uint32_t n = 0;
+        int shift = 0;
+        uint8_t byte;
+        do {
+          byte = static_cast<uint8_t>(encoded[pos++]);
+          n |= static_cast<uint32_t>(byte & 0x7f) << shift;
+          shift += 7;
+        } while (byte & 0x80);
+        const std::string_view s = encoded.substr(pos, n);
+        for (char ch : s) {
+          const unsigned char c = static_cast<unsigned char>(ch);
+          if (c < 0x20 || c == '"' || c == '\\') return nullptr;
+        }
+        *p++ = '"';
+        put(s);
+        *p++ = '"';
+        pos += n;
+        break;
+      }
+      default:
+        put("null");
+    }
+  }
+  return p;
 }
 
 void KeyIndex::erase(Slot* s) {

@@ -26,6 +26,13 @@ void encode_window_key(const Event& event, const std::vector<int>& key_fields, s
 void append_window_key_json(std::string& out, std::string_view encoded,
                             const std::vector<std::string>& prefixes);
 
+// Writes the same text at p and returns its end, unless a string needs
+// escaping (nullptr then, and append_window_key_json must be used). Takes at
+// most the prefixes' length + encoded.size() + kKeyFieldChars per field.
+inline constexpr size_t kKeyFieldChars = 32;
+char* write_window_key_json(char* p, std::string_view encoded,
+                            const std::vector<std::string>& prefixes);
+
 // An encoded key and its 32-bit hash.
 struct KeyRef {
   std::string_view bytes;
