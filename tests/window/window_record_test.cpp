@@ -29,12 +29,17 @@ TEST(WindowRecords, TextIsWhatTheJsonWritersMake) {
   schema.add({"v", FieldType::Double, true});
   schema.add({"tag", FieldType::String, true});
   using K = FieldValue::Kind;
+  auto str = [](std::string v) { return Key{K::String, std::move(v), 0, 0, false}; };
+  auto num = [](int64_t v) { return Key{K::Int, "", v, 0, false}; };
+  auto dbl = [](double v) { return Key{K::Double, "", 0, v, false}; };
+  auto boolean = [](bool v) { return Key{K::Bool, "", 0, 0, v}; };
+  const Key null{K::Null, "", 0, 0, false};
   const std::vector<std::vector<Key>> keys = {
-      {{K::String, "plain"}, {K::Int, "", -42}, {K::Double, "", 0, 0.1}, {K::Bool, "", 0, 0, true}},
-      {{K::String, "quote\" and \\ and \n"}, {K::Int, "", 1}, {K::Double, "", 0, -0.0}, {K::Bool}},
-      {{K::String, "\xc3\xbcnicode \x7f"}, {K::Null}, {K::Double, "", 0, 1e300}, {K::Null}},
-      {{K::Null}, {K::Int, "", INT64_MIN}, {K::Double, "", 0, 123456.78125}, {K::Bool}},
-      {{K::String, std::string(300, 'x')}, {K::Int}, {K::Null}, {K::Bool, "", 0, 0, true}},
+      {str("plain"), num(-42), dbl(0.1), boolean(true)},
+      {str("quote\" and \\ and \n"), num(1), dbl(-0.0), boolean(false)},
+      {str("\xc3\xbcnicode \x7f"), null, dbl(1e300), null},
+      {null, num(INT64_MIN), dbl(123456.78125), boolean(false)},
+      {str(std::string(300, 'x')), num(0), null, boolean(true)},
   };
   for (bool string_agg : {false, true}) {
     WindowSpec spec;
