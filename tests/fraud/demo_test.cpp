@@ -69,6 +69,12 @@ TEST(FraudDemo, EndToEndOnASmallSimulatedDataset) {
     EXPECT_EQ(r->peak_latency.stages[s].count(), r->transactions) << StageLatency::name(s);
   ASSERT_NE(r->paced_latency, nullptr);
   EXPECT_GT(r->paced_latency->stages[StageLatency::kTotal].count(), 0u);
+  // The replay's warm-up (the first 7 days, untimed): its transactions are
+  // the records before the paced ones, none of them timed.
+  EXPECT_GT(r->paced_warmup_records, 0u);
+  EXPECT_LT(r->paced_warmup_records, r->records);
+  EXPECT_LE(r->paced_latency->stages[StageLatency::kTotal].count(), r->paced_records);
+  EXPECT_GT(r->paced_cpu_share, 0);
   EXPECT_EQ(r->trees, 60);
   EXPECT_GE(r->features, 45u);
   // Declines catch frauds far above their share.
@@ -84,6 +90,7 @@ TEST(FraudDemo, EndToEndOnASmallSimulatedDataset) {
   EXPECT_TRUE(j["quality"].contains("before_drift"));
   EXPECT_EQ(j["quality"]["days"].size(), q.overall.days.size());
   EXPECT_TRUE(j["latency_paced"]["stages"]["total"].contains("p99_us"));
+  EXPECT_EQ(j["latency_paced"]["warmup_records"], r->paced_warmup_records);
   EXPECT_GT(j["throughput"]["records_per_s"].get<double>(), 0);
   std::ifstream hin(dir.file("demo/report.html"));
   std::stringstream html;

@@ -161,6 +161,53 @@ TEST(StageLatency, APacedInputIsNotReadFasterThanItsRate) {
   EXPECT_EQ(stats->latency->stages[StageLatency::kTotal].count(), 2000u);
 }
 
+// A warm-up: the first records go at full speed and are not timed; the
+// schedule starts after them, so the paced part alone takes its time and is
+// the only part measured. Every record is still scored, in order.
+TEST(StageLatency, WarmUpRecordsAreReadAtFullSpeedAndNotTimed) {
+  TempDir dir;
+  auto spec = scored_spec(dir.file("m"));
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  for (int workers : {1, 2}) {
+    Events events(spec->source.schema, 3000);
+    RunOptions opts;
+    opts.generator = &events;
+    opts.workers = workers;
+    opts.write_events = false;
+    opts.stage_latency = true;
+    opts.max_rate = 20000;       // the 1000 paced records: at least 0.05 s
+    opts.warmup_records = 2000;  // at 20000/s these would take 0.1 s more
+    std::vector<std::string> ids;
+    opts.on_scored = [&](const Event& e, const FeatureValue*, const ScoreResult&) {
+      ids.emplace_back(e.str(0));
+    };
+    auto t0 = std::chrono::steady_clock::now();
+    auto stats = run_pipeline(spec.value(), opts);
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    ASSERT_TRUE(stats.ok()) << stats.status().message();
+    ASSERT_EQ(ids.size(), 3000u);
+    for (size_t i = 0; i < ids.size(); ++i) ASSERT_EQ(ids[i], "e" + std::to_string(i));
+    EXPECT_GE(secs, 999 / 20000.0) << workers << " workers";
+    ASSERT_NE(stats->latency, nullptr);
+    for (int s = 0; s < StageLatency::kStages; ++s)
+      EXPECT_EQ(stats->latency->stages[s].count(), 1000u)
+          << StageLatency::name(s) << ", " << workers << " workers";
+    EXPECT_LE(stats->behind_schedule, 1000u);
+  }
+  // Without pacing, the warm-up still leaves its records untimed.
+  Events events(spec->source.schema, 500);
+  RunOptions opts;
+  opts.generator = &events;
+  opts.workers = 1;
+  opts.write_events = false;
+  opts.stage_latency = true;
+  opts.warmup_records = 200;
+  auto stats = run_pipeline(spec.value(), opts);
+  ASSERT_TRUE(stats.ok()) << stats.status().message();
+  EXPECT_EQ(stats->latency->stages[StageLatency::kTotal].count(), 300u);
+}
+
 // At a light paced load a record is handed to its worker as soon as it is read,
 // not kept until a batch of 32 fills or a timer fires: the records come 150 us
 // apart (a gap shorter than the pacing's sleep threshold), and whenever the

@@ -225,7 +225,11 @@ void register_demo(CLI::App* fraud) {
                   "Paced replay at this share of the measured throughput, for latency (0: none)")
       ->capture_default_str();
   cmd->add_option("--latency-seconds", o->latency_seconds,
-                  "The paced replay reads the first records for this long at most")
+                  "The paced replay reads for this long at most (after the warm-up)")
+      ->capture_default_str();
+  cmd->add_option("--warm-up-days", o->warmup_days,
+                  "The paced replay first reads these days at full speed, untimed (the state of "
+                  "a running pipeline: cards and terminals known)")
       ->capture_default_str();
   cmd->add_option("--k", o->k, "Cards investigated a day (card precision@k)")
       ->capture_default_str();

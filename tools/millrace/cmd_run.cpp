@@ -102,6 +102,9 @@ void register_run(CLI::App& app) {
   cmd->add_option("--max-rate", args->opts.max_rate,
                   "Read at most this many records a second (a paced replay; latency then counts "
                   "from when each record is due)");
+  cmd->add_option("--warm-up", args->opts.warmup_records,
+                  "With --max-rate or --latency: read this many records first at full speed, "
+                  "untimed; the schedule and the timing start after them (default 0)");
   cmd->add_flag("--check", args->check, "Only check the spec and exit");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress and no summary on stderr");
   cmd->footer(

@@ -51,7 +51,8 @@ struct DemoOptions {
   // handles per CPU-second in the first run (0: no replay).
   double load = 0.5;
   bool baseline = true;         // also train and score the handbook-style baseline
-  double latency_seconds = 10;  // the paced replay reads this long (the first records), at most
+  double latency_seconds = 10;  // the paced replay reads this long (after the warm-up), at most
+  int warmup_days = 7;          // the paced replay first reads these days at full speed, untimed
   size_t k = 100;               // card precision@k
 };
 
@@ -80,8 +81,11 @@ struct DemoReport {
   StageLatency peak_latency;
   double paced_rate = 0;  // records/s
   double paced_seconds = 0;
-  uint64_t paced_records = 0;
-  double load_average = -1;                     // of the machine (1 min) after the runs, when known
+  uint64_t paced_records = 0;         // after the warm-up
+  uint64_t paced_warmup_records = 0;  // read at full speed first, untimed
+  uint64_t paced_behind = 0;          // records already due when the source got to them
+  double paced_cpu_share = 0;         // CPU time of the pipeline thread over the replay's wall time
+  double load_average = -1;           // of the machine (1 min) after the runs, when known
   std::shared_ptr<StageLatency> paced_latency;  // null without a paced replay
   // Quality on the test days.
   eval::ScoredRunReport quality;

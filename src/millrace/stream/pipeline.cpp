@@ -492,6 +492,7 @@ void Pipeline::format_event(Slot& s, int t) {
 }
 
 void Pipeline::record_latency(Slot& s, int t, int64_t feature_ticks) {
+  if (s.due == 0) return;  // a warm-up record
   const int64_t done = StageClock::now();
   StageLatency& l = latency_[t];
   int64_t started = s.started.load(std::memory_order_relaxed);
@@ -600,8 +601,10 @@ void Pipeline::source_loop() {
   }
   bool stopped = false;
   TimeMs table_horizon = kMinTime;
-  // Pacing: record n is due at pace_start + n * ticks_per_record.
-  const int64_t pace_start = StageClock::now();
+  // Pacing: record n (counted from the end of the warm-up) is due at
+  // pace_start + n * ticks_per_record.
+  int64_t pace_start = StageClock::now();
+  bool warm = opts_.warmup_records == 0;
   const double ticks_per_record =
       opts_.max_rate > 0 ? 1e9 / opts_.max_rate / StageClock::ns_per_tick() : 0;
 
@@ -615,10 +618,19 @@ void Pipeline::source_loop() {
       inject_barrier(wms[0], last_broadcast, since_broadcast);
       last_checkpoint = now;
     }
+    if (!warm && stats_.records >= opts_.warmup_records) {
+      // The warm-up's records are through (with one worker, on this thread;
+      // with more, what they still hold counts in the first records' latency):
+      // the schedule and the timing start now.
+      publish_all();
+      warm = true;
+      pace_start = StageClock::now();
+    }
     int64_t due = 0;
-    if (ticks_per_record > 0) {
-      due =
-          pace_start + static_cast<int64_t>(static_cast<double>(stats_.records) * ticks_per_record);
+    if (ticks_per_record > 0 && warm) {
+      due = pace_start +
+            static_cast<int64_t>(static_cast<double>(stats_.records - opts_.warmup_records) *
+                                 ticks_per_record);
       // The next record is not there yet: what was read goes on now, a partial
       // batch included (batches fill only under a backlog).
       if (StageClock::now() < due)
@@ -634,7 +646,7 @@ void Pipeline::source_loop() {
     uint64_t seq = next_seq_;
     Slot& s = acquire(seq);
     if (timed_) {
-      s.due = due != 0 ? due : StageClock::now();
+      s.due = !warm ? 0 : due != 0 ? due : StageClock::now();  // 0: not timed
       s.started.store(0, std::memory_order_relaxed);
       s.feature_ticks.store(0, std::memory_order_relaxed);
       s.retrieval_ticks.store(0, std::memory_order_relaxed);

@@ -92,6 +92,12 @@ struct RunOptions {
   // as possible). Latency then counts from when a record is due, so a backlog
   // shows in it.
   double max_rate = 0;
+  // With max_rate or stage_latency: the first `warmup_records` records are
+  // read as fast as possible and not timed; the schedule starts after them.
+  // The latency is then that of a running pipeline's state rather than of its
+  // first seconds, when every key is new (a restarted pipeline restores its
+  // state from a checkpoint).
+  uint64_t warmup_records = 0;
 };
 
 // Checkpoint figures of a run.
