@@ -80,6 +80,37 @@ TEST_F(EventParserTest, RejectsWithReasons) {
   }
 }
 
+// Strings are taken as written unless they hold an escape: one parser over
+// lines growing longer, escapes anywhere in a value, a bad escape.
+TEST_F(EventParserTest, StringsWithEscapesAreUnescaped) {
+  EventParser parser(schema_, 4);
+  struct Case {
+    std::string line;
+    std::string id;
+  } cases[] = {
+      {R"({"id": "plain", "ts": 1})", "plain"},
+      {R"({"id": "\\start", "ts": 1})", "\\start"},
+      {R"({"id": "end\n", "ts": 1})", "end\n"},
+      {R"({"id": "caf\u00e9 \"q\" \ud83d\ude00", "ts": 1})", "caf\xc3\xa9 \"q\" \xf0\x9f\x98\x80"},
+      {R"({"id": ")" + std::string(3000, 'x') + R"(\t", "ts": 1})", std::string(3000, 'x') + "\t"},
+      {R"({"id": "", "ts": 1})", ""},
+      {R"({"id": "after", "ts": 1})", "after"},
+  };
+  std::string line, error;
+  Event event;
+  for (const auto& c : cases) {
+    line = c.line;
+    line.reserve(line.size() + simdjson::SIMDJSON_PADDING);
+    ASSERT_TRUE(parser.parse(line.data(), line.size(), line.capacity(), &event, &error))
+        << c.line << ": " << error;
+    EXPECT_EQ(event.str(0), c.id) << c.line;
+  }
+  line = R"({"id": "bad \x escape", "ts": 1})";
+  line.reserve(line.size() + simdjson::SIMDJSON_PADDING);
+  EXPECT_FALSE(parser.parse(line.data(), line.size(), line.capacity(), &event, &error));
+  EXPECT_EQ(error, "field 'id': expected string, got string");
+}
+
 // One parser over lines whose keys come in changing orders, with keys not in
 // the schema and escaped keys: the parser guesses each key's field from the
 // previous line, and a wrong guess must never give a wrong field.

@@ -45,7 +45,7 @@ int EventParser::lookup(std::string_view name) const {
   return -1;
 }
 
-bool EventParser::parse_value(int field, simdjson::ondemand::value v, Event* out,
+bool EventParser::parse_value(int field, simdjson::ondemand::value& v, Event* out,
                               std::string* error) {
   const FieldDef& def = schema_[field];
   // The common case first: a value of the field's type. Anything else (null,
@@ -64,8 +64,20 @@ bool EventParser::parse_value(int field, simdjson::ondemand::value v, Event* out
   } else {
     switch (def.type) {
       case FieldType::String: {
-        std::string_view s;
-        if (!v.get_string().get(s)) {
+        // Bytes without an escape are the string itself: no unescaping copy.
+        simdjson::ondemand::raw_json_string raw;
+        if (!v.get_raw_json_string().get(raw)) {
+          const char* p = raw.raw();
+          size_t n = 0;
+          while (p[n] != '"' && p[n] != '\\') ++n;
+          std::string_view s(p, n);
+          if (p[n] != '"') {
+            uint8_t* dst = unescaped_.data();
+            if (parser_.unescape(raw, dst).get(s)) {
+              *error = fmt::format("field '{}': expected string, got string", def.name);
+              return false;
+            }
+          }
           out->set_string(field, s);
           return true;
         }
@@ -204,6 +216,8 @@ bool EventParser::parse_value(int field, simdjson::ondemand::value v, Event* out
 bool EventParser::parse(const char* data, size_t len, size_t capacity, Event* out,
                         std::string* error) {
   out->reset(schema_.size());
+  if (unescaped_.size() < len + simdjson::SIMDJSON_PADDING)
+    unescaped_.resize(len + simdjson::SIMDJSON_PADDING);
   std::fill(seen_.begin(), seen_.end(), 0);
   simdjson::padded_string_view input(data, len, capacity);
   simdjson::ondemand::document doc;
@@ -221,14 +235,22 @@ bool EventParser::parse(const char* data, size_t len, size_t capacity, Event* ou
     return false;
   }
   size_t k = 0;  // position of the key in the object
-  for (auto field_result : obj) {
-    simdjson::ondemand::field field;
-    if (auto err = std::move(field_result).get(field)) {
+  // The field is used in place, by reference: a field copied out of its
+  // simdjson_result costs a stalled load of what was just stored, per key.
+  for (auto field : obj) {
+    if (auto err = field.error()) {
       *error = fmt::format("not JSON: {}", simdjson::error_message(err));
       return false;
     }
+    // The key as written, when it has no escape (the common case): no copy.
     std::string_view key;
-    if (auto err = field.unescaped_key().get(key)) {
+    simdjson::ondemand::field& f = field.value_unsafe();
+    const char* raw = f.key().raw();
+    size_t n = 0;
+    while (raw[n] != '"' && raw[n] != '\\') ++n;
+    if (raw[n] == '"') {
+      key = std::string_view(raw, n);
+    } else if (auto err = f.unescaped_key().get(key)) {
       *error = fmt::format("not JSON: {}", simdjson::error_message(err));
       return false;
     }
@@ -247,7 +269,7 @@ bool EventParser::parse(const char* data, size_t len, size_t capacity, Event* ou
     ++k;
     if (idx < 0) continue;  // not in the schema: kept in the raw line only
     seen_[idx] = 1;
-    if (!parse_value(idx, field.value(), out, error)) return false;
+    if (!parse_value(idx, f.value(), out, error)) return false;
   }
   const char* rest = nullptr;
   if (!doc.current_location().get(rest)) {

@@ -30,7 +30,7 @@ class EventParser {
 
  private:
   int lookup(std::string_view name) const;
-  bool parse_value(int field, simdjson::ondemand::value v, Event* out, std::string* error);
+  bool parse_value(int field, simdjson::ondemand::value& v, Event* out, std::string* error);
 
   Schema schema_;
   int time_field_;
@@ -40,6 +40,7 @@ class EventParser {
   // By key position in the previous object: the schema field found there (-1: none).
   static constexpr size_t kMaxOrder = 64;
   std::vector<int> order_;
+  std::vector<uint8_t> unescaped_;  // strings with escapes, unescaped (a line's length and padding)
 };
 
 }  // namespace millrace
