@@ -967,7 +967,10 @@ void SlidingFeatureGroup::expire(TimeMs watermark) {
   while (!expiry_.empty() && expiry_.front().first <= watermark) {
     // The keys next in line are freed soon (most often by the next events):
     // their states, then (once those are cached) their table slots.
-    if (expiry_.size() > 16) __builtin_prefetch(expiry_[16].second);
+    if (expiry_.size() > 16) {  // the whole state: a freed one is reset when reused
+      const char* p = reinterpret_cast<const char*>(expiry_[16].second);
+      for (size_t off = 0; off < state_alloc_bytes_; off += kLine) __builtin_prefetch(p + off);
+    }
     if (expiry_.size() > 8) keys_.prefetch(HashOnly{expiry_[8].second->hash});
     KeyState* ks = expiry_.front().second;
     expiry_.pop_front();
