@@ -106,6 +106,16 @@ TEST(FraudDemo, EndToEndOnASmallSimulatedDataset) {
   const std::string text = demo_text(*r);
   EXPECT_NE(text.find("before the drift"), std::string::npos);
   EXPECT_NE(text.find("rule: impossible_travel"), std::string::npos) << text;
+
+  // A paced replay whose records were mostly behind schedule says that its
+  // figures are the machine's; one that kept up does not.
+  DemoReport paced = *r;
+  paced.paced_records = 1000;
+  paced.paced_behind = 600;
+  paced.paced_cpu_share = 0.3;
+  EXPECT_NE(demo_text(paced).find("needed more of a core than the 30% it had"), std::string::npos);
+  paced.paced_behind = 20;
+  EXPECT_EQ(demo_text(paced).find("needed more of a core"), std::string::npos);
 }
 
 TEST(FraudDemo, NightlyJobMatchesABruteForceRecomputation) {

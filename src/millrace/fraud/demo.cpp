@@ -573,6 +573,12 @@ std::string demo_text(const DemoReport& r) {
         r.options.load * 100, r.paced_rate, r.paced_records, r.paced_seconds,
         r.paced_warmup_records, r.options.warmup_days, r.paced_behind, r.paced_cpu_share * 100));
     table(*r.paced_latency);
+    if (r.paced_records > 0 && r.paced_behind * 2 > r.paced_records)
+      line(fmt::format(
+          "  (most paced records were due before the source got to them: the pipeline thread "
+          "needed more of a core than the {:.0f}% it had, so these figures measure the "
+          "machine's other processes; run on a quieter machine for millrace's own)",
+          r.paced_cpu_share * 100));
   }
   line("latency at full speed (the throughput run; queueing included):");
   table(r.peak_latency);
