@@ -70,11 +70,13 @@ TEST(DerivedSpec, ErrorsNameTheFeatureLineAndColumn) {
                      " changes: c.jsonl}\n"),
             "s.yaml:5: table 't': 'changes' needs 'time' (the field of a change record holding "
             "its event time)");
-  EXPECT_EQ(error_of("tables:\n  - {name: t, key: k, columns: {v: double}}\n"),
-            "s.yaml:5: table 't': needs 'path' (initial rows), 'changes' (change records) or both");
+  EXPECT_EQ(
+      error_of("tables:\n  - {name: t, key: k, columns: {v: double}}\n"),
+      "s.yaml:5: table 't': needs 'path' (initial rows), change records ('source': an entry of "
+      "'sources:', or 'changes': a file of them) or both");
   EXPECT_EQ(error_of("tables:\n  - {name: t, path: t.csv, key: k, columns: {v: double}, pth: x}\n"),
             "s.yaml:5: table 't': unknown key 'pth' (expected one of: name, path, key, columns, "
-            "changes, time, op)");
+            "source, changes, time, op)");
   EXPECT_EQ(error_of("windows:\n  - {name: w, key: card, type: tumbling, size: 1m, aggs: "
                      "[{name: n, agg: is_new, field: merchant}]}\n"),
             "s.yaml:5: window 'w' aggregate 'n': prev, time_since_last and is_new are per-event "

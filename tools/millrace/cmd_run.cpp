@@ -24,7 +24,8 @@ Status split_inputs(const PipelineSpec& spec, const std::vector<std::string>& va
                     std::string* single, std::vector<std::pair<std::string, std::string>>* named) {
   for (const auto& v : values) {
     size_t eq = v.find('=');
-    if (eq != std::string::npos && source_index(spec, v.substr(0, eq)) >= 0) {
+    if (eq != std::string::npos && (source_index(spec, v.substr(0, eq)) >= 0 ||
+                                    table_source_index(spec, v.substr(0, eq)) >= 0)) {
       named->emplace_back(v.substr(0, eq), v.substr(eq + 1));
     } else if (spec.sources.size() == 1) {
       *single = v;

@@ -10,6 +10,7 @@
 
 #include "millrace/core/entity_key.h"
 #include "millrace/core/event_parser.h"
+#include "millrace/core/json_writer.h"
 #include "millrace/expr/compiler.h"
 #include "millrace/stream/io.h"
 
@@ -122,34 +123,103 @@ Result<BatchSpec> parse_batch(const Where& w, const YAML::Node& n, const Pipelin
   return b;
 }
 
+// The table's change records are a spec source's events (`source:`): its
+// schema must hold the key, the op field and the columns, with their types.
+Status check_table_source(const Where& w, const YAML::Node& n, const PipelineSpec& spec,
+                          const std::string& what, const std::string& key, TableSpec* t) {
+  const std::string name = n["source"].IsScalar() ? n["source"].Scalar() : "";
+  t->source = name;
+  t->source_index = table_source_index(spec, name);
+  if (t->source_index < 0) {
+    std::string list;
+    for (const auto& src : spec.sources) list += (list.empty() ? "" : ", ") + src.name;
+    return w.error(n["source"],
+                   fmt::format("{}: source '{}' is not defined (expected an entry of 'sources:' "
+                               "whose events are the change records; sources: {})",
+                               what, name, list));
+  }
+  const SourceSpec& src = spec.table_sources[t->source_index];
+  const Schema& schema = src.schema;
+  const std::string in = fmt::format("source '{}'", name);
+  t->time = schema[src.time_field].name;
+  if (!n["columns"]) {  // every field of the source but the op and the time
+    for (const FieldDef& f : schema.fields())
+      if (f.name != t->op && f.name != t->time) t->columns.add(f);
+  } else if (auto s = add_columns(w, n, what, &t->columns); !s.ok()) {
+    return s;
+  }
+  const int key_field = schema.index_of(key);
+  if (key_field < 0)
+    return w.error(n["key"], fmt::format("{}: {} has no field '{}' (the table's key); expected "
+                                         "its schema to hold the key, the op field and the columns",
+                                         what, in, key));
+  t->key_column = t->columns.index_of(key);
+  if (t->key_column < 0) t->key_column = t->columns.add(schema[key_field]);
+  const int op_field = schema.index_of(t->op);
+  if (op_field < 0 || schema[op_field].type != FieldType::String)
+    return w.error(n["op"] ? n["op"] : n["source"],
+                   fmt::format("{}: {} has no string field '{}' (the op field: upsert or delete); "
+                               "add it to the source's schema, or name another with 'op:'",
+                               what, in, t->op));
+  for (const FieldDef& c : t->columns.fields()) {
+    const int f = schema.index_of(c.name);
+    if (f < 0)
+      return w.error(n["columns"],
+                     fmt::format("{}: column '{}' is not a field of {} (expected every column in "
+                                 "the source's schema)",
+                                 what, c.name, in));
+    if (schema[f].type != c.type)
+      return w.error(n["columns"],
+                     fmt::format("{}: column '{}' is {} here but {} in {}'s schema", what, c.name,
+                                 field_type_name(c.type), field_type_name(schema[f].type), in));
+  }
+  return Status::Ok();
+}
+
 Result<TableSpec> parse_table(const Where& w, const YAML::Node& n, const PipelineSpec& spec) {
   if (!n.IsMap() || !n["name"]) return w.error(n, "tables: each entry needs a 'name'");
   TableSpec t;
   t.name = n["name"].as<std::string>();
   t.line = n.Mark().line + 1;
   const std::string what = fmt::format("table '{}'", t.name);
-  if (auto s = check_keys(w, n, what, {"name", "path", "key", "columns", "changes", "time", "op"});
+  if (auto s = check_keys(w, n, what,
+                          {"name", "path", "key", "columns", "source", "changes", "time", "op"});
       !s.ok())
     return s;
   if (!n["key"] || !n["key"].IsScalar())
     return w.error(n, what + ": missing 'key' (the column rows are keyed by)");
   const std::string key = n["key"].as<std::string>();
-  if (auto s = add_columns(w, n, what, &t.columns); !s.ok()) return s;
-  t.key_column = t.columns.index_of(key);
-  if (t.key_column < 0) t.key_column = t.columns.add({key, FieldType::String, false});
-  t.columns.mutable_field(t.key_column).optional = false;
-  if (n["path"]) t.path = resolve_path(spec.file, n["path"].as<std::string>());
-  if (n["changes"]) {
-    t.changes = resolve_path(spec.file, n["changes"].as<std::string>());
-    if (!n["time"])
-      return w.error(n, what +
-                            ": 'changes' needs 'time' (the field of a change record holding "
-                            "its event time)");
-  }
-  if (t.path.empty() && t.changes.empty())
-    return w.error(n, what + ": needs 'path' (initial rows), 'changes' (change records) or both");
-  if (n["time"]) t.time = n["time"].as<std::string>();
   if (n["op"]) t.op = n["op"].as<std::string>();
+  if (n["path"]) t.path = resolve_path(spec.file, n["path"].as<std::string>());
+  if (n["source"]) {
+    if (n["changes"])
+      return w.error(n["changes"],
+                     what +
+                         ": give either 'source' (an entry of 'sources:' whose events are the "
+                         "change records) or 'changes' (a file or log of them), not both");
+    if (n["time"])
+      return w.error(n["time"], what +
+                                    ": 'time' comes from the source (its time field); remove "
+                                    "it");
+    if (auto s = check_table_source(w, n, spec, what, key, &t); !s.ok()) return s;
+  } else {
+    if (auto s = add_columns(w, n, what, &t.columns); !s.ok()) return s;
+    t.key_column = t.columns.index_of(key);
+    if (t.key_column < 0) t.key_column = t.columns.add({key, FieldType::String, false});
+    if (n["changes"]) {
+      t.changes = resolve_path(spec.file, n["changes"].as<std::string>());
+      if (!n["time"])
+        return w.error(n, what +
+                              ": 'changes' needs 'time' (the field of a change record holding "
+                              "its event time)");
+    }
+    if (t.path.empty() && t.changes.empty())
+      return w.error(n, what +
+                            ": needs 'path' (initial rows), change records ('source': an entry "
+                            "of 'sources:', or 'changes': a file of them) or both");
+    if (n["time"]) t.time = n["time"].as<std::string>();
+  }
+  t.columns.mutable_field(t.key_column).optional = false;
   for (const std::string* f : {&t.time, &t.op})
     if (t.columns.index_of(*f) >= 0)
       return w.error(
@@ -197,6 +267,11 @@ Status plan_derived_features(PipelineSpec* spec) {
       MR_TRY_ASSIGN(t, parse_table(w, n, *spec));
       if (!names.insert(t.name).second)
         return w.error(n, fmt::format("table '{}': duplicate name", t.name));
+      for (const TableSpec& o : plan->tables)
+        if (!t.source.empty() && o.source == t.source)
+          return w.error(n["source"], fmt::format("table '{}': source '{}' already feeds table "
+                                                  "'{}' (expected one table per source)",
+                                                  t.name, t.source, o.name));
       plan->tables.push_back(std::move(t));
     }
   }
@@ -267,8 +342,9 @@ Status plan_derived_features(PipelineSpec* spec) {
 
 DerivedFeatures::~DerivedFeatures() = default;
 
-Result<std::unique_ptr<DerivedFeatures>> DerivedFeatures::Open(const PipelineSpec& spec,
-                                                               const Options& options) {
+Result<std::unique_ptr<DerivedFeatures>> DerivedFeatures::Open(
+    const PipelineSpec& spec, const Options& options,
+    const std::vector<std::pair<std::string, std::string>>& inputs) {
   if (!spec.derived) return std::unique_ptr<DerivedFeatures>();
   std::unique_ptr<DerivedFeatures> d(new DerivedFeatures());
   d->plan_ = spec.derived.get();
@@ -279,28 +355,89 @@ Result<std::unique_ptr<DerivedFeatures>> DerivedFeatures::Open(const PipelineSpe
     d->batches_.push_back(std::move(v.value()));
   }
   for (const TableSpec& t : d->plan_->tables) {
-    auto table = ReferenceTable::Open(t);
+    const SourceSpec* src = t.source_index >= 0 ? &spec.table_sources[t.source_index] : nullptr;
+    auto table =
+        src ? ReferenceTable::Open(t, &src->schema, src->time_field) : ReferenceTable::Open(t);
     if (!table.ok()) return table.status();
     d->tables_.push_back(std::move(table.value()));
-    if (t.changes.empty()) continue;
     ChangeFeed feed;
     feed.table = d->tables_.back().get();
+    feed.source = src;
+    feed.uri = t.changes;
+    if (src) {
+      feed.uri = src->uri;
+      for (const auto& [name, uri] : inputs)
+        if (name == src->name) feed.uri = uri;
+      if (feed.uri.empty())
+        return Status::Error(fmt::format(
+            "{}: table '{}': source '{}' has no uri; give it one in the spec (uri: FILE or "
+            "log:DIR/TOPIC) or on the command line (--input {}=URI)",
+            spec.file, t.name, src->name, src->name));
+    }
+    if (feed.uri.empty()) continue;
     ReaderOptions ro;
     ro.follow = options.follow_changes;
-    auto reader = open_reader(t.changes, ro);
+    auto reader = open_reader(feed.uri, ro);
     if (!reader.ok())
-      return Status::Error(
-          fmt::format("table '{}': changes: {}", t.name, reader.status().message()));
+      return Status::Error(fmt::format("table '{}': {}: {}", t.name,
+                                       src ? "source '" + src->name + "'" : std::string("changes"),
+                                       reader.status().message()));
     feed.reader = std::move(reader.value());
-    feed.parser =
-        std::make_unique<EventParser>(feed.table->change_schema(), feed.table->change_time_field());
+    if (src) {
+      feed.parser = std::make_unique<EventParser>(src->schema, src->time_field);
+      feed.watermarks = std::make_unique<WatermarkTracker>(
+          feed.reader->partitions(), src->max_out_of_orderness, src->idle_timeout);
+    } else {
+      feed.parser = std::make_unique<EventParser>(feed.table->change_schema(),
+                                                  feed.table->change_time_field());
+    }
     d->feeds_.push_back(std::move(feed));
   }
   return d;
 }
 
-Status DerivedFeatures::advance_to(TimeMs t, TimeMs horizon) {
-  for (auto& table : tables_) table->set_horizon(horizon);
+void DerivedFeatures::reject(ChangeFeed& f, Reject kind, const RecordRef& rec,
+                             std::string_view reason, TimeMs watermark, const RejectFn& on_reject) {
+  kind == Reject::Malformed ? ++f.rejected : ++f.late;
+  if (kind == Reject::LateDropped && on_reject) {
+    on_reject(kind, {}, rec.partition);
+    return;
+  }
+  // The events' formats: {"error", "raw", origin} and {"reason", origin, "watermark", "event"}.
+  std::string out;
+  if (kind == Reject::Malformed) {
+    out = "{\"error\": ";
+    append_json_string(out, reason);
+    append_json_key(out, "raw");
+    append_json_string(out, rec.data);
+  } else {
+    out = "{\"reason\": ";
+    append_json_string(out, reason);
+  }
+  append_json_key(out, "source");
+  append_json_string(out, f.source->name);
+  append_json_key(out, "partition");
+  append_json_int(out, rec.partition);
+  append_json_key(out, "offset");
+  append_json_int(out, static_cast<int64_t>(rec.offset));
+  if (kind != Reject::Malformed) {
+    append_json_key(out, "watermark");
+    append_json_int(out, watermark);
+    out += ", \"event\": ";
+    out.append(rec.data);
+  }
+  out += "}\n";
+  if (on_reject) {
+    on_reject(kind, out, rec.partition);
+  } else if (f.rejected + f.late <= 5) {
+    std::fprintf(stderr, "millrace: table '%s': change record not applied: %s",
+                 f.table->spec().name.c_str(), out.c_str());
+  }
+}
+
+Status DerivedFeatures::advance_to(TimeMs t, TimeMs horizon, const RejectFn& on_reject,
+                                   uint64_t stamp, uint64_t retired) {
+  for (auto& table : tables_) table->set_horizon(horizon, retired);
   std::string error;
   for (ChangeFeed& f : feeds_) {
     for (;;) {
@@ -309,23 +446,52 @@ Status DerivedFeatures::advance_to(TimeMs t, TimeMs horizon) {
         auto got = f.reader->next(&rec);
         if (!got.ok())
           return Status::Error(
-              fmt::format("table '{}': changes: {}", f.table->spec().name, got.status().message()));
+              fmt::format("table '{}': {}: {}", f.table->spec().name,
+                          f.source ? "source '" + f.source->name + "'" : std::string("changes"),
+                          got.status().message()));
         if (!got.value()) break;
         f.line.assign(rec.data.data(), rec.data.size());
         const size_t len = f.line.size();
         f.line.resize(len + simdjson::SIMDJSON_PADDING);
         if (!f.parser->parse(f.line.data(), len, f.line.size(), &f.pending, &error)) {
-          if (f.rejected++ < 5)
+          if (f.source) {
+            rec.data = std::string_view(f.line.data(), len);
+            reject(f, Reject::Malformed, rec, error, kMinTime, on_reject);
+          } else if (f.rejected++ < 5) {
             std::fprintf(stderr, "millrace: table '%s': change at %s offset %llu rejected: %s\n",
-                         f.table->spec().name.c_str(), f.table->spec().changes.c_str(),
+                         f.table->spec().name.c_str(), f.uri.c_str(),
                          static_cast<unsigned long long>(rec.offset), error.c_str());
+          }
           continue;
+        }
+        if (f.source) {
+          // Lateness as for any source's event: against its partition's watermark.
+          rec.data = std::string_view(f.line.data(), len);
+          const TimeMs pwm = f.watermarks->partition_watermark(rec.partition);
+          if (pwm != kMinTime && f.pending.time < pwm - f.source->allowed_lateness) {
+            reject(f,
+                   f.source->late == LatePolicy::SideOutput ? Reject::LateSideOutput
+                                                            : Reject::LateDropped,
+                   rec,
+                   fmt::format("late: event time {} is older than watermark {} - allowed "
+                               "lateness {}",
+                               f.pending.time, pwm, format_duration(f.source->allowed_lateness)),
+                   pwm, on_reject);
+            continue;
+          }
+          // A record without a key or with an unknown op is malformed: judged now, in
+          // the source's order, so its dead letter does not wait for the event time.
+          if (Status s = f.table->check_change(f.pending); !s.ok()) {
+            reject(f, Reject::Malformed, rec, s.message(), kMinTime, on_reject);
+            continue;
+          }
+          f.watermarks->observe(rec.partition, f.pending.time, 0);
         }
         f.has_pending = true;
       }
       if (f.pending.time > t) break;
       f.has_pending = false;
-      if (auto s = f.table->apply_change(f.pending); !s.ok()) {
+      if (auto s = f.table->apply_change(f.pending, stamp); !s.ok()) {
         if (f.rejected++ < 5)
           std::fprintf(stderr, "millrace: table '%s': change rejected: %s\n",
                        f.table->spec().name.c_str(), s.message().c_str());
@@ -346,9 +512,11 @@ std::string DerivedFeatures::summary() const {
   for (const auto& b : batches_)
     out += fmt::format("{}batch {}: {} reloads, {} failed", out.empty() ? "" : "; ", b->spec().name,
                        b->reloads(), b->reload_errors());
-  for (const auto& f : feeds_)
+  for (const auto& f : feeds_) {
     out += fmt::format("{}table {}: {} changes applied, {} rejected", out.empty() ? "" : "; ",
                        f.table->spec().name, f.applied, f.rejected);
+    if (f.source) out += fmt::format(", {} late", f.late);
+  }
   return out;
 }
 
@@ -419,7 +587,7 @@ expr::Value DerivedFeatures::Evaluator::table(int table, int column, const expr:
     key_text_.assign(buf, r.ptr);
     k = key_text_;
   }
-  return owner_.tables_[table]->get(k, t, column, scratch);
+  return owner_.tables_[table]->get(k, t, column, scratch, stamp_);
 }
 
 }  // namespace millrace

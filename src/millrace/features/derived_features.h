@@ -21,8 +21,11 @@
 // derived features once its sliding features are all there.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
 
 #include "millrace/expr/program.h"
@@ -30,11 +33,13 @@
 #include "millrace/features/feature_value.h"
 #include "millrace/features/reference_table.h"
 #include "millrace/stream/spec.h"
+#include "millrace/stream/watermark.h"
 
 namespace millrace {
 
 class RecordReader;
 class EventParser;
+struct RecordRef;
 
 struct DerivedFeaturePlan {
   struct Feature {
@@ -63,16 +68,34 @@ class DerivedFeatures {
   };
   // Loads the batch files and tables of spec.derived (nullptr when the spec
   // has neither derived features nor tables). An error names the file and line.
-  static Result<std::unique_ptr<DerivedFeatures>> Open(const PipelineSpec& spec,
-                                                       const Options& options);
+  // `inputs` are the `--input SOURCE=URI` values: those naming a table
+  // source override its uri.
+  static Result<std::unique_ptr<DerivedFeatures>> Open(
+      const PipelineSpec& spec, const Options& options,
+      const std::vector<std::pair<std::string, std::string>>& inputs = {});
   ~DerivedFeatures();
+
+  // A change record of a table source (`source:`) that was not applied:
+  // malformed (not JSON, a wrong type, no key, an unknown op), or late (older
+  // than its partition's watermark less the source's allowed lateness).
+  // `record` is the line for the dead-letter output (malformed) or the late
+  // output (late, side_output policy), in the format of the events' own; it
+  // is empty for a late record the source's policy drops.
+  enum class Reject { Malformed, LateDropped, LateSideOutput };
+  using RejectFn = std::function<void(Reject kind, std::string_view record, uint32_t partition)>;
 
   // Applies every table change with time <= t not applied yet (call from the
   // thread that reads the input, before an event at time t is routed, so the
-  // changes and the events are merged by event time). Reads will not ask for
-  // times < horizon any more. Fails on an I/O error of a change input; a bad
-  // change record is counted and skipped.
-  Status advance_to(TimeMs t, TimeMs horizon);
+  // changes and the events are merged by event time; a change at exactly t
+  // comes before the event). Reads will not ask for times < horizon any more,
+  // nor with stamps < retired. The changes are stamped `stamp` (see
+  // ReferenceTable): pass the sequence number of the event about to be
+  // routed, and read with it; 0 makes them seen by every read. Rejected
+  // records of table sources go to on_reject (none: the first ones are
+  // printed); bad records of `changes:` files are counted and the first ones
+  // printed. Fails on an I/O error of a change input.
+  Status advance_to(TimeMs t, TimeMs horizon, const RejectFn& on_reject = nullptr,
+                    uint64_t stamp = 0, uint64_t retired = 0);
 
   // Computes derived features; one per thread.
   class Evaluator : public expr::Lookups {
@@ -83,6 +106,9 @@ class DerivedFeatures {
     // The same for some of them: indexes into DerivedFeaturePlan::features,
     // in increasing order.
     void evaluate(const Event& event, FeatureValue* values, const std::vector<int>& which);
+    // Table lookups from now on see the changes stamped <= stamp
+    // (ReferenceTable; default: every change applied).
+    void set_stamp(uint64_t stamp) { stamp_ = stamp; }
 
     expr::Value batch(int source, int column, const Event& event, std::string* scratch) override;
     expr::Value table(int table, int column, const expr::Value& key, TimeMs t,
@@ -104,6 +130,7 @@ class DerivedFeatures {
     };
     std::vector<BatchView> batch_views_;
     uint64_t evaluation_ = 0;  // events evaluated
+    uint64_t stamp_ = ReferenceTable::kSeesAll;
     std::string key_text_;
   };
   std::unique_ptr<Evaluator> evaluator() const;
@@ -117,13 +144,19 @@ class DerivedFeatures {
   DerivedFeatures() = default;
   struct ChangeFeed {
     ReferenceTable* table = nullptr;
+    const SourceSpec* source = nullptr;  // a table source; null: a `changes:` file
+    std::string uri;
     std::unique_ptr<RecordReader> reader;
     std::unique_ptr<EventParser> parser;
+    std::unique_ptr<WatermarkTracker> watermarks;  // table source: lateness per partition
     std::string line;
     Event pending;
     bool has_pending = false;
-    uint64_t applied = 0, rejected = 0;
+    uint64_t applied = 0, rejected = 0, late = 0;
   };
+  // A record of a table source that is not applied: counted, and handed on.
+  void reject(ChangeFeed& f, Reject kind, const RecordRef& rec, std::string_view reason,
+              TimeMs watermark, const RejectFn& on_reject);
 
   const DerivedFeaturePlan* plan_ = nullptr;
   std::vector<std::unique_ptr<BatchValues>> batches_;

@@ -259,6 +259,7 @@ class DirectBackfill {
     std::vector<uint64_t> hashes;
     uint32_t mask = 0;  // plan groups the event updates or reads
     TimeMs wm_before = kMinTime, wm_after = kMinTime;
+    uint64_t stamp = 0;  // table changes stamped <= this are seen by its lookups
   };
 
   Status open();
@@ -294,6 +295,20 @@ class DirectBackfill {
   TimeMs watermark_ = kMinTime;  // the state's: expiry has run up to here
   Status error_;
   std::string text_;
+  // Table change records not applied: to the dead letters, counted as late.
+  const DerivedFeatures::RejectFn on_reject_ = [this](DerivedFeatures::Reject kind,
+                                                      std::string_view record, uint32_t part) {
+    if (kind == DerivedFeatures::Reject::Malformed) {
+      ++run_.dead_letters;
+      if (Status s = dead_->write(record, part); !s.ok() && error_.ok()) error_ = s;
+      if (opts_.dead_letter.empty() && run_.dead_letters <= 5)
+        std::fprintf(stderr, "millrace: dead letter: %.*s", static_cast<int>(record.size()),
+                     record.data());
+    } else {
+      ++(kind == DerivedFeatures::Reject::LateSideOutput ? run_.late_side_output
+                                                         : run_.late_dropped);
+    }
+  };
 };
 
 Status DirectBackfill::open() {
@@ -301,6 +316,7 @@ Status DirectBackfill::open() {
   if (spec_.sources.size() == 1) uris[0] = opts_.input.empty() ? "-" : opts_.input;
   for (const auto& [name, uri] : opts_.inputs) {
     int i = source_index(spec_, name);
+    if (i < 0 && table_source_index(spec_, name) >= 0) continue;  // read by its table
     if (i < 0) {
       std::string list;
       for (const auto& src : spec_.sources) list += (list.empty() ? "" : ", ") + src.name;
@@ -310,7 +326,7 @@ Status DirectBackfill::open() {
     uris[i] = uri;
   }
   DerivedFeatures::Options dopts;
-  auto derived = DerivedFeatures::Open(spec_, dopts);
+  auto derived = DerivedFeatures::Open(spec_, dopts, opts_.inputs);
   if (!derived.ok()) return derived.status();
   derived_ = std::move(derived.value());
   if (derived_) evaluator_ = derived_->evaluator();
@@ -418,7 +434,10 @@ void DirectBackfill::process_batch(size_t n) {
       continue;
     }
     for (int f : unread_features_) values[f].set_null();
-    if (evaluator_) evaluator_->evaluate(p.event, values);
+    if (evaluator_) {
+      evaluator_->set_stamp(p.stamp);
+      evaluator_->evaluate(p.event, values);
+    }
     stats_->labeled += rows_.append(p.event, values, buf_);
     ++stats_->rows;
     if (Status s = write_if_full(); !s.ok() && error_.ok()) error_ = s;
@@ -483,7 +502,14 @@ Status DirectBackfill::run() {
     if (derived_) {
       // Table changes up to this event's time first (as the runtime does).
       if ((run_.accepted & 255) == 1) table_horizon = table_change_horizon(spec_, wms);
-      if (Status s = derived_->advance_to(p.event.time, table_horizon); !s.ok()) return s;
+      // Stamped as the runtime stamps them: the changes read before an event
+      // are seen by it and the later ones, not by the batch's earlier events.
+      p.stamp = run_.records;
+      const uint64_t retired = n > 0 ? batch_[0].stamp : p.stamp;
+      if (Status s =
+              derived_->advance_to(p.event.time, table_horizon, on_reject_, p.stamp, retired);
+          !s.ok())
+        return s;
     }
     p.wm_before = combined(now);
     wm.observe(p.rec.partition, p.event.time, now);

@@ -78,8 +78,12 @@ struct Slot {
   std::vector<FeatureValue> values;  // per feature
   std::vector<TimeMs> freshness;     // per feature read as of the event (other sources)
   std::string out;                   // the formatted record for the sink
-  std::vector<WindowOutput> wout;    // per (worker, window)
-  ScoreResult score;                 // when the spec has a model
+  uint64_t seq = 0;                  // Event: its sequence number (table changes' stamps)
+  // Event: the dead letters and late records of table change records read
+  // before it (the sink writes them before the event and clears them).
+  std::string table_dead, table_late;
+  std::vector<WindowOutput> wout;  // per (worker, window)
+  ScoreResult score;               // when the spec has a model
   std::string shadow_out;
   // Barrier: the checkpoint, what the source saved, and timings (steady ns).
   uint64_t checkpoint = 0;
@@ -279,6 +283,7 @@ Status Pipeline::open_io() {
     if (spec_.sources.size() == 1) uris[0] = opts_.input;
     for (const auto& [name, uri] : opts_.source_inputs) {
       int i = source_index(spec_, name);
+      if (i < 0 && table_source_index(spec_, name) >= 0) continue;  // read by its table
       if (i < 0) {
         std::string list;
         for (const auto& src : spec_.sources) list += (list.empty() ? "" : ", ") + src.name;
@@ -438,7 +443,10 @@ void Pipeline::format_event(Slot& s, int t) {
   if (s.source != 0) return;  // only the scored source's events go out
   for (int i : unread_features_) s.values[i].set_null();
   const int64_t t0 = timed_ ? StageClock::now() : 0;
-  if (derived_) evaluators_[t]->evaluate(s.event, s.values.data());
+  if (derived_) {
+    evaluators_[t]->set_stamp(s.seq);
+    evaluators_[t]->evaluate(s.event, s.values.data());
+  }
   if (scorer_) {
     const int64_t t1 = timed_ ? StageClock::now() : 0;
     scorer_->score(s.event, s.values.data(), &s.score, timed_);
@@ -601,6 +609,35 @@ void Pipeline::source_loop() {
   }
   bool stopped = false;
   TimeMs table_horizon = kMinTime;
+  // Table change records that are not applied go out with the event they were
+  // read before, and are counted as the events' own.
+  Slot* reject_slot = nullptr;
+  const DerivedFeatures::RejectFn on_reject = [&](DerivedFeatures::Reject kind,
+                                                  std::string_view record, uint32_t) {
+    switch (kind) {
+      case DerivedFeatures::Reject::Malformed:
+        ++stats_.dead_letters;
+        reject_slot->table_dead.append(record);
+        break;
+      case DerivedFeatures::Reject::LateSideOutput:
+        ++stats_.late_side_output;
+        reject_slot->table_late.append(record);
+        break;
+      case DerivedFeatures::Reject::LateDropped:
+        ++stats_.late_dropped;
+        break;
+    }
+  };
+  if (restored_ && derived_) {
+    // The table as it was at the checkpoint: the changes read up to the newest
+    // event time seen then, seen by every event to come. Their rejects were
+    // written before the checkpoint.
+    TimeMs seen = kMinTime;
+    for (TimeMs t : restored_->manifest.source.partition_max) seen = std::max(seen, t);
+    if (seen != kMinTime)
+      if (auto st = derived_->advance_to(seen, kMinTime, [](auto, auto, auto) {}); !st.ok())
+        fail(st);
+  }
   // Pacing: record n (counted from the end of the warm-up) is due at
   // pace_start + n * ticks_per_record.
   int64_t pace_start = StageClock::now();
@@ -730,7 +767,13 @@ void Pipeline::source_loop() {
       // by event time. No partition of any source will accept an event older
       // than the horizon (refreshed now and then: an older one is only less tidy).
       if ((stats_.accepted & 255) == 1) table_horizon = table_change_horizon(spec_, wms);
-      if (auto st = derived_->advance_to(s.event.time, table_horizon); !st.ok()) {
+      // Changes applied now are seen by this event and the ones after it; the
+      // events that can still be running are the ring's.
+      s.seq = seq;
+      reject_slot = &s;
+      const uint64_t retired = seq + 1 > slots_.size() ? seq + 1 - slots_.size() : 0;
+      if (auto st = derived_->advance_to(s.event.time, table_horizon, on_reject, seq, retired);
+          !st.ok()) {
         fail(st);
         s.kind = SlotKind::Dead;
         s.out.clear();
@@ -1052,6 +1095,16 @@ bool Pipeline::sink_write(Slot& s) {
     if (!st.ok()) fail(st);
   };
   bool stop = s.kind == SlotKind::Stop;
+  if (!s.table_dead.empty()) {
+    check(dead_->write(s.table_dead, s.partition));
+    if (opts_.dead_letter.empty() && dead_shown_.fetch_add(1) < 5)
+      std::fprintf(stderr, "millrace: dead letter: %s", s.table_dead.c_str());
+    s.table_dead.clear();
+  }
+  if (!s.table_late.empty()) {
+    check(late_->write(s.table_late, s.partition));
+    s.table_late.clear();
+  }
   switch (s.kind) {
     case SlotKind::Event:
       if (s.source != 0) {
@@ -1449,7 +1502,7 @@ Result<RunStats> Pipeline::run() {
   }
   DerivedFeatures::Options dopts;
   dopts.follow_changes = opts_.follow;
-  auto derived = DerivedFeatures::Open(spec_, dopts);
+  auto derived = DerivedFeatures::Open(spec_, dopts, opts_.source_inputs);
   if (!derived.ok()) return derived.status();
   derived_ = std::move(derived.value());
   if (auto s = open_io(); !s.ok()) return s;

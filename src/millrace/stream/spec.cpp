@@ -173,6 +173,11 @@ Result<int> source_of(const SpecReader& r, const YAML::Node& n, const PipelineSp
   const YAML::Node sn = n["source"];
   if (!sn) return 0;
   int i = source_index(spec, sn.IsScalar() ? sn.Scalar() : "");
+  if (i < 0 && table_source_index(spec, sn.Scalar()) >= 0)
+    return r.error(sn, fmt::format("{}: source '{}' feeds a table (its records are the table's "
+                                   "change records); features and windows are defined on the "
+                                   "other sources",
+                                   what, sn.Scalar()));
   if (i < 0) {
     std::string list;
     for (const auto& s : spec.sources) list += (list.empty() ? "" : ", ") + s.name;
@@ -368,18 +373,31 @@ Result<PipelineSpec> parse_spec(const std::string& text, const std::string& file
     } else if (sources) {
       if (!sources.IsMap() || sources.size() == 0)
         return r.error(sources, "sources: expected a mapping of source name to its settings");
+      // Sources that tables name as their change stream (checked in full with the tables).
+      std::set<std::string> table_sources;
+      if (const YAML::Node tables = root["tables"]; tables && tables.IsSequence())
+        for (const auto& t : tables)
+          if (t.IsMap() && t["source"] && t["source"].IsScalar())
+            table_sources.insert(t["source"].Scalar());
       for (auto it : sources) {
         SourceSpec src;
         src.name = it.first.as<std::string>();
-        if (source_index(spec, src.name) >= 0)
+        if (source_index(spec, src.name) >= 0 || table_source_index(spec, src.name) >= 0)
           return r.error(it.first, fmt::format("sources: '{}' is defined twice", src.name));
         if (it.second["name"])
           return r.error(
               it.second["name"],
               fmt::format("source '{}': the name is the mapping key; remove 'name'", src.name));
         if (auto s = parse_source(r, it.second, &src, "sources." + src.name); !s.ok()) return s;
-        spec.sources.push_back(std::move(src));
+        if (table_sources.count(src.name))
+          spec.table_sources.push_back(std::move(src));
+        else
+          spec.sources.push_back(std::move(src));
       }
+      if (spec.sources.empty())
+        return r.error(sources,
+                       "sources: every source feeds a table; list the events' source too (the "
+                       "first one listed that feeds no table is the scored source)");
     } else {
       return Status::Error(file + ": missing 'source:' section (or 'sources:', by name)");
     }
@@ -441,6 +459,12 @@ Result<PipelineSpec> parse_spec(const std::string& text, const std::string& file
 int source_index(const PipelineSpec& spec, std::string_view name) {
   for (size_t i = 0; i < spec.sources.size(); ++i)
     if (spec.sources[i].name == name) return static_cast<int>(i);
+  return -1;
+}
+
+int table_source_index(const PipelineSpec& spec, std::string_view name) {
+  for (size_t i = 0; i < spec.table_sources.size(); ++i)
+    if (spec.table_sources[i].name == name) return static_cast<int>(i);
   return -1;
 }
 

@@ -120,7 +120,12 @@ struct DerivedFeaturePlan;
 struct PipelineSpec {
   std::string file;
   SourceSpec source;                // the first (scored) source: sources[0]
-  std::vector<SourceSpec> sources;  // every source, in spec order
+  std::vector<SourceSpec> sources;  // the event sources, in spec order
+  // Sources named by a table's `source:`: their records are the table's
+  // change records, read by the table (features/derived_features.h), not
+  // events: they are not in `sources`, carry no features and do not hold the
+  // pipeline's watermark back.
+  std::vector<SourceSpec> table_sources;
   StoreSpec store;
   std::vector<FeatureSpec> features;
   // Hidden per-key sliding features that derived features read (prev,
@@ -141,5 +146,7 @@ Result<PipelineSpec> load_spec(const std::string& path);
 
 // Index of the source named `name`, or -1.
 int source_index(const PipelineSpec& spec, std::string_view name);
+// Index in spec.table_sources of the table source named `name`, or -1.
+int table_source_index(const PipelineSpec& spec, std::string_view name);
 
 }  // namespace millrace
