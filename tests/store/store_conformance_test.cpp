@@ -11,7 +11,9 @@
 #include <fmt/format.h>
 
 #include "millrace/core/event_parser.h"
+#include "millrace/features/derived_features.h"
 #include "millrace/features/feature_plan.h"
+#include "millrace/store/derived_reads.h"
 #include "millrace/store/embedded_store.h"
 #include "millrace/store/redis_store.h"
 #include "millrace/stream/pipeline.h"
@@ -37,7 +39,7 @@ sources:
     allowed_lateness: 10m
     schema: {terminal_id: string, loss: double, reported_at: int64}
 store: {uri: )" +
-         uri + R"(, slice: 1m, prefix: conf}
+         uri + R"Y(, slice: 1m, prefix: conf}
 features:
   - {name: card_n_5m, key: card_id, agg: count, window: 5m}
   - {name: card_sum_10m, key: card_id, agg: sum, field: amount, window: 10m}
@@ -53,7 +55,12 @@ features:
   - {name: terminal_n_10m, key: terminal_id, agg: count, window: 10m}
   - {name: terminal_frauds_1h, source: labels, key: terminal_id, agg: count, window: 1h}
   - {name: terminal_loss_max_30m, source: labels, key: terminal_id, agg: max, field: loss, window: 30m}
-)";
+  # Derived features a read evaluates as of t over the set's values (not kept in Redis).
+  - {name: card_mean_10m, expr: "card_sum_10m / max(card_n_5m, 1)"}
+  - {name: card_busy, expr: "card_n_5m > 3 or coalesce(card_max_5m, 0) > 900"}
+  - {name: card_spread, expr: "if(card_n_5m > 1, card_max_5m - card_min_5m, 0.0)"}
+  - {name: terminal_risk, expr: "coalesce(terminal_loss_max_30m, 0.0) * log1p(terminal_frauds_1h)"}
+)Y";
 }
 
 TEST(StoreConformance, RedisAndEmbeddedGiveTheSameVectors) {
@@ -120,7 +127,13 @@ TEST(StoreConformance, RedisAndEmbeddedGiveTheSameVectors) {
   }
   auto rs = RedisStore::Open(spec, plan);
   ASSERT_TRUE(rs.ok()) << rs.status().message();
-  int compared = 0, nonzero = 0;
+  // Both stores read through the derived features, as `millrace features get`
+  // and the HTTP endpoint do.
+  auto derived = DerivedFeatures::Open(spec, DerivedFeatures::Options{});
+  ASSERT_TRUE(derived.ok() && derived.value()) << derived.status().message();
+  DerivedReads from_embedded(spec, plan, embedded, *derived.value());
+  DerivedReads from_redis(spec, plan, *rs.value(), *derived.value());
+  int compared = 0, nonzero = 0, derived_compared = 0;
   // Reads as of any slice boundary the stores keep: from the end of the
   // stream back by the allowed lateness (older slices may be gone from Redis).
   for (TimeMs at = (end - 540'000) / 60000 * 60000; at <= end + 180'000; at += 60000) {
@@ -129,8 +142,8 @@ TEST(StoreConformance, RedisAndEmbeddedGiveTheSameVectors) {
       for (int k = 0; k < nkeys; ++k) {
         std::string key = fmt::format("{}{}", set == 0 ? "c" : "m", k);
         FeatureVector a, b;
-        ASSERT_TRUE(embedded.read(set, key, at, &a).ok());
-        Status st = rs.value()->read(set, key, at, &b);
+        ASSERT_TRUE(from_embedded.read(set, key, at, &a).ok());
+        Status st = from_redis.read(set, key, at, &b);
         ASSERT_TRUE(st.ok()) << st.message();
         ASSERT_EQ(a.names, b.names);
         for (size_t f = 0; f < a.names.size(); ++f) {
@@ -147,12 +160,14 @@ TEST(StoreConformance, RedisAndEmbeddedGiveTheSameVectors) {
             nonzero += dx != 0;
           }
           ++compared;
+          derived_compared += f >= plan.feature_sets[set].features.size();
         }
       }
     }
   }
   EXPECT_GT(compared, 3000);
   EXPECT_GT(nonzero, 1000);
+  EXPECT_GT(derived_compared, 500);
 }
 
 TEST(StoreConformance, QuantileIsRejectedForRedis) {
