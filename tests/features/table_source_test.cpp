@@ -5,6 +5,9 @@
 // the two streams by the documented rule.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -407,6 +410,99 @@ features:
       EXPECT_EQ(cells[6], j["country"].is_null() ? "" : j["country"].get<std::string>()) << rows[i];
     }
   }
+}
+
+// The lines of an exactly-once output: its epoch files, in order.
+std::vector<std::string> read_epochs(const std::string& path) {
+  std::vector<std::string> names;
+  const std::string base = std::filesystem::path(path).filename().string();
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::filesystem::path(path).parent_path())) {
+    std::string n = e.path().filename().string();
+    if (n.rfind(base + ".", 0) == 0 && n.find("pending") == std::string::npos)
+      names.push_back(e.path().string());
+  }
+  std::sort(names.begin(), names.end());
+  std::vector<std::string> out;
+  for (const auto& n : names)
+    for (auto& l : lines_of(read_file(n))) out.push_back(std::move(l));
+  return out;
+}
+
+// Stopped (as on SIGTERM) and resumed from its checkpoint again and again, a
+// run gives the uninterrupted run's output and dead letters: after each
+// restart the table holds the changes the stopped run had applied, and their
+// dead letters are not written twice.
+TEST(TableSource, RestartsRebuildTheSameTable) {
+  RandomCase rc(5);
+  TempDir dir;
+  {
+    std::ofstream m(dir.file("merchants.csv"));
+    m << "merchant,risk,country\n";
+    for (const auto& [merchant, row] : rc.initial)
+      m << merchant << "," << *row.risk << "," << *row.country << "\n";
+    std::ofstream c(dir.file("changes.jsonl"));
+    for (const ChangeLine& l : rc.changes) c << l.text << "\n";
+    std::ofstream in(dir.file("tx.jsonl"));
+    for (const Tx& tx : rc.txs)
+      in << fmt::format("{{\"id\": \"{}\", \"merchant\": \"{}\", \"amount\": 1.5, \"ts\": {}}}\n",
+                        tx.id, tx.merchant, tx.t);
+  }
+  auto spec = parse_spec(R"Y(sources:
+  transactions:
+    time: ts
+    max_out_of_orderness: 2s
+    allowed_lateness: 4s
+    schema: {id: string, merchant: string, amount: double, ts: int64}
+  merchant_changes:
+    time: at
+    max_out_of_orderness: 3s
+    allowed_lateness: 2s
+    schema: {op: string, merchant: string, risk: double?, country: string?, at: int64}
+tables:
+  - {name: merchants, path: merchants.csv, key: merchant, source: merchant_changes}
+features:
+  - {name: risk, expr: "lookup(merchants, merchant).risk"}
+  - {name: country, expr: "lookup(merchants, merchant, 'country')"}
+)Y",
+                         dir.file("spec.yaml"));
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  auto options = [&](const std::string& name) {
+    RunOptions opts;
+    opts.source_inputs = {{"transactions", dir.file("tx.jsonl")},
+                          {"merchant_changes", dir.file("changes.jsonl")}};
+    std::filesystem::create_directories(dir.file(name));
+    opts.output = dir.file(name + "/out.jsonl");
+    opts.dead_letter = dir.file(name + "/dead.jsonl");
+    opts.checkpoint_dir = dir.file(name + "/ckpt");
+    opts.workers = 2;
+    opts.max_in_flight = 64;
+    return opts;
+  };
+  ASSERT_TRUE(run_pipeline(spec.value(), options("ref")).ok());
+  const auto ref = read_epochs(dir.file("ref/out.jsonl"));
+  const auto ref_dead = read_epochs(dir.file("ref/dead.jsonl"));
+  ASSERT_EQ(ref.size(), brute_force(rc).accepted);
+  ASSERT_GT(ref_dead.size(), 0u);
+  int stops = 0;
+  bool ended = false;
+  for (int round = 0; round < 40 && !ended; ++round) {
+    std::atomic<bool> stop{false};
+    uint64_t written = 0;
+    RunOptions opts = options("run");
+    opts.stop = &stop;
+    opts.on_vector = [&](const Event&, const FeatureValue*) {
+      if (++written == 40) stop.store(true);
+    };
+    auto stats = run_pipeline(spec.value(), opts);
+    ASSERT_TRUE(stats.ok()) << stats.status().message();
+    ended = !stop.load();
+    stops += !ended;
+  }
+  ASSERT_TRUE(ended);
+  EXPECT_GE(stops, 3);
+  EXPECT_EQ(read_epochs(dir.file("run/out.jsonl")), ref);
+  EXPECT_EQ(read_epochs(dir.file("run/dead.jsonl")), ref_dead);
 }
 
 }  // namespace
