@@ -5,6 +5,16 @@
 #include <cstdint>
 #include <string_view>
 
+// XXH3 compiled inline here (the library's own code, the same values): keys
+// are short, and the call into the shared library cost as much as the hash.
+// Long inputs take the AVX2 path: g++ 12 warns (falsely) about
+// uninitialized values in its AVX-512 intrinsics once they are inlined.
+#ifndef XXH_INLINE_ALL
+#define XXH_INLINE_ALL
+#endif
+#if !defined(XXH_VECTOR) && defined(__AVX2__)
+#define XXH_VECTOR 2  // XXH_AVX2
+#endif
 #include <xxhash.h>
 
 namespace millrace {
