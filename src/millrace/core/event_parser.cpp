@@ -74,7 +74,10 @@ bool EventParser::parse_value(int field, simdjson::ondemand::value& v, Event* ou
           if (p[n] != '"') {
             uint8_t* dst = unescaped_.data();
             if (parser_.unescape(raw, dst).get(s)) {
-              *error = fmt::format("field '{}': expected string, got string", def.name);
+              *error = fmt::format(
+                  "field '{}': bad escape in a string (JSON allows \\\" \\\\ \\/ \\b "
+                  "\\f \\n \\r \\t and \\uXXXX)",
+                  def.name);
               return false;
             }
           }

@@ -41,6 +41,23 @@ void encode_window_key(const Event& event, const std::vector<int>& key_fields, s
   }
 }
 
+namespace {
+
+// A string's length in an encoded key: 7 bits a byte, low bits first.
+uint32_t read_length(std::string_view encoded, size_t* pos) {
+  uint32_t n = 0;
+  int shift = 0;
+  uint8_t byte;
+  do {
+    byte = static_cast<uint8_t>(encoded[(*pos)++]);
+    n |= static_cast<uint32_t>(byte & 0x7f) << shift;
+    shift += 7;
+  } while (byte & 0x80);
+  return n;
+}
+
+}  // namespace
+
 void append_window_key_json(std::string& out, std::string_view encoded,
                             const std::vector<std::string>& prefixes) {
   size_t pos = 0;
@@ -66,14 +83,7 @@ void append_window_key_json(std::string& out, std::string_view encoded,
         out += encoded[pos++] ? "true" : "false";
         break;
       case 's': {
-        uint32_t n = 0;
-        int shift = 0;
-        uint8_t byte;
-        do {
-          byte = static_cast<uint8_t>(encoded[pos++]);
-          n |= static_cast<uint32_t>(byte & 0x7f) << shift;
-          shift += 7;
-        } while (byte & 0x80);
+        const uint32_t n = read_length(encoded, &pos);
         append_json_string(out, encoded.substr(pos, n));
         pos += n;
         break;
@@ -116,14 +126,7 @@ char* write_window_key_json(char* p, std::string_view encoded,
         put(encoded[pos++] ? "true" : "false");
         break;
       case 's': {
-        uint32_t n = 0;
-        int shift = 0;
-        uint8_t byte;
-        do {
-          byte = static_cast<uint8_t>(encoded[pos++]);
-          n |= static_cast<uint32_t>(byte & 0x7f) << shift;
-          shift += 7;
-        } while (byte & 0x80);
+        const uint32_t n = read_length(encoded, &pos);
         const std::string_view s = encoded.substr(pos, n);
         for (char ch : s) {
           const unsigned char c = static_cast<unsigned char>(ch);
