@@ -1610,7 +1610,7 @@ Result<RunStats> Pipeline::run() {
       *body = v.to_json(set, k, at);
       return 200;
     };
-    auto server = HttpServer::Start(opts_.serve, std::move(h));
+    auto server = HttpServer::Start(opts_.serve, h);
     if (!server.ok()) return server.status();
     http_ = std::move(server.value());
     if (opts_.on_serving) opts_.on_serving(http_->port());

@@ -192,7 +192,7 @@ Status KeyedWindows::restore(ByteReader& r) {
         "new --checkpoint-dir",
         what, type <= 2 ? type_name(static_cast<WindowType>(type)) : "unknown", header_words,
         acc_words, type_name(spec_.type), header_words_, layout_.words()));
-  const Status damaged = Status::Error(
+  Status damaged = Status::Error(
       what +
       ": the checkpoint's window state is damaged (it does not decode); use an earlier "
       "checkpoint or a new --checkpoint-dir");
