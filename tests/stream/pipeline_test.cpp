@@ -12,6 +12,8 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -307,14 +309,38 @@ TEST(Cli, RunFromStdinCountsDeadLettersAndGoesOn) {
   EXPECT_NE(read_file(dir.file("dead.jsonl")).find("\"raw\": \"garbage\""), std::string::npos);
 }
 
-TEST(Cli, EveryCommandHasHelpWithAnExample) {
-  for (const char* cmd :
-       {"run", "generate transactions", "bench windows", "log create", "log produce", "log consume",
-        "log describe", "train", "predict", "models list", "models describe", "models promote"}) {
-    auto [code, out] = millrace(std::string(cmd) + " --help");
-    EXPECT_EQ(code, 0) << cmd;
-    EXPECT_NE(out.find("Example"), std::string::npos) << cmd << ":\n" << out;
+// The subcommand names listed under "Subcommands:" in a --help text.
+std::vector<std::string> listed_subcommands(const std::string& help) {
+  std::vector<std::string> names;
+  size_t at = help.find("\nSubcommands:\n");
+  if (at == std::string::npos) return names;
+  std::istringstream lines(help.substr(at + 14));
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.empty()) break;
+    if (line.rfind("  ", 0) != 0 || line[2] == ' ') continue;  // a wrapped description
+    names.push_back(line.substr(2, line.find(' ', 2) - 2));
   }
+  return names;
+}
+
+// Walks the whole command tree from `millrace --help`: every group and every command prints
+// help with an example, so a command added later without one fails here.
+TEST(Cli, EveryCommandHasHelpWithAnExample) {
+  std::vector<std::string> pending = {""};
+  size_t visited = 0;
+  while (!pending.empty()) {
+    std::string cmd = pending.back();
+    pending.pop_back();
+    auto [code, out] = millrace(cmd + (cmd.empty() ? "" : " ") + "--help");
+    ++visited;
+    EXPECT_EQ(code, 0) << "millrace " << cmd;
+    EXPECT_NE(out.find("Example"), std::string::npos) << "millrace " << cmd << ":\n" << out;
+    for (const auto& sub : listed_subcommands(out))
+      pending.push_back(cmd.empty() ? sub : cmd + " " + sub);
+  }
+  // The top level, its ten groups and commands, and the subcommands of the groups.
+  EXPECT_GE(visited, 25u);
 }
 
 }  // namespace

@@ -66,6 +66,10 @@ double cpu_seconds() {
 
 void register_bench(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "Measure the engine on events made in memory");
+  bench->footer(
+      "Example:\n"
+      "  millrace bench windows --events 2000000 --keys 100000 --workers 1\n"
+      "The other benchmarks are programs in build/ run by `make bench` (docs/benchmarks.md).\n");
   bench->require_subcommand(1);
   auto a = std::make_shared<WindowBenchArgs>();
   auto* w = bench->add_subcommand(

@@ -141,6 +141,11 @@ void register_get(CLI::App& features) {
 
 void register_features(CLI::App& app) {
   auto* cmd = app.add_subcommand("features", "Feature store: backfill training sets, read vectors");
+  cmd->footer(
+      "Example:\n"
+      "  millrace features backfill --spec apps/fraud/fraud.yaml --input transactions=tx.jsonl \\\n"
+      "      --input labels=labels.jsonl --labels labels.jsonl --output train.csv\n"
+      "  millrace features get --spec spec.yaml --key C42\n");
   cmd->require_subcommand(1);
   register_backfill(*cmd);
   register_get(*cmd);

@@ -20,6 +20,10 @@ namespace {
 
 void register_fraud(CLI::App& app) {
   auto* fraud = app.add_subcommand("fraud", "Fraud-detection benchmarks");
+  fraud->footer(
+      "Example:\n"
+      "  millrace fraud demo                       # what `make demo` runs\n"
+      "  millrace fraud handbook --transactions data/handbook/transactions.csv\n");
   fraud->require_subcommand(1);
   auto o = std::make_shared<eval::HandbookOptions>();
   auto start = std::make_shared<std::string>("2018-07-25");

@@ -12,6 +12,9 @@ namespace {
 
 void register_generate(CLI::App& app) {
   auto* gen = app.add_subcommand("generate", "Generate synthetic event streams (JSONL on stdout)");
+  gen->footer(
+      "Example:\n"
+      "  millrace generate transactions --events 1000 > tx.jsonl\n");
   gen->require_subcommand(1);
   auto opts = std::make_shared<TransactionStreamOptions>();
   auto events = std::make_shared<uint64_t>(100'000);

@@ -15,6 +15,9 @@ namespace {
 
 void register_simulate(CLI::App& app) {
   auto* sim = app.add_subcommand("simulate", "Simulate datasets with ground truth");
+  sim->footer(
+      "Example:\n"
+      "  millrace simulate fraud --days 60 --drift-day 30 --out data/fraud\n");
   sim->require_subcommand(1);
   auto o = std::make_shared<sim::FraudSimOptions>();
   auto start = std::make_shared<std::string>("2018-04-01");
