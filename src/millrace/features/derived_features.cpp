@@ -414,8 +414,11 @@ void DerivedFeatures::reject(ChangeFeed& f, Reject kind, const RecordRef& rec,
     out = "{\"reason\": ";
     append_json_string(out, reason);
   }
+  // The origin: the source's name, or the `changes:` input's uri.
   append_json_key(out, "source");
-  append_json_string(out, f.source->name);
+  append_json_string(out, f.source ? f.source->name : f.uri);
+  append_json_key(out, "table");
+  append_json_string(out, f.table->spec().name);
   append_json_key(out, "partition");
   append_json_int(out, rec.partition);
   append_json_key(out, "offset");
@@ -453,20 +456,13 @@ Status DerivedFeatures::advance_to(TimeMs t, TimeMs horizon, const RejectFn& on_
         f.line.assign(rec.data.data(), rec.data.size());
         const size_t len = f.line.size();
         f.line.resize(len + simdjson::SIMDJSON_PADDING);
+        rec.data = std::string_view(f.line.data(), len);
         if (!f.parser->parse(f.line.data(), len, f.line.size(), &f.pending, &error)) {
-          if (f.source) {
-            rec.data = std::string_view(f.line.data(), len);
-            reject(f, Reject::Malformed, rec, error, kMinTime, on_reject);
-          } else if (f.rejected++ < 5) {
-            std::fprintf(stderr, "millrace: table '%s': change at %s offset %llu rejected: %s\n",
-                         f.table->spec().name.c_str(), f.uri.c_str(),
-                         static_cast<unsigned long long>(rec.offset), error.c_str());
-          }
+          reject(f, Reject::Malformed, rec, error, kMinTime, on_reject);
           continue;
         }
         if (f.source) {
           // Lateness as for any source's event: against its partition's watermark.
-          rec.data = std::string_view(f.line.data(), len);
           const TimeMs pwm = f.watermarks->partition_watermark(rec.partition);
           if (pwm != kMinTime && f.pending.time < pwm - f.source->allowed_lateness) {
             reject(f,
@@ -479,25 +475,20 @@ Status DerivedFeatures::advance_to(TimeMs t, TimeMs horizon, const RejectFn& on_
                    pwm, on_reject);
             continue;
           }
-          // A record without a key or with an unknown op is malformed: judged now, in
-          // the source's order, so its dead letter does not wait for the event time.
-          if (Status s = f.table->check_change(f.pending); !s.ok()) {
-            reject(f, Reject::Malformed, rec, s.message(), kMinTime, on_reject);
-            continue;
-          }
-          f.watermarks->observe(rec.partition, f.pending.time, 0);
         }
+        // A record without a key or with an unknown op is malformed: judged now, in
+        // the input's order, so its dead letter does not wait for the event time.
+        if (Status s = f.table->check_change(f.pending); !s.ok()) {
+          reject(f, Reject::Malformed, rec, s.message(), kMinTime, on_reject);
+          continue;
+        }
+        if (f.source) f.watermarks->observe(rec.partition, f.pending.time, 0);
         f.has_pending = true;
       }
       if (f.pending.time > t) break;
       f.has_pending = false;
-      if (auto s = f.table->apply_change(f.pending, stamp); !s.ok()) {
-        if (f.rejected++ < 5)
-          std::fprintf(stderr, "millrace: table '%s': change rejected: %s\n",
-                       f.table->spec().name.c_str(), s.message().c_str());
-        continue;
-      }
-      ++f.applied;
+      // Checked when read: cannot fail.
+      if (f.table->apply_change(f.pending, stamp).ok()) ++f.applied;
     }
   }
   return Status::Ok();

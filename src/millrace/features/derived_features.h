@@ -75,12 +75,14 @@ class DerivedFeatures {
       const std::vector<std::pair<std::string, std::string>>& inputs = {});
   ~DerivedFeatures();
 
-  // A change record of a table source (`source:`) that was not applied:
-  // malformed (not JSON, a wrong type, no key, an unknown op), or late (older
+  // A change record that was not applied: malformed (not JSON, a wrong type,
+  // no key, an unknown op), or, of a table source (`source:`), late (older
   // than its partition's watermark less the source's allowed lateness).
   // `record` is the line for the dead-letter output (malformed) or the late
-  // output (late, side_output policy), in the format of the events' own; it
-  // is empty for a late record the source's policy drops.
+  // output (late, side_output policy), in the format of the events' own with
+  // the table's name added (its "source" is the source's name, or the uri of
+  // a `changes:` input); it is empty for a late record the source's policy
+  // drops.
   enum class Reject { Malformed, LateDropped, LateSideOutput };
   using RejectFn = std::function<void(Reject kind, std::string_view record, uint32_t partition)>;
 
@@ -90,10 +92,10 @@ class DerivedFeatures {
   // comes before the event). Reads will not ask for times < horizon any more,
   // nor with stamps < retired. The changes are stamped `stamp` (see
   // ReferenceTable): pass the sequence number of the event about to be
-  // routed, and read with it; 0 makes them seen by every read. Rejected
-  // records of table sources go to on_reject (none: the first ones are
-  // printed); bad records of `changes:` files are counted and the first ones
-  // printed. Fails on an I/O error of a change input.
+  // routed, and read with it; 0 makes them seen by every read. Records not
+  // applied (malformed or late) are counted and go to on_reject (none: the
+  // first ones are printed). t = kMaxTime reads the bounded change inputs to
+  // their end. Fails on an I/O error of a change input.
   Status advance_to(TimeMs t, TimeMs horizon, const RejectFn& on_reject = nullptr,
                     uint64_t stamp = 0, uint64_t retired = 0);
 

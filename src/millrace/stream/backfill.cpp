@@ -544,6 +544,13 @@ Status DirectBackfill::run() {
     }
   }
   process_batch(n);
+  // The change records after the last event are read too (as the runtime
+  // does at the end of its input): their bad records go to the dead letters.
+  if (derived_ && error_.ok())
+    if (Status s = derived_->advance_to(kMaxTime, table_horizon, on_reject_, run_.records + 1,
+                                        run_.records + 1);
+        !s.ok())
+      return s;
   if (opts_.progress) std::fprintf(stderr, "\r%*s\r", 40, "");
   if (!error_.ok()) return error_;
   if (Status s = dead_->flush(); !s.ok()) return s;

@@ -85,7 +85,8 @@ std::string encode_manifest(const CheckpointManifest& m) {
                  {"partition_max", s.partition_max},
                  {"watermark", s.watermark},
                  {"last_broadcast", s.last_broadcast},
-                 {"since_broadcast", s.since_broadcast}};
+                 {"since_broadcast", s.since_broadcast},
+                 {"tables_read_to_end", s.tables_read_to_end}};
   j["parts"] = json::array();
   for (const auto& p : m.parts)
     j["parts"].push_back({{"file", p.file}, {"bytes", p.bytes}, {"crc", p.crc}});
@@ -128,6 +129,7 @@ Result<CheckpointManifest> decode_manifest(const std::string& text, const std::s
     m.source.watermark = s.at("watermark").get<TimeMs>();
     m.source.last_broadcast = s.at("last_broadcast").get<TimeMs>();
     m.source.since_broadcast = s.at("since_broadcast").get<uint64_t>();
+    m.source.tables_read_to_end = s.value("tables_read_to_end", false);
     for (const json& p : j.at("parts"))
       m.parts.push_back({p.at("file").get<std::string>(), p.at("bytes").get<uint64_t>(),
                          p.at("crc").get<uint32_t>()});

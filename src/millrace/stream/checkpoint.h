@@ -44,6 +44,9 @@ struct SourceCheckpoint {
   TimeMs watermark = kMinTime;
   TimeMs last_broadcast = kMinTime;
   uint64_t since_broadcast = 0;
+  // Taken after the end of a bounded input: the tables' change inputs were
+  // read to their end (a restart rebuilds the tables from all of them).
+  bool tables_read_to_end = false;
 };
 
 struct CheckpointManifest {

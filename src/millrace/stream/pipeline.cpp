@@ -174,6 +174,7 @@ class Pipeline {
   std::vector<std::pair<std::string, EpochWriter*>> epoch_writers_;
   std::vector<RecordWriter*> plain_writers_;  // flushed at checkpoints, not exactly-once
   uint64_t next_checkpoint_ = 1;              // source only
+  bool tables_read_to_end_ = false;           // source only: the change inputs are all read
   std::string spec_fingerprint_;
   // Keyed state backend.
   Status resolve_state_backend();
@@ -634,6 +635,10 @@ void Pipeline::source_loop() {
     // written before the checkpoint.
     TimeMs seen = kMinTime;
     for (TimeMs t : restored_->manifest.source.partition_max) seen = std::max(seen, t);
+    // A checkpoint taken after the end of the input: the change inputs were
+    // read to their end too.
+    if (restored_->manifest.source.tables_read_to_end) seen = kMaxTime;
+    tables_read_to_end_ = seen == kMaxTime;
     if (seen != kMinTime)
       if (auto st = derived_->advance_to(seen, kMinTime, [](auto, auto, auto) {}); !st.ok())
         fail(st);
@@ -831,6 +836,23 @@ void Pipeline::source_loop() {
         last_progress = t;
       }
     }
+  }
+  if (derived_ && !stopped && !failed_.load() && !tables_read_to_end_) {
+    // The end of a bounded input: the change records after the last event are
+    // read too (their bad and late records go out, counted). Their rejects
+    // ride on a slot of their own, which the workers do not see.
+    const uint64_t seq = next_seq_++;
+    Slot& s = acquire(seq);
+    s.kind = SlotKind::Watermark;
+    s.wm_before = s.wm_after = combined_wm;
+    s.partition = 0;
+    reject_slot = &s;
+    const uint64_t retired = seq + 1 > slots_.size() ? seq + 1 - slots_.size() : 0;
+    if (auto st = derived_->advance_to(kMaxTime, table_horizon, on_reject, seq, retired); !st.ok())
+      fail(st);
+    tables_read_to_end_ = true;
+    s.pending.store(0, std::memory_order_relaxed);
+    complete(s, seq);
   }
   publish_source_counters(combined_wm);
   if (opts_.progress) std::fprintf(stderr, "\r%*s\r", 40, "");
@@ -1398,6 +1420,7 @@ void Pipeline::inject_barrier(const WatermarkTracker& wm, TimeMs last_broadcast,
   st->watermark = wm.current();
   st->last_broadcast = last_broadcast;
   st->since_broadcast = since_broadcast;
+  st->tables_read_to_end = tables_read_to_end_;
   uint64_t seq = next_seq_++;
   Slot& s = acquire(seq);
   s.kind = SlotKind::Barrier;
