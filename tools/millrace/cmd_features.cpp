@@ -76,6 +76,7 @@ void register_backfill(CLI::App& features) {
 
 struct GetArgs {
   std::string spec, key, feature_set;
+  std::vector<std::string> inputs;
   int64_t at = 0;
 };
 
@@ -89,15 +90,20 @@ void register_get(CLI::App& features) {
   cmd->add_option("--feature-set", args->feature_set,
                   "Feature set: the key's field names joined by '+' (default: the first one)");
   cmd->add_option("--at", args->at, "As of this event time, epoch ms (default: now)");
+  cmd->add_option("--input", args->inputs,
+                  "TABLE_SOURCE=URI: where a table's change records are (JSONL file or "
+                  "log:DIR/TOPIC), as given to `millrace run`; default: the source's `uri`");
   cmd->footer(
       "Example:\n"
       "  millrace features get --spec fraud.yaml --feature-set terminal_id --key T42 \\\n"
-      "      --at 1767312000000\n"
+      "      --at 1767312000000 --input merchant_changes=log:data/merchant_changes\n"
       "Prints {\"feature_set\", \"key\", \"at\", \"features\": {NAME: {\"value\", "
       "\"freshness\"}}}.\n"
       "Reads are exact at multiples of the slice size (docs/feature_store.md). Derived\n"
       "features that read only the set's features, key fields, batch values and tables\n"
-      "are evaluated as of --at and follow the set's features.");
+      "are evaluated as of --at and follow the set's features. A table is rebuilt from\n"
+      "its file and all its change records (read from its source's uri or --input);\n"
+      "without them, the features that look it up are left out (a note says so).");
   cmd->callback([args] {
     auto spec = load_spec(args->spec);
     if (!spec.ok()) throw CommandError(spec.status().message(), 2);
@@ -119,16 +125,43 @@ void register_get(CLI::App& features) {
     auto store = RedisStore::Open(spec.value(), plan);
     if (!store.ok()) throw CommandError(store.status().message());
     TimeMs at = args->at ? args->at : wall_clock_ms();
+    std::vector<std::pair<std::string, std::string>> inputs;
+    for (const std::string& v : args->inputs) {
+      const size_t eq = v.find('=');
+      if (eq == std::string::npos || table_source_index(spec.value(), v.substr(0, eq)) < 0) {
+        std::string list;
+        for (const auto& s : spec->table_sources) list += (list.empty() ? "" : ", ") + s.name;
+        throw CommandError(
+            fmt::format("--input {}: expected TABLE_SOURCE=URI naming a source that feeds a "
+                        "table (the spec's: {})",
+                        v, list.empty() ? "none" : list),
+            2);
+      }
+      inputs.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+    }
     // Derived features the vector can take, with the spec's batch values and
-    // tables (their changes applied up to `at`).
+    // tables. A table holds all its change records, each at its time (reads
+    // as of `at` see those with time <= at); a table whose change records are
+    // nowhere to be found is left out, with the features that read it.
     DerivedFeatures::Options dopts;
     dopts.watch_batch_files = false;
-    auto derived = DerivedFeatures::Open(spec.value(), dopts);
+    dopts.unfed_tables_ok = true;
+    auto derived = DerivedFeatures::Open(spec.value(), dopts, inputs);
     if (!derived.ok()) throw CommandError(derived.status().message());
     std::unique_ptr<DerivedReads> reads;
     if (derived.value()) {
-      if (Status s = derived.value()->advance_to(at, kMinTime); !s.ok())
+      // Bad and late change records were reported by the run that read them.
+      if (Status s = derived.value()->advance_to(kMaxTime, kMinTime, [](auto, auto, auto) {});
+          !s.ok())
         throw CommandError(s.message());
+      const auto& tables = spec->derived->tables;
+      for (size_t i = 0; i < tables.size(); ++i)
+        if (!derived.value()->table_fed(i))
+          std::fprintf(stderr,
+                       "millrace: table '%s': source '%s' has no uri: the features that look "
+                       "it up are left out (give --input %s=URI, as to millrace run, or a uri "
+                       "in the spec)\n",
+                       tables[i].name.c_str(), tables[i].source.c_str(), tables[i].source.c_str());
       reads = std::make_unique<DerivedReads>(spec.value(), plan, *store.value(), *derived.value());
     }
     const OnlineStore& from = reads ? static_cast<const OnlineStore&>(*reads) : *store.value();

@@ -360,6 +360,7 @@ Result<std::unique_ptr<DerivedFeatures>> DerivedFeatures::Open(
         src ? ReferenceTable::Open(t, &src->schema, src->time_field) : ReferenceTable::Open(t);
     if (!table.ok()) return table.status();
     d->tables_.push_back(std::move(table.value()));
+    d->fed_.push_back(true);
     ChangeFeed feed;
     feed.table = d->tables_.back().get();
     feed.source = src;
@@ -368,6 +369,10 @@ Result<std::unique_ptr<DerivedFeatures>> DerivedFeatures::Open(
       feed.uri = src->uri;
       for (const auto& [name, uri] : inputs)
         if (name == src->name) feed.uri = uri;
+      if (feed.uri.empty() && options.unfed_tables_ok) {
+        d->fed_.back() = false;
+        continue;
+      }
       if (feed.uri.empty())
         return Status::Error(fmt::format(
             "{}: table '{}': source '{}' has no uri; give it one in the spec (uri: FILE or "

@@ -65,6 +65,10 @@ class DerivedFeatures {
   struct Options {
     bool watch_batch_files = true;  // poll batch files for changes
     bool follow_changes = false;    // change logs: wait for new records (with a followed input)
+    // A table whose source has no uri (and no --input) is opened with its
+    // initial rows and no change records, and reported by table_fed(),
+    // instead of failing Open (reads that can do without it: features get).
+    bool unfed_tables_ok = false;
   };
   // Loads the batch files and tables of spec.derived (nullptr when the spec
   // has neither derived features nor tables). An error names the file and line.
@@ -139,6 +143,8 @@ class DerivedFeatures {
 
   BatchValues& batch(size_t i) { return *batches_[i]; }
   ReferenceTable& table(size_t i) { return *tables_[i]; }
+  // False for a table left without its change records (Options::unfed_tables_ok).
+  bool table_fed(size_t i) const { return fed_[i]; }
   // "batch card_stats: 1 reload, 0 failed; table merchants: 12 changes, 0 rejected".
   std::string summary() const;
 
@@ -163,6 +169,7 @@ class DerivedFeatures {
   const DerivedFeaturePlan* plan_ = nullptr;
   std::vector<std::unique_ptr<BatchValues>> batches_;
   std::vector<std::unique_ptr<ReferenceTable>> tables_;
+  std::vector<bool> fed_;  // per table
   std::vector<ChangeFeed> feeds_;
 };
 

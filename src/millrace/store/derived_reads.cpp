@@ -93,6 +93,9 @@ DerivedReads::DerivedReads(const PipelineSpec& spec, const FeaturePlan& plan,
               ok = false;
             }
             break;
+          case expr::Op::Lookup:
+            ok = ok && derived.table_fed(a);  // a table without its changes would be wrong
+            break;
           case expr::Op::Batch:
             for (int k : dp.batches[a].key_fields) ok = ok && is_key(schema[k].name);
             reads_set = true;

@@ -9,7 +9,8 @@
 //    which the read has just evaluated as of t;
 //  - the event fields that are S's key fields (the read's key);
 //  - batch values keyed by S's key fields only, as of t;
-//  - reference-table lookups (as of t), whatever their key expression;
+//  - reference-table lookups (as of t), whatever their key expression, of
+//    tables with their change records (DerivedFeatures::table_fed);
 //  - constants and functions;
 // and reads at least one of the first three. The others cannot be computed
 // without an event, and are left out of the vector:
