@@ -153,6 +153,49 @@ TEST_F(EventParserTest, KeysInAnyOrderAcrossLinesOfOneParser) {
   EXPECT_EQ(error, "field 'amount': expected number, got string");
 }
 
+// Keys are first compared as written with the name expected at their
+// position, 8 bytes at a time: names of one to several words, and keys that
+// share all but their last byte or stop short of the name, go to their field.
+TEST(EventParser, KeysSharingPrefixesWithLongAndShortNames) {
+  Schema schema;
+  schema.add({"merchant_category_code", FieldType::String, true});  // 3 words with the quote
+  schema.add({"merchant_category_codf", FieldType::String, true});
+  schema.add({"a_field_name_longer_than_thirty_one_bytes", FieldType::Int64, true});
+  schema.add({"m", FieldType::Int64, true});
+  schema.add({"ts", FieldType::Int64, false});
+  EventParser parser(schema, 4);
+  struct Case {
+    const char* line;
+    const char* code;  // field 0, "" when null
+    const char* codf;  // field 1
+    int64_t longer;    // field 2, -1 when null
+    int64_t m;         // field 3, -1 when null
+  } cases[] = {
+      {R"({"merchant_category_code": "a", "merchant_category_codf": "b", "a_field_name_longer_than_thirty_one_bytes": 1, "m": 2, "ts": 1})",
+       "a", "b", 1, 2},
+      {R"({"merchant_category_codf": "c", "merchant_category_code": "d", "a_field_name_longer_than_thirty_one_bytes": 3, "m": 4, "ts": 2})",
+       "d", "c", 3, 4},
+      {R"({"merchant_category_cod": "x", "merchant_category_code_": "y", "a_field_name_longer_than_thirty_one_byte": 5, "mm": 6, "ts": 3})",
+       "", "", -1, -1},
+      {R"({"merchant_category_code": "e", "merchant_category_codf": "f", "a_field_name_longer_than_thirty_one_bytes": 7, "m": 8, "ts": 4})",
+       "e", "f", 7, 8},
+      {R"({"merchant\u005fcategory_code": "g", "merchant_category_codf": "h", "m": 9, "ts": 5})",
+       "g", "h", -1, 9},
+  };
+  std::string line, error;
+  Event event;
+  for (const auto& c : cases) {
+    line = c.line;
+    line.reserve(line.size() + simdjson::SIMDJSON_PADDING);
+    ASSERT_TRUE(parser.parse(line.data(), line.size(), line.capacity(), &event, &error))
+        << c.line << ": " << error;
+    EXPECT_EQ(event.values[0].is_null() ? "" : event.str(0), std::string(c.code)) << c.line;
+    EXPECT_EQ(event.values[1].is_null() ? "" : event.str(1), std::string(c.codf)) << c.line;
+    EXPECT_EQ(event.values[2].is_null() ? -1 : event.values[2].i, c.longer) << c.line;
+    EXPECT_EQ(event.values[3].is_null() ? -1 : event.values[3].i, c.m) << c.line;
+  }
+}
+
 TEST(JsonWriter, EscapesAndFormats) {
   std::string out;
   append_json_string(out, "a\"b\\c\n\x01");

@@ -1,5 +1,6 @@
 #include "millrace/core/event_parser.h"
 
+#include <bit>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -33,9 +34,25 @@ const char* json_type_name(json_type t) {
 EventParser::EventParser(const Schema& schema, int time_field)
     : schema_(schema), time_field_(time_field) {
   seen_.assign(schema_.size(), 0);
+  for (size_t i = 0; i < schema_.size(); ++i) names_.emplace_back(schema_[i].name);
   for (size_t i = 0; i < schema_.size(); ++i)
     if (!schema_[i].optional || static_cast<int>(i) == time_field_)
       required_.push_back(static_cast<int>(i));
+}
+
+static_assert(std::endian::native == std::endian::little, "RawName packs words little-endian");
+
+EventParser::RawName::RawName(std::string_view name) {
+  if (name.size() + 1 > 8 * kWords) return;
+  if (name.find_first_of("\"\\") != std::string_view::npos) return;
+  std::string text(name);
+  text += '"';
+  n = static_cast<uint32_t>((text.size() + 7) / 8);
+  for (size_t i = 0; i < text.size(); ++i) {
+    const uint64_t shift = 8 * (i % 8);
+    words[i / 8] |= uint64_t{static_cast<uint8_t>(text[i])} << shift;
+    masks[i / 8] |= uint64_t{0xff} << shift;
+  }
 }
 
 int EventParser::lookup(std::string_view name) const {
@@ -245,24 +262,24 @@ bool EventParser::parse(const char* data, size_t len, size_t capacity, Event* ou
       *error = fmt::format("not JSON: {}", simdjson::error_message(err));
       return false;
     }
-    // The key as written, when it has no escape (the common case): no copy.
-    std::string_view key;
     simdjson::ondemand::field& f = field.value_unsafe();
     const char* raw = f.key().raw();
-    size_t n = 0;
-    while (raw[n] != '"' && raw[n] != '\\') ++n;
-    if (raw[n] == '"') {
-      key = std::string_view(raw, n);
-    } else if (auto err = f.unescaped_key().get(key)) {
-      *error = fmt::format("not JSON: {}", simdjson::error_message(err));
-      return false;
-    }
     // Producers mostly write every object's fields in one order: the k-th key
-    // is first compared with the field the k-th key of the previous line was.
-    int idx;
-    if (k < order_.size() && order_[k] >= 0 && schema_[order_[k]].name == key) {
-      idx = order_[k];
-    } else {
+    // is first compared, as written, with the name of the field the k-th key
+    // of the previous line was (a name without a quote or backslash is its
+    // own JSON text; the padding after the line makes the word loads safe).
+    int idx = k < order_.size() ? order_[k] : -1;
+    if (idx < 0 || !names_[idx].matches(raw)) {
+      // The key as written, when it has no escape (the common case): no copy.
+      std::string_view key;
+      size_t n = 0;
+      while (raw[n] != '"' && raw[n] != '\\') ++n;
+      if (raw[n] == '"') {
+        key = std::string_view(raw, n);
+      } else if (auto err = f.unescaped_key().get(key)) {
+        *error = fmt::format("not JSON: {}", simdjson::error_message(err));
+        return false;
+      }
       idx = lookup(key);
       if (k < kMaxOrder) {
         if (k >= order_.size()) order_.resize(k + 1, -1);

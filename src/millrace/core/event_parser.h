@@ -5,7 +5,9 @@
 // it to the dead-letter output. Not thread-safe: one parser per thread.
 #pragma once
 
+#include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <simdjson.h>
@@ -32,7 +34,25 @@ class EventParser {
   int lookup(std::string_view name) const;
   bool parse_value(int field, simdjson::ondemand::value& v, Event* out, std::string* error);
 
+  // A field's name as a JSON key is written without escapes: its bytes and
+  // the closing quote, compared 8 at a time with a key's raw text.
+  struct RawName {
+    static constexpr size_t kWords = 4;  // names of up to 31 bytes
+    uint64_t words[kWords] = {}, masks[kWords] = {};
+    uint32_t n = 0;  // words used; 0: compared by the slow path only
+    explicit RawName(std::string_view name);
+    bool matches(const char* raw) const {
+      for (uint32_t i = 0; i < n; ++i) {
+        uint64_t w;
+        std::memcpy(&w, raw + 8 * i, 8);
+        if ((w & masks[i]) != words[i]) return false;  // stops before the key ends
+      }
+      return n != 0;
+    }
+  };
+
   Schema schema_;
+  std::vector<RawName> names_;  // by field
   int time_field_;
   simdjson::ondemand::parser parser_;
   std::vector<uint8_t> seen_;

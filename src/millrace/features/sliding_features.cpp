@@ -276,13 +276,9 @@ void SlidingFeatureGroup::KeyStateDeleter::operator()(KeyState* ks) const {
   ::operator delete(static_cast<void*>(ks), std::align_val_t(kLine));
 }
 
-bool SlidingFeatureGroup::KeySlotEq::operator()(const KeySlot& a, const KeyRef& b) const {
-  return a.hash == b.hash && a.ks->key == b.key;
-}
-
 void SlidingFeatureGroup::clear_keys() {
   KeyStateDeleter del;
-  for (const KeySlot& s : keys_) del(s.ks);
+  keys_.for_each([&](uint64_t, KeyState* ks) { del(ks); });
   keys_.clear();
   if (published_) published_->clear();
 }
@@ -292,7 +288,7 @@ void SlidingFeatureGroup::enable_concurrent_reads() {
   concurrent_ = true;
   reclaimer_ = std::make_unique<EpochReclaimer>();
   published_ = std::make_unique<PublishedIndex<KeyState>>(reclaimer_.get());
-  for (const KeySlot& s : keys_) published_->insert(s.hash, s.ks);
+  keys_.for_each([&](uint64_t hash, KeyState* ks) { published_->insert(hash, ks); });
 }
 
 void SlidingFeatureGroup::publish(KeyState* ks) {
@@ -315,13 +311,13 @@ void SlidingFeatureGroup::retire_key(KeyState* ks) {
 
 const SlidingFeatureGroup::KeyState* SlidingFeatureGroup::prefetch_state(std::string_view key,
                                                                          uint64_t hash) const {
-  auto it = keys_.find(HashOnly{hash}, hash);
-  if (it == keys_.end()) return nullptr;
+  const KeyState* ks = keys_.find_hash(hash);
+  if (ks == nullptr) return nullptr;
   (void)key;
-  const char* p = reinterpret_cast<const char*>(it->ks);
+  const char* p = reinterpret_cast<const char*>(ks);
   const size_t lines = (kFeatsOffset + features_.size() * sizeof(FeatState)) / kLine;
   for (size_t i = 0; i < lines; ++i) __builtin_prefetch(p + i * kLine);
-  return it->ks;
+  return ks;
 }
 
 void SlidingFeatureGroup::prefetch_rows(const KeyState* ks) const {
@@ -872,10 +868,8 @@ SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::new_key_state() {
 
 void SlidingFeatureGroup::on_event(std::string_view key, uint64_t hash, const Event& event,
                                    TimeMs watermark, FeatureValue* out) {
-  const KeyRef ref{key, hash};
-  auto it = keys_.find(ref, hash);
-  KeyState* found;
-  if (it == keys_.end()) {
+  KeyState* found = keys_.find(hash, [&](const KeyState* ks) { return ks->key == key; });
+  if (found == nullptr) {
     KeyStatePtr ks;
     if (store_) {
       if (keys_.size() >= cache_keys_) evict(watermark);
@@ -892,10 +886,9 @@ void SlidingFeatureGroup::on_event(std::string_view key, uint64_t hash, const Ev
     ks->hash = hash;
     expiry_.push_back({std::max(ks->max_t, event.time) + lateness_ + retention_, ks.get()});
     found = ks.release();
-    keys_.insert(KeySlot{hash, found});
+    keys_.insert(hash, found);
     publish(found);
   } else {
-    found = it->ks;
     found->referenced = true;
   }
   KeyState& ks = *found;
@@ -971,7 +964,7 @@ void SlidingFeatureGroup::expire(TimeMs watermark) {
       const char* p = reinterpret_cast<const char*>(expiry_[16].second);
       for (size_t off = 0; off < state_alloc_bytes_; off += kLine) __builtin_prefetch(p + off);
     }
-    if (expiry_.size() > 8) keys_.prefetch(HashOnly{expiry_[8].second->hash});
+    if (expiry_.size() > 8) keys_.prefetch(expiry_[8].second->hash);
     KeyState* ks = expiry_.front().second;
     expiry_.pop_front();
     TimeMs due = ks->max_t + lateness_ + retention_;
@@ -986,7 +979,7 @@ void SlidingFeatureGroup::expire(TimeMs watermark) {
 }
 
 void SlidingFeatureGroup::free_key(KeyState* ks) {
-  keys_.erase(KeySlot{ks->hash, ks});  // by pointer: the stored hash finds it
+  keys_.erase(ks->hash, ks);  // by pointer: the stored hash finds it
   if (concurrent_) return retire_key(ks);
   KeyStatePtr owned(ks);
   // Reset when reused (new_key_state): freeing touches only the key's first line.
@@ -1125,7 +1118,7 @@ bool SlidingFeatureGroup::restore(ByteReader& r) {
   for (uint32_t e = 0; e < n; ++e) {
     const TimeMs due = r.i64();
     KeyStatePtr ks = load_key(r);
-    if (!ks || keys_.contains(KeyRef{ks->key, ks->hash})) {
+    if (!ks || keys_.find(ks->hash, [&](const KeyState* k) { return k->key == ks->key; })) {
       clear_keys();
       expiry_.clear();
       return false;
@@ -1133,17 +1126,16 @@ bool SlidingFeatureGroup::restore(ByteReader& r) {
     expiry_.push_back({due, ks.get()});
     const uint64_t h = ks->hash;
     publish(ks.get());
-    keys_.insert(KeySlot{h, ks.release()});
+    keys_.insert(h, ks.release());
   }
   return !r.failed();
 }
 
 size_t SlidingFeatureGroup::state_bytes() const {
-  size_t bytes = keys_.capacity() * (sizeof(KeySlot) + 1);
+  size_t bytes = keys_.capacity() * sizeof(KeyTable<KeyState>::Slot);
   bytes += expiry_.capacity() * sizeof(Expiry);
   if (published_) bytes += published_->memory_bytes();
-  for (const KeySlot& slot : keys_) {
-    const KeyState* ks = slot.ks;
+  keys_.for_each([&](uint64_t, const KeyState* ks) {
     bytes += state_alloc_bytes_ + (ks->key.size() > 15 ? ks->key.capacity() + 1 : 0);
     bytes += ks->buf.heap_bytes();
     for (const auto& c : ks->text) bytes += sizeof(c) + c.capacity() * sizeof(std::string);
@@ -1154,7 +1146,7 @@ size_t SlidingFeatureGroup::state_bytes() const {
         bytes += sizeof(DistinctSet) + st.distinct()->map->capacity() * 13;
       if (st.sketch()) bytes += st.sketch()->memory_bytes();
     }
-  }
+  });
   return bytes;
 }
 
@@ -1276,8 +1268,8 @@ void SlidingFeatureGroup::evaluate_range(const KeyState& ks, size_t fi, size_t l
 const SlidingFeatureGroup::KeyState* SlidingFeatureGroup::lookup(std::string_view key,
                                                                  KeyStatePtr* loaded) const {
   const uint64_t hash = key_hash(key);
-  auto it = keys_.find(KeyRef{key, hash}, hash);
-  if (it != keys_.end()) return it->ks;
+  if (const KeyState* ks = keys_.find(hash, [&](const KeyState* k) { return k->key == key; }))
+    return ks;
   if (!store_) return nullptr;
   std::string db_key = prefix_, bytes;
   db_key.append(key);

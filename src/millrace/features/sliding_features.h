@@ -37,6 +37,7 @@
 #include "millrace/core/ring_buffer.h"
 #include "millrace/core/schema.h"
 #include "millrace/features/feature_value.h"
+#include "millrace/features/key_table.h"
 #include "millrace/stream/spec.h"
 #include "millrace/window/quantile_sketch.h"
 
@@ -73,7 +74,7 @@ class SlidingFeatureGroup {
   // hash); once that is cached, the key's state (returns it, nullptr for a
   // new key); once that is cached, its event rows and feature structures.
   // Changes nothing; the state returned is valid until the group changes.
-  void prefetch_slot(uint64_t hash) const { keys_.prefetch(HashOnly{hash}); }
+  void prefetch_slot(uint64_t hash) const { keys_.prefetch(hash); }
   const KeyState* prefetch_state(std::string_view key, uint64_t hash) const;
   void prefetch_rows(const KeyState* ks) const;
 
@@ -240,32 +241,7 @@ class SlidingFeatureGroup {
   // states and its first event rows), found by the key's hash, kept in the
   // table beside the pointer (no rehashing to free a key, no second copy of
   // the key, and a probe reads the state only when the hash matches).
-  struct KeySlot {
-    uint64_t hash;
-    KeyState* ks;  // owned
-  };
-  struct KeyRef {
-    std::string_view key;
-    uint64_t hash;
-  };
-  struct HashOnly {  // prefetching: a 64-bit hash match is taken as the key
-    uint64_t hash;
-  };
-  struct KeySlotHash {
-    using is_transparent = void;
-    size_t operator()(const KeySlot& s) const { return s.hash; }
-    size_t operator()(const KeyRef& r) const { return r.hash; }
-    size_t operator()(const HashOnly& h) const { return h.hash; }
-  };
-  struct KeySlotEq {
-    using is_transparent = void;
-    bool operator()(const KeySlot& a, const KeySlot& b) const { return a.ks == b.ks; }
-    bool operator()(const KeySlot& a, const KeyRef& b) const;
-    bool operator()(const KeyRef& a, const KeySlot& b) const { return (*this)(b, a); }
-    bool operator()(const KeySlot& a, const HashOnly& b) const { return a.hash == b.hash; }
-    bool operator()(const HashOnly& a, const KeySlot& b) const { return a.hash == b.hash; }
-  };
-  absl::flat_hash_set<KeySlot, KeySlotHash, KeySlotEq> keys_;
+  KeyTable<KeyState> keys_;
   void clear_keys();
   // Row capacity kept inside a key's allocation; bytes of the allocation.
   uint32_t inline_rows_ = 1;

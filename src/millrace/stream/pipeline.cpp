@@ -159,6 +159,11 @@ class Pipeline {
     staged_ = 0;
   }
   void fail(const Status& s);
+  // A worker is done with slot s: true for the last of the workers it went to.
+  // One worker is always the last (no read-modify-write per event).
+  bool last_worker(Slot& s) {
+    return nworkers_ == 1 || s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1;
+  }
 
   // Checkpoints (stream/checkpoint.h); all no-ops without a checkpoint dir.
   Status open_checkpoints();
@@ -197,7 +202,8 @@ class Pipeline {
   std::vector<std::unique_ptr<DerivedFeatures::Evaluator>> evaluators_;  // per thread
   std::unique_ptr<RecordWriter> shadow_;
   int nworkers_ = 1;
-  bool inline_worker_ = false;  // one worker, run on the source thread
+  uint16_t owner_[kKeyGroups] = {};  // the worker of each key group: kg % nworkers_
+  bool inline_worker_ = false;       // one worker, run on the source thread
   // With an inline worker, every slot is complete once the batch is run: the
   // source thread writes the outputs itself (no sink thread, no hand-off), and
   // the ring's slots are reused while still in the cache.
@@ -802,8 +808,7 @@ void Pipeline::source_loop() {
       }
       build_entity_key(s.event, *fields, &s.keys[g]);
       s.key_hashes[g] = hash_string(s.keys[g]);
-      uint32_t kg = key_group_of(s.key_hashes[g]);
-      masks[kg % nworkers_] |= 1u << g;
+      masks[owner_[key_group_of(s.key_hashes[g])]] |= 1u << g;
     }
     int targets = 0;
     for (int w = 0; w < nworkers_; ++w) targets += masks[w] != 0;
@@ -951,7 +956,7 @@ bool Pipeline::process(int w, const Message& m, bool windows_done) {
   if (s.kind == SlotKind::Stop) {
     if (me.redis)
       if (Status st = me.redis->flush(); !st.ok()) fail(st);
-    if (s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) complete(s, m.seq);
+    if (last_worker(s)) complete(s, m.seq);
     return false;
   }
   store_->lock(w);
@@ -1016,7 +1021,7 @@ bool Pipeline::process(int w, const Message& m, bool windows_done) {
     advance(w, s.wm_after, s);
   }
   store_->unlock(w);
-  if (s.pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+  if (last_worker(s)) {
     if (s.kind == SlotKind::Event) format_event(s, w);
     complete(s, m.seq);
   }
@@ -1533,6 +1538,7 @@ Result<RunStats> Pipeline::run() {
   if (nworkers_ <= 0)
     nworkers_ = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   nworkers_ = std::min<int>(nworkers_, static_cast<int>(kKeyGroups));
+  for (uint32_t kg = 0; kg < kKeyGroups; ++kg) owner_[kg] = static_cast<uint16_t>(kg % nworkers_);
   emit_events_ = opts_.write_events && (!spec_.features.empty() || scorer_ != nullptr);
   for (const auto& f : spec_.features) {
     feature_keys_.emplace_back();
