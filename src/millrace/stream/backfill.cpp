@@ -519,6 +519,7 @@ Status DirectBackfill::run() {
       const FeatureGroupPlan& gp = plan_.groups[g];
       const std::vector<int>* fields = &gp.key_fields;
       if (gp.source != p.rec.source) {
+        if (p.rec.source != 0) continue;  // only the scored source's events make rows
         fields = &gp.read_fields[p.rec.source];
         if (fields->empty() || gp.features.empty()) continue;
       } else if (!groups_[g]) {

@@ -796,13 +796,16 @@ void Pipeline::source_loop() {
     s.wm_before = combined(now);
     wm.observe(s.partition, s.event.time, now);
     s.wm_after = combined(now);
-    // Route to the owners of the event's keys: the groups of its source, and
-    // the groups of other sources it reads as of its time.
+    // Route to the owners of the event's keys: the groups of its source, and,
+    // for an event of the scored source, the groups of other sources it reads
+    // as of its time (the events of other sources go out with no values:
+    // what they would read is never used).
     std::fill(masks.begin(), masks.end(), 0);
     for (size_t g = 0; g < plan_.groups.size(); ++g) {
       const FeatureGroupPlan& gp = plan_.groups[g];
       const std::vector<int>* fields = &gp.key_fields;
       if (gp.source != s.source) {
+        if (s.source != 0) continue;
         fields = &gp.read_fields[s.source];
         if (fields->empty() || gp.features.empty()) continue;
       }
