@@ -140,5 +140,129 @@ TEST(ReadAt, NestedWindowsMatchBruteForce) {
   EXPECT_GT(long_reads, 100) << "windows past the one-pass scan";
 }
 
+// A group of counts and sums only (as the delayed-label windows of a
+// terminal): reads at or after the key's newest event start from the running
+// head aggregates and step over the few rows that aged out since; reads
+// before it, and reads long after (every window aged out, a search), take
+// the scan. Values and freshness against a brute force.
+TEST(ReadAt, CountsAndSumsFromTheHeadMatchBruteForce) {
+  std::string text = R"(
+source:
+  time: ts
+  allowed_lateness: 1m
+  schema: {k: string, x: double?, ts: int64}
+features:
+)";
+  for (const char* w : kWindows) {
+    text += fmt::format("  - {{name: n_{0}, key: k, agg: count, window: {0}}}\n", w);
+    for (const char* a : {"sum", "avg", "stddev"})
+      text += fmt::format("  - {{name: {1}_{0}, key: k, agg: {1}, field: x, window: {0}}}\n", w, a);
+  }
+  auto parsed = parse_spec(text, "s.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status().message();
+  const PipelineSpec& spec = parsed.value();
+  const FeaturePlan plan = plan_features(spec);
+  ASSERT_EQ(plan.groups.size(), 1u);
+  const FeatureGroupPlan& gp = plan.groups[0];
+  SlidingFeatureGroup g(spec.source.schema, gp.features, gp.feature_outputs,
+                        spec.source.allowed_lateness);
+  auto index = [&](const std::string& name) {
+    for (size_t i = 0; i < spec.features.size(); ++i)
+      if (spec.features[i].name == name) return static_cast<int>(i);
+    ADD_FAILURE() << name;
+    return 0;
+  };
+  constexpr TimeMs kT0 = 1'800'000'000'000;
+  std::mt19937_64 rng(23);
+  std::vector<std::vector<In>> seen(3);
+  std::vector<TimeMs> newest(3, kMinTime);
+  std::vector<FeatureValue> out(spec.feature_slots()), vals(spec.feature_slots());
+  std::vector<TimeMs> fresh(spec.feature_slots());
+  SlidingFeatureGroup::ReadScratch scratch;
+  Event ev;
+  TimeMs max_t = kT0;
+  int reads = 0, after_newest = 0, aged_out = 0;
+  for (int i = 0; i < 6000; ++i) {
+    const int k = static_cast<int>(rng() % 10 < 6 ? 0 : rng() % 2 + 1);
+    const TimeMs t = kT0 + i * 5'000 - static_cast<TimeMs>(rng() % 50'000);
+    In e{t, rng() % 8 != 0, static_cast<double>(rng() % 10'000) / 100};
+    ev.reset(spec.source.schema.size());
+    ev.time = t;
+    ev.set_string(0, fmt::format("k{}", k));
+    if (e.has_x) {
+      ev.values[1].kind = FieldValue::Kind::Double;
+      ev.values[1].d = e.x;
+    }
+    ev.values[2].kind = FieldValue::Kind::Int;
+    ev.values[2].i = t;
+    g.on_event(fmt::format("k{}", k), ev, max_t - 60'000, out.data());
+    max_t = std::max(max_t, t);
+    newest[k] = std::max(newest[k], t);
+    seen[k].push_back(e);
+    if (i % 5 != 0) continue;
+    const int rk = static_cast<int>(rng() % 3);
+    // Mostly at or after the key's newest event (a few seconds to a few
+    // windows later), sometimes exactly a window after one of its events,
+    // sometimes before its newest.
+    TimeMs at = std::max(newest[rk], max_t - 60'000);
+    switch (rng() % 4) {
+      case 0:
+        at += static_cast<TimeMs>(rng() % 120'000);
+        break;
+      case 1:
+        at += static_cast<TimeMs>(rng() % (8 * 3'600'000));
+        break;
+      case 2:
+        if (!seen[rk].empty())
+          at = std::max(
+              at, seen[rk][seen[rk].size() - 1 - rng() % std::min<size_t>(seen[rk].size(), 300)].t +
+                      kWindowMs[rng() % std::size(kWindowMs)]);
+        break;
+      default:
+        at = max_t - static_cast<TimeMs>(rng() % 60'000);
+    }
+    g.read_at(fmt::format("k{}", rk), at, &scratch, vals.data(), fresh.data());
+    ++reads;
+    after_newest += at >= newest[rk];
+    for (size_t w = 0; w < std::size(kWindows); ++w) {
+      int64_t n = 0, nx = 0;
+      double sum = 0, sumsq = 0;
+      TimeMs last_t = kMinTime, last_x_t = kMinTime;
+      for (const In& x : seen[rk]) {
+        if (x.t > at || x.t <= at - kWindowMs[w]) continue;
+        ++n;
+        last_t = std::max(last_t, x.t);
+        if (!x.has_x) continue;
+        sum += x.x;
+        sumsq += x.x * x.x;
+        last_x_t = std::max(last_x_t, x.t);
+        ++nx;
+      }
+      aged_out += n == 0 && !seen[rk].empty();
+      const std::string what =
+          fmt::format("read {} key k{} at {} window {}", reads, rk, at - kT0, kWindows[w]);
+      const int in = index(fmt::format("n_{}", kWindows[w]));
+      ASSERT_EQ(vals[in].as_double(), n) << what;
+      ASSERT_EQ(fresh[in], last_t) << what;
+      const int is = index(fmt::format("sum_{}", kWindows[w]));
+      const int ia = index(fmt::format("avg_{}", kWindows[w]));
+      const int id = index(fmt::format("stddev_{}", kWindows[w]));
+      ASSERT_NEAR(vals[is].as_double(), sum, 1e-9 * std::max(1.0, std::abs(sum))) << what;
+      ASSERT_EQ(fresh[is], last_x_t) << what;
+      if (nx == 0) {
+        ASSERT_TRUE(vals[ia].is_null()) << what;
+        continue;
+      }
+      const double mean = sum / nx;
+      const double sd = std::sqrt(std::max(0.0, sumsq / nx - mean * mean));
+      ASSERT_NEAR(vals[ia].as_double(), mean, 1e-9 * std::max(1.0, std::abs(mean))) << what;
+      ASSERT_NEAR(vals[id].as_double(), sd, 1e-6 * std::max(1.0, sd)) << what;
+    }
+  }
+  EXPECT_GT(reads, 1000);
+  EXPECT_GT(after_newest, reads / 2) << "reads starting from the head aggregates";
+  EXPECT_GT(aged_out, 100) << "reads after every event of a window aged out";
+}
+
 }  // namespace
 }  // namespace millrace

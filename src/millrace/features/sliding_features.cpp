@@ -367,6 +367,10 @@ SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<Featu
   }
   for (const Column& c : columns_) has_text_ |= c.kind == ColumnKind::Text;
   plan_reads();
+  head_reads_ = !features_.empty();
+  for (const Feature& f : features_)
+    head_reads_ &= f.has_head && (f.spec.agg == AggKind::Count || f.spec.agg == AggKind::Sum ||
+                                  f.spec.agg == AggKind::Avg || f.spec.agg == AggKind::Stddev);
   // Inline rows: as many as fit in 64 bytes, at least one.
   const size_t row_bytes = (columns_.size() + 1) * sizeof(uint64_t);
   inline_rows_ = static_cast<uint32_t>(std::max<size_t>(1, 64 / row_bytes));
@@ -1404,6 +1408,33 @@ void SlidingFeatureGroup::evaluate_at(const KeyState* ks, TimeMs at, ReadScratch
     }
     return a;
   };
+  auto finish = [&](const Feature& f, FeatureValue& v, TimeMs fresh) {
+    if (f.spec.ttl > 0 && fresh != kMinTime && fresh <= at - f.spec.ttl) v.set_null();
+    if (freshness) freshness[f.output] = fresh;
+  };
+  // Reading at or after the key's newest event (as a transaction reads its
+  // terminal's delayed labels), when every feature keeps a running count or
+  // sum: a window's first event is at most a few rows after its head
+  // window's (whose row the worker prefetched with the key), and
+  // evaluate_range() takes the head aggregate minus the rows between. The
+  // window's other rows are not read.
+  if (head_reads_ && (buf.empty() || buf.time(buf.size() - 1) <= at)) {
+    const size_t hi = buf.size();
+    for (size_t fi = 0; fi < features_.size(); ++fi) {
+      const Feature& f = features_[fi];
+      const TimeMs from = at - f.spec.window;
+      size_t lo = std::min<size_t>(ks->feats[fi].start, hi);
+      for (size_t walked = 0; lo < hi && buf.time(lo) <= from; ++lo)
+        if (++walked == 8) {
+          lo = first_after(from, lo, hi);
+          break;
+        }
+      TimeMs fresh = kMinTime;
+      evaluate_range(*ks, fi, lo, hi, at, scratch, out[f.output], &fresh);
+      finish(f, out[f.output], fresh);
+    }
+    return;
+  }
   // Usually every buffered event is at or before `at`, and a window reaches
   // back past the oldest one: one look at each end saves a search.
   size_t hi = buf.size();
@@ -1454,10 +1485,6 @@ void SlidingFeatureGroup::evaluate_at(const KeyState* ks, TimeMs at, ReadScratch
   // avg and stddev then start from the running head aggregate).
   constexpr size_t kOnePassRows = 64;
   uint64_t distinct[kOnePassRows];
-  auto finish = [&](const Feature& f, FeatureValue& v, TimeMs fresh) {
-    if (f.spec.ttl > 0 && fresh != kMinTime && fresh <= at - f.spec.ttl) v.set_null();
-    if (freshness) freshness[f.output] = fresh;
-  };
   for (const ReadPass& pass : read_passes_) {
     const size_t a = lo[pass.window];
     if (hi - a > kOnePassRows) {

@@ -231,6 +231,9 @@ class SlidingFeatureGroup {
   void plan_reads();
   std::vector<TimeMs> read_windows_;  // distinct window lengths
   std::vector<ReadPass> read_passes_;
+  // Every feature is a count, sum, avg or stddev: reads at or after a key's
+  // newest event start from the head aggregates (evaluate_at()).
+  bool head_reads_ = false;
 
   const Schema& schema_;
   std::vector<Column> columns_;
