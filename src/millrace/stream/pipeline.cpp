@@ -180,6 +180,11 @@ class Pipeline {
   std::vector<RecordWriter*> plain_writers_;  // flushed at checkpoints, not exactly-once
   uint64_t next_checkpoint_ = 1;              // source only
   bool tables_read_to_end_ = false;           // source only: the change inputs are all read
+  // Following an input that has nothing new: the source asks for the outputs
+  // to be flushed once the sink has written the slots before flush_to_.
+  std::atomic<uint64_t> flush_to_{0};
+  uint64_t flushed_to_ = 0;     // sink only
+  void flush_when_caught_up();  // sink (or the source thread, with an inline sink)
   std::string spec_fingerprint_;
   // Keyed state backend.
   Status resolve_state_backend();
@@ -742,6 +747,11 @@ void Pipeline::source_loop() {
         broadcast(SlotKind::Watermark, c);
         last_broadcast = c;
       }
+      // What was read goes out to the outputs once written, not when a
+      // buffer fills: a reader of the outputs does not wait for more input.
+      if (flush_to_.load(std::memory_order_relaxed) != next_seq_)
+        flush_to_.store(next_seq_, std::memory_order_release);
+      if (inline_sink_) flush_when_caught_up();
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
     }
@@ -1238,11 +1248,37 @@ void Pipeline::sink_loop() {
     Slot& s = slot(seq);
     if (s.ready.load(std::memory_order_acquire) != seq + 1) {
       released_.store(seq, std::memory_order_release);  // all written so far, before waiting
-      poll_until([&] { return s.ready.load(std::memory_order_acquire) == seq + 1; });
+      poll_until([&] {
+        if (s.ready.load(std::memory_order_acquire) == seq + 1) return true;
+        flush_when_caught_up();
+        return false;
+      });
     }
     if (sink_write(s)) break;
   }
   sink_end();
+}
+
+void Pipeline::flush_when_caught_up() {
+  const uint64_t want = flush_to_.load(std::memory_order_acquire);
+  if (want <= flushed_to_ || sink_.next < want) return;
+  flushed_to_ = want;
+  auto flush = [&](RecordWriter* w) {
+    if (Status st = w->flush(); !st.ok()) fail(st);
+  };
+  // A worker may be spilling window results into an output (the sink is
+  // then waiting for that worker's slot).
+  std::lock_guard<std::mutex> lock(spill_mu_);
+  if (checkpointing()) {  // exactly-once outputs show records at checkpoints only
+    for (RecordWriter* w : plain_writers_) flush(w);
+    return;
+  }
+  flush(output_.get());
+  flush(late_.get());
+  flush(dead_.get());
+  for (auto& w : window_outputs_)
+    if (w) flush(w.get());
+  if (scorer_) flush(shadow_.get());
 }
 
 void Pipeline::drain_inline_sink() {
