@@ -4,6 +4,7 @@
 #include <cmath>
 #include <iterator>
 
+#include <fmt/compile.h>
 #include <fmt/format.h>
 
 namespace millrace::decision {
@@ -327,10 +328,10 @@ void DecisionEngine::decide(double score, const std::vector<FieldValue>& values,
     if (!holds(rule.when, values)) continue;
     d.action = rule.action;
     d.rule = rule.name;
-    fmt::format_to(reason, "rule {}: {}", rule.name,
+    fmt::format_to(reason, FMT_COMPILE("rule {}: {}"), rule.name,
                    rule.reason.empty() ? rule.when.text : rule.reason);
     if (rule.when.kind != Condition::Kind::kAll && !rule.reason.empty())
-      fmt::format_to(reason, " ({} = {})", fields_[rule.when.field],
+      fmt::format_to(reason, FMT_COMPILE(" ({} = {})"), fields_[rule.when.field],
                      fmt_value(values[rule.when.field]));
     d.review = d.action == Action::kDecline && review_on_decline_;
     if (d.action == Action::kChallenge) d.step_up = step_up_;
@@ -350,18 +351,23 @@ void DecisionEngine::decide(double score, const std::vector<FieldValue>& values,
     d.reason = "score missing";
   } else if (score < t->challenge) {
     d.action = Action::kApprove;
-    fmt::format_to(reason, "score {:.4f} < challenge threshold {}", score, t->challenge);
+    fmt::format_to(reason, FMT_COMPILE("score {:.4f} < challenge threshold {}"), score,
+                   t->challenge);
   } else if (score < t->decline) {
     d.action = Action::kChallenge;
     d.step_up = step_up_;
-    fmt::format_to(reason, "score {:.4f} in [{}, {}): step-up {}", score, t->challenge, t->decline,
-                   step_up_);
+    fmt::format_to(reason, FMT_COMPILE("score {:.4f} in [{}, {}): step-up {}"), score, t->challenge,
+                   t->decline, step_up_);
   } else {
     d.action = Action::kDecline;
     d.review = review_on_decline_;
-    fmt::format_to(reason, "score {:.4f} >= decline threshold {}", score, t->decline);
+    fmt::format_to(reason, FMT_COMPILE("score {:.4f} >= decline threshold {}"), score, t->decline);
   }
-  if (!d.segment.empty()) fmt::format_to(reason, " (segment {})", d.segment);
+  if (!d.segment.empty()) {
+    d.reason += " (segment ";
+    d.reason += d.segment;
+    d.reason += ')';
+  }
 }
 
 Decision DecisionEngine::decide(double score,
