@@ -221,6 +221,8 @@ tables:
 features:
   - {name: ratio, expr: "amount / batch.stats.avg"}
   - {name: risk, expr: "lookup(merchants, merchant).risk"}
+  - {name: m0_risk, expr: "lookup(merchants, 'm0').risk"}
+  - {name: risks, expr: "coalesce(lookup(merchants, merchant).risk, 0) * 1000 + coalesce(lookup(merchants, 'm0').risk, 0) * 10 + coalesce(lookup(merchants, merchant).risk, 0)"}
   - {name: risky, expr: "coalesce(risk, 0.5) > 0.5 and not is_null(ratio)"}
   - {name: delta, key: card, expr: "amount - prev(amount, 10s)"}
   - {name: new_merchant, key: card, expr: "is_new(merchant, 20s)"}
@@ -260,6 +262,16 @@ features:
         if (risk) {
           EXPECT_DOUBLE_EQ(*num(j["risk"]), *risk) << what;
         }
+        // The rows of two keys of one table, read in turns in one event
+        // (each table row is read once per event and key).
+        auto m0 = rc.risk_at("m0", e.t);
+        ASSERT_EQ(num(j["m0_risk"]).has_value(), m0.has_value()) << what;
+        if (m0) {
+          EXPECT_DOUBLE_EQ(*num(j["m0_risk"]), *m0) << what;
+        }
+        EXPECT_DOUBLE_EQ(j["risks"].get<double>(),
+                         risk.value_or(0) * 1000 + m0.value_or(0) * 10 + risk.value_or(0))
+            << what;
         EXPECT_EQ(j["risky"], risk.value_or(0.5) > 0.5 && avg.has_value()) << what;
         // prev / is_new: over the card's events that arrived before, in time order.
         const Ev* prev = nullptr;

@@ -517,7 +517,7 @@ std::string DerivedFeatures::summary() const {
 }
 
 DerivedFeatures::Evaluator::Evaluator(const DerivedFeatures& owner)
-    : owner_(owner), batch_views_(owner.batches_.size()) {
+    : owner_(owner), batch_views_(owner.batches_.size()), table_views_(owner.tables_.size()) {
   for (const auto& f : owner_.plan_->features) scratch_.fit(f.program);
 }
 
@@ -583,7 +583,15 @@ expr::Value DerivedFeatures::Evaluator::table(int table, int column, const expr:
     key_text_.assign(buf, r.ptr);
     k = key_text_;
   }
-  return owner_.tables_[table]->get(k, t, column, scratch, stamp_);
+  TableView& view = table_views_[table];
+  if (view.row_of != evaluation_ || view.t != t || view.stamp != stamp_ || view.key != k) {
+    owner_.tables_[table]->get_row(k, t, &view.row, stamp_);
+    view.row_of = evaluation_;
+    view.t = t;
+    view.stamp = stamp_;
+    view.key.assign(k);
+  }
+  return view.row.value(column, scratch);
 }
 
 }  // namespace millrace

@@ -135,6 +135,16 @@ class DerivedFeatures {
       const FieldValue* row = nullptr;
     };
     std::vector<BatchView> batch_views_;
+    // The row of each table read for the event being evaluated: its columns
+    // are often read by several features (one search per event, table and key).
+    struct TableView {
+      uint64_t row_of = 0;  // the evaluation it was read in
+      TimeMs t = 0;
+      uint64_t stamp = 0;
+      std::string key;
+      ReferenceTable::Row row;
+    };
+    std::vector<TableView> table_views_;
     uint64_t evaluation_ = 0;  // events evaluated
     uint64_t stamp_ = ReferenceTable::kSeesAll;
     std::string key_text_;

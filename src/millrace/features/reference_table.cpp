@@ -60,21 +60,9 @@ ReferenceTable::Shard& ReferenceTable::shard_of(std::string_view key) const {
   return shards_[hash_string(key) % kShards];
 }
 
-expr::Value ReferenceTable::get(std::string_view key, TimeMs t, int column, std::string* scratch,
-                                uint64_t stamp) const {
-  const Shard& sh = shard_of(key);
-  std::shared_lock<std::shared_mutex> lock(sh.mu);
-  auto it = sh.rows.find(absl::string_view(key.data(), key.size()));
-  if (it == sh.rows.end()) return expr::Value::null();
-  const auto& versions = it->second;
-  auto after = std::upper_bound(versions.begin(), versions.end(), t,
-                                [](TimeMs x, const Version& v) { return x < v.t; });
-  // The newest version at or before t that this read may see.
-  while (after != versions.begin() && (after - 1)->stamp > stamp) --after;
-  if (after == versions.begin()) return expr::Value::null();
-  const Version& v = *(after - 1);
-  if (v.deleted) return expr::Value::null();
-  const FieldValue& c = v.cells[column];
+namespace {
+
+expr::Value cell_value(const FieldValue& c, const std::string& arena, std::string* scratch) {
   switch (c.kind) {
     case FieldValue::Kind::Null:
       return expr::Value::null();
@@ -85,10 +73,48 @@ expr::Value ReferenceTable::get(std::string_view key, TimeMs t, int column, std:
     case FieldValue::Kind::Bool:
       return expr::Value::boolean(c.b);
     case FieldValue::Kind::String:
-      scratch->assign(v.arena.data() + c.s.off, c.s.len);
+      scratch->assign(arena.data() + c.s.off, c.s.len);
       return expr::Value::string(*scratch);
   }
   return expr::Value::null();
+}
+
+}  // namespace
+
+const ReferenceTable::Version* ReferenceTable::find_version(const Shard& sh, std::string_view key,
+                                                            TimeMs t, uint64_t stamp) const {
+  auto it = sh.rows.find(absl::string_view(key.data(), key.size()));
+  if (it == sh.rows.end()) return nullptr;
+  const auto& versions = it->second;
+  auto after = std::upper_bound(versions.begin(), versions.end(), t,
+                                [](TimeMs x, const Version& v) { return x < v.t; });
+  // The newest version at or before t that this read may see.
+  while (after != versions.begin() && (after - 1)->stamp > stamp) --after;
+  if (after == versions.begin()) return nullptr;
+  const Version& v = *(after - 1);
+  return v.deleted ? nullptr : &v;
+}
+
+expr::Value ReferenceTable::get(std::string_view key, TimeMs t, int column, std::string* scratch,
+                                uint64_t stamp) const {
+  const Shard& sh = shard_of(key);
+  std::shared_lock<std::shared_mutex> lock(sh.mu);
+  const Version* v = find_version(sh, key, t, stamp);
+  return v ? cell_value(v->cells[column], v->arena, scratch) : expr::Value::null();
+}
+
+void ReferenceTable::get_row(std::string_view key, TimeMs t, Row* row, uint64_t stamp) const {
+  const Shard& sh = shard_of(key);
+  std::shared_lock<std::shared_mutex> lock(sh.mu);
+  const Version* v = find_version(sh, key, t, stamp);
+  row->found = v != nullptr;
+  if (!v) return;
+  row->cells.assign(v->cells.begin(), v->cells.end());
+  row->arena.assign(v->arena);
+}
+
+expr::Value ReferenceTable::Row::value(int column, std::string* scratch) const {
+  return found ? cell_value(cells[column], arena, scratch) : expr::Value::null();
 }
 
 void ReferenceTable::put(std::string_view key, Version v) {

@@ -71,6 +71,19 @@ class ReferenceTable {
   expr::Value get(std::string_view key, TimeMs t, int column, std::string* scratch,
                   uint64_t stamp = kSeesAll) const;
 
+  // A copy of key's whole row as of time t (what get() reads column by
+  // column): its cells by column and the bytes their strings view.
+  struct Row {
+    bool found = false;  // false: no row (missing or deleted); the cells are then unset
+    std::vector<FieldValue> cells;
+    std::string arena;
+    // Column `column` as get() gives it; strings are copied into *scratch.
+    expr::Value value(int column, std::string* scratch) const;
+  };
+  // Reads key's row into *row (reusing its memory): one search for all the
+  // columns an event reads.
+  void get_row(std::string_view key, TimeMs t, Row* row, uint64_t stamp = kSeesAll) const;
+
   // Sets key's row from time t on; `row` holds the columns by index.
   void upsert(std::string_view key, TimeMs t, const Event& row, uint64_t stamp = 0);
   // Deletes key's row from time t on.
@@ -112,6 +125,10 @@ class ReferenceTable {
   };
   static constexpr size_t kShards = 16;
   Shard& shard_of(std::string_view key) const;
+  // The version of key a read at t with `stamp` sees; nullptr for none or a
+  // deletion. The caller holds sh.mu.
+  const Version* find_version(const Shard& sh, std::string_view key, TimeMs t,
+                              uint64_t stamp) const;
   void put(std::string_view key, Version v);
 
   TableSpec spec_;
