@@ -75,7 +75,12 @@ void Scratch::fit(const Program& p) {
   if (strings_.size() < p.scratch_strings) strings_.resize(p.scratch_strings);
 }
 
-Value load(const FeatureValue& v) {
+namespace {
+
+// The loads run() does per instruction, inlined there: a Value returned from
+// a call is written to memory by the callee in small stores and read back as
+// one wide copy, which cannot be forwarded from those stores and stalls.
+[[gnu::always_inline]] inline Value load_feature(const FeatureValue& v) {
   switch (v.kind) {
     case FeatureValue::Kind::Null:
       return Value::null();
@@ -91,7 +96,7 @@ Value load(const FeatureValue& v) {
   return Value::null();
 }
 
-Value load(const Event& e, int field) {
+[[gnu::always_inline]] inline Value load_field(const Event& e, int field) {
   const FieldValue& v = e.values[field];
   switch (v.kind) {
     case FieldValue::Kind::Null:
@@ -106,6 +111,16 @@ Value load(const Event& e, int field) {
       return Value::string(e.str(v));
   }
   return Value::null();
+}
+
+}  // namespace
+
+Value load(const FeatureValue& v) {
+  return load_feature(v);
+}
+
+Value load(const Event& e, int field) {
+  return load_field(e, field);
 }
 
 void store(const Value& v, Type type, FeatureValue* out) {
@@ -143,10 +158,10 @@ Value Program::run(const Input& in, Scratch& scratch) const {
         *++top = constants[ins.a];
         break;
       case Op::Field:
-        *++top = load(*in.event, static_cast<int>(ins.a));
+        *++top = load_field(*in.event, static_cast<int>(ins.a));
         break;
       case Op::Feature:
-        *++top = load(in.features[ins.a]);
+        *++top = load_feature(in.features[ins.a]);
         break;
       case Op::Batch:
         *++top = in.lookups->batch(static_cast<int>(ins.a), static_cast<int>(ins.b), *in.event,
