@@ -56,6 +56,13 @@ class BatchTable {
   // The value cells of key's row with the latest as_of <= t (value_count()
   // cells), or nullptr. Strings are read with str().
   const FieldValue* find(std::string_view key, TimeMs t) const;
+  // Hints that find(key, ...) comes soon, in two steps that a batch of
+  // events goes through one after the other, so that their cache misses
+  // overlap: the key's index slot; once that is cached, the key's as_of times.
+  void prefetch_slot(std::string_view key) const {
+    index_.prefetch(absl::string_view(key.data(), key.size()));
+  }
+  void prefetch_times(std::string_view key) const;
   std::string_view str(const FieldValue& v) const {
     return std::string_view(arena_.data() + v.s.off, v.s.len);
   }

@@ -541,6 +541,21 @@ void DerivedFeatures::Evaluator::evaluate(const Event& event, FeatureValue* valu
   }
 }
 
+void DerivedFeatures::Evaluator::prefetch(const Event& event, int step) {
+  for (size_t i = 0; i < batch_views_.size(); ++i) {
+    const BatchView& view = batch_views_[i];
+    const BatchValues& b = *owner_.batches_[i];
+    // The table of the last evaluation: a newer one is not worth a lock here.
+    if (!view.table || view.generation != b.generation()) continue;
+    build_entity_key(event, b.spec().key_fields, &prefetch_key_);
+    if (step == 0) {
+      view.table->prefetch_slot(prefetch_key_);
+    } else {
+      view.table->prefetch_times(prefetch_key_);
+    }
+  }
+}
+
 expr::Value DerivedFeatures::Evaluator::batch(int source, int column, const Event& event,
                                               std::string* /*scratch*/) {
   BatchView& view = batch_views_[source];

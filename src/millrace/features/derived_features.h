@@ -112,6 +112,11 @@ class DerivedFeatures {
     // The same for some of them: indexes into DerivedFeaturePlan::features,
     // in increasing order.
     void evaluate(const Event& event, FeatureValue* values, const std::vector<int>& which);
+    // Hints that evaluate() comes soon for `event`, in two steps a batch of
+    // events goes through one after the other (step 0, then step 1), so that
+    // the cache misses of the batch values they read overlap
+    // (BatchTable::prefetch_slot(), prefetch_times()). Changes nothing.
+    void prefetch(const Event& event, int step);
     // Table lookups from now on see the changes stamped <= stamp
     // (ReferenceTable; default: every change applied).
     void set_stamp(uint64_t stamp) { stamp_ = stamp; }
@@ -148,6 +153,7 @@ class DerivedFeatures {
     uint64_t evaluation_ = 0;  // events evaluated
     uint64_t stamp_ = ReferenceTable::kSeesAll;
     std::string key_text_;
+    std::string prefetch_key_;
   };
   std::unique_ptr<Evaluator> evaluator() const;
 

@@ -1061,6 +1061,16 @@ bool Pipeline::process_batch(int w, const Message* msgs, size_t n) {
       }
     }
   }
+  // The batch values the derived features of the scored source's events
+  // read: their index slots here, their times after stage 3.
+  DerivedFeatures::Evaluator* ev = derived_ ? evaluators_[w].get() : nullptr;
+  auto prefetch_batch_values = [&](int step) {
+    for (size_t i = 0; i < n; ++i) {
+      const Slot& s = slot(msgs[i].seq);
+      if (s.kind == SlotKind::Event && s.source == 0) ev->prefetch(s.event, step);
+    }
+  };
+  if (ev) prefetch_batch_values(0);
   // Stage 2: the key states (the slots are in the cache by now).
   size_t k = 0;
   for (size_t i = 0; i < n && k < np; ++i) {
@@ -1076,6 +1086,7 @@ bool Pipeline::process_batch(int w, const Message* msgs, size_t n) {
   // Stage 3: their event rows and feature structures.
   for (size_t j = 0; j < np; ++j)
     if (pending[j].ks) pending[j].sg->prefetch_rows(pending[j].ks);
+  if (ev) prefetch_batch_values(1);
   // Window operators take each run of consecutive events in one call, ahead
   // of the rest of the events' work (their state is their own).
   const bool has_windows = !spec_.windows.empty();
