@@ -15,10 +15,13 @@
 //
 // Shards whose groups cannot be read that way (the RocksDB state backend,
 // where a read may load a key; features returning text values) fall back to
-// a ShardLock: the worker holds the shard exclusively for one event or
-// watermark advance, readers share it and wait for at most the event in
-// progress (shard_lock.h). Without concurrent reads (batch runs, backfill)
-// nothing is locked or numbered.
+// a ShardLock: the worker holds the shard exclusively for one message (an
+// event with its windows and the expiry its watermark brings, a watermark
+// step, or a checkpoint's snapshot of the worker's state), readers share it
+// (or, loading keys from RocksDB, take it alone) and wait for at most the
+// message in progress, plus any time the worker is preempted holding it
+// (shard_lock.h; figures in docs/benchmarks.md). Without concurrent reads
+// (batch runs, backfill) nothing is locked or numbered.
 //
 // A read allocates nothing once its thread has read a vector of the same
 // feature set into the same FeatureVector: names are filled on the first read
