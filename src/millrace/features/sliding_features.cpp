@@ -178,14 +178,15 @@ struct DistinctState {
   ~DistinctState() { delete map; }
 };
 
-// One feature's state in a key: 64 bytes, one cache line, with the deque of
-// min/max and the set of count_distinct inline (their storage on the heap).
+// One head state of a key (shared by the features of SlidingFeatureGroup::Head):
+// 64 bytes, one cache line, with the deque of min/max and the set of
+// count_distinct inline (their storage on the heap).
 struct FeatState {
   enum : uint8_t { kNone, kMono, kDistinct, kSketch };
   uint32_t start = 0;  // ring index of the head window's first event
   uint8_t aux_kind = kNone;
   union {
-    Moments m;  // count/sum/avg/stddev; m.n also counts for the other aggregates
+    Moments m;  // sum/avg/stddev; m.n also counts the values of min/max/distinct/quantile
     MonoState mono_;
     DistinctState distinct_;
   };
@@ -233,20 +234,21 @@ struct FeatState {
 };
 static_assert(sizeof(FeatState) == 64);
 
-// One allocation: this header, then `features` FeatStates, then the inline
-// event rows. Made by new_key_state(), destroyed by KeyStateDeleter.
+// One allocation: this header, then `nheads` FeatStates (one per head state),
+// then the inline event rows. Made by new_key_state(), destroyed by
+// KeyStateDeleter.
 struct SlidingFeatureGroup::KeyState {
-  KeyState(uint32_t columns, uint32_t features, FeatState* feats_at, uint64_t* rows_at,
+  KeyState(uint32_t columns, uint32_t head_states, FeatState* heads_at, uint64_t* rows_at,
            uint32_t inline_rows)
-      : nfeats(features), feats(feats_at), buf(columns, rows_at, inline_rows) {}
+      : nheads(head_states), heads(heads_at), buf(columns, rows_at, inline_rows) {}
   // Hot fields first: an event of the key reads the first cache line.
   uint64_t hash = 0;
   TimeMs max_t = kMinTime;
-  uint32_t nfeats;
+  uint32_t nheads;
   bool referenced = false;  // used since eviction last considered it (RocksDB backend)
   // Odd while the worker changes this state (concurrent reads only).
   std::atomic<uint32_t> version{0};
-  FeatState* feats;  // in this allocation
+  FeatState* heads;  // in this allocation
   EventBuffer buf;   // cells: double bits or string hash
   std::string key;
   std::vector<RingBuffer<std::string>> text;  // string values of Text columns, if any
@@ -257,7 +259,7 @@ struct SlidingFeatureGroup::KeyState {
     referenced = false;
     key.clear();
     buf.clear();
-    for (size_t i = 0; i < nfeats; ++i) feats[i].reset();
+    for (size_t i = 0; i < nheads; ++i) heads[i].reset();
     for (auto& t : text) t.clear();
   }
 };
@@ -271,7 +273,7 @@ constexpr size_t kFeatsOffset = (sizeof(SlidingFeatureGroup::KeyState) + kLine -
 }  // namespace
 
 void SlidingFeatureGroup::KeyStateDeleter::operator()(KeyState* ks) const {
-  for (uint32_t i = 0; i < ks->nfeats; ++i) ks->feats[i].~FeatState();
+  for (uint32_t i = 0; i < ks->nheads; ++i) ks->heads[i].~FeatState();
   ks->~KeyState();
   ::operator delete(static_cast<void*>(ks), std::align_val_t(kLine));
 }
@@ -315,7 +317,7 @@ const SlidingFeatureGroup::KeyState* SlidingFeatureGroup::prefetch_state(std::st
   if (ks == nullptr) return nullptr;
   (void)key;
   const char* p = reinterpret_cast<const char*>(ks);
-  const size_t lines = (kFeatsOffset + features_.size() * sizeof(FeatState)) / kLine;
+  const size_t lines = (kFeatsOffset + heads_.size() * sizeof(FeatState)) / kLine;
   for (size_t i = 0; i < lines; ++i) __builtin_prefetch(p + i * kLine);
   return ks;
 }
@@ -325,15 +327,14 @@ void SlidingFeatureGroup::prefetch_rows(const KeyState* ks) const {
     __builtin_prefetch(ks->buf.row(0));
     __builtin_prefetch(ks->buf.row(ks->buf.size() - 1));
   }
-  for (uint32_t i = 0; i < ks->nfeats; ++i) {
-    const FeatState& st = ks->feats[i];
+  for (uint32_t i = 0; i < ks->nheads; ++i) {
+    const FeatState& st = ks->heads[i];
     if (const auto* dq = st.mono(); dq && !dq->empty()) {
       __builtin_prefetch(&dq->front());
       __builtin_prefetch(&dq->back());
     }
     if (const auto* d = st.distinct(); d && d->map) __builtin_prefetch(d->map);
-    if (features_[i].has_head && st.start < ks->buf.size())
-      __builtin_prefetch(ks->buf.row(st.start));
+    if (st.start < ks->buf.size()) __builtin_prefetch(ks->buf.row(st.start));
   }
 }
 
@@ -347,6 +348,8 @@ SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<Featu
     f.column = -1;
     f.field_type = FieldType::Int64;
     f.has_head = f.spec.agg != AggKind::Prev && f.spec.agg != AggKind::TimeSinceLast;
+    f.head = -1;
+    f.owns_head = false;
     retention_ = std::max(retention_, f.spec.window);
     if (f.spec.field >= 0) {
       f.field_type = schema_[f.spec.field].type;
@@ -366,6 +369,7 @@ SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<Featu
     features_.push_back(std::move(f));
   }
   for (const Column& c : columns_) has_text_ |= c.kind == ColumnKind::Text;
+  assign_heads();
   plan_reads();
   head_reads_ = !features_.empty();
   for (const Feature& f : features_)
@@ -374,8 +378,60 @@ SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<Featu
   // Inline rows: as many as fit in 64 bytes, at least one.
   const size_t row_bytes = (columns_.size() + 1) * sizeof(uint64_t);
   inline_rows_ = static_cast<uint32_t>(std::max<size_t>(1, 64 / row_bytes));
-  state_alloc_bytes_ =
-      kFeatsOffset + features_.size() * sizeof(FeatState) + inline_rows_ * row_bytes;
+  state_alloc_bytes_ = kFeatsOffset + heads_.size() * sizeof(FeatState) + inline_rows_ * row_bytes;
+}
+
+// Features whose head state evolves identically share one: the same window
+// length and aggregate kind over the same column (sum, avg and stddev keep the
+// same sums). A count of a field's values joins any head of its window and
+// field (each counts them); count of events, first and last need only the
+// window's start and join any head of their window. Otherwise a feature gets
+// a head of its own kind.
+void SlidingFeatureGroup::assign_heads() {
+  auto kind_of = [](const Feature& f) {
+    switch (f.spec.agg) {
+      case AggKind::Sum:
+      case AggKind::Avg:
+      case AggKind::Stddev:
+        return HeadKind::Sums;
+      case AggKind::Max:
+        return HeadKind::Max;
+      case AggKind::Min:
+        return HeadKind::Min;
+      case AggKind::CountDistinct:
+      case AggKind::IsNew:
+        return HeadKind::Distinct;
+      case AggKind::Quantile:
+        return HeadKind::Sketch;
+      case AggKind::Count:
+        return f.column >= 0 ? HeadKind::Count : HeadKind::Start;
+      default:
+        return HeadKind::Start;  // first, last
+    }
+  };
+  // Pass 0: heads with an aggregate; 1: counts of a field; 2: the others.
+  for (int pass = 0; pass < 3; ++pass) {
+    for (Feature& f : features_) {
+      if (!f.has_head) continue;
+      const HeadKind kind = kind_of(f);
+      if ((kind == HeadKind::Count) != (pass == 1) || (kind == HeadKind::Start) != (pass == 2))
+        continue;
+      int h = -1;
+      for (size_t i = 0; i < heads_.size() && h < 0; ++i) {
+        const Head& head = heads_[i];
+        if (head.window != f.spec.window) continue;
+        if (pass == 2 || (pass == 1 && head.kind != HeadKind::Start && head.column == f.column) ||
+            (head.kind == kind && head.column == f.column))
+          h = static_cast<int>(i);
+      }
+      f.owns_head = h < 0;  // the first feature of a head restores it
+      if (h < 0) {
+        heads_.push_back({f.spec.window, kind, kind == HeadKind::Start ? -1 : f.column});
+        h = static_cast<int>(heads_.size()) - 1;
+      }
+      f.head = h;
+    }
+  }
 }
 
 SlidingFeatureGroup::~SlidingFeatureGroup() {
@@ -392,23 +448,38 @@ inline bool cell_null(uint64_t bits, bool hash) {
 
 }  // namespace
 
-bool SlidingFeatureGroup::read_cell(const KeyState& ks, const Feature& f, size_t pos,
-                                    uint64_t* bits, double* x) const {
+bool SlidingFeatureGroup::read_column(const KeyState& ks, int column, size_t pos, uint64_t* bits,
+                                      double* x) const {
   *bits = 0;
   *x = 0;
-  if (f.column < 0) return true;  // the feature reads no field (count)
-  *bits = ks.buf.cell(pos, f.column);
-  const bool hash = columns_[f.column].kind != ColumnKind::Number;
+  if (column < 0) return true;  // the feature reads no field (count)
+  *bits = ks.buf.cell(pos, column);
+  const bool hash = columns_[column].kind != ColumnKind::Number;
   if (cell_null(*bits, hash)) return false;
   if (!hash) *x = bits_to_double(*bits);
   return true;
 }
 
-// Calls f(value, events) for each distinct non-null value of feature fi's
-// head window, in order of first appearance when the window is scanned.
+int64_t SlidingFeatureGroup::head_count(const KeyState& ks, size_t fi) const {
+  const Feature& f = features_[fi];
+  const FeatState& st = ks.heads[f.head];
+  if (f.column < 0) return static_cast<int64_t>(ks.buf.size() - st.start);
+  const Head& head = heads_[f.head];
+  if (head.kind != HeadKind::Start && head.column == f.column) return st.m.n;  // its values
+  int64_t n = 0;  // first/last on another column's head: counted (snapshots only)
+  for (size_t i = st.start; i < ks.buf.size(); ++i) {
+    uint64_t bits;
+    double x;
+    n += read_cell(ks, f, i, &bits, &x);
+  }
+  return n;
+}
+
+// Calls f(value, events) for each distinct non-null value of head h's
+// window, in order of first appearance when the window is scanned.
 template <typename F>
-void SlidingFeatureGroup::for_each_distinct(const KeyState& ks, size_t fi, F&& f) const {
-  const DistinctState& d = *ks.feats[fi].distinct();
+void SlidingFeatureGroup::for_each_distinct(const KeyState& ks, size_t h, F&& f) const {
+  const DistinctState& d = *ks.heads[h].distinct();
   if (d.map) {
     for (const auto& [v, n] : *d.map) f(v, n);
     return;
@@ -418,10 +489,11 @@ void SlidingFeatureGroup::for_each_distinct(const KeyState& ks, size_t fi, F&& f
   uint64_t values[DistinctState::kScanRows + 1];
   uint32_t counts[DistinctState::kScanRows + 1];
   size_t k = 0;
-  for (size_t i = ks.feats[fi].start; i < ks.buf.size(); ++i) {
+  const int column = heads_[h].column;
+  for (size_t i = ks.heads[h].start; i < ks.buf.size(); ++i) {
     uint64_t bits;
     double x;
-    if (!read_cell(ks, features_[fi], i, &bits, &x)) continue;
+    if (!read_column(ks, column, i, &bits, &x)) continue;
     size_t j = 0;
     while (j < k && values[j] != bits) ++j;
     if (j == k) {
@@ -433,58 +505,58 @@ void SlidingFeatureGroup::for_each_distinct(const KeyState& ks, size_t fi, F&& f
   for (size_t j = 0; j < k; ++j) f(values[j], counts[j]);
 }
 
-size_t SlidingFeatureGroup::distinct_size(const KeyState& ks, size_t fi) const {
-  const DistinctState& d = *ks.feats[fi].distinct();
+size_t SlidingFeatureGroup::distinct_size(const KeyState& ks, size_t h) const {
+  const DistinctState& d = *ks.heads[h].distinct();
   if (d.map) return d.map->size();
   size_t n = 0;
-  for_each_distinct(ks, fi, [&](uint64_t, uint32_t) { ++n; });
+  for_each_distinct(ks, h, [&](uint64_t, uint32_t) { ++n; });
   return n;
 }
 
-uint32_t SlidingFeatureGroup::distinct_count(const KeyState& ks, size_t fi, uint64_t bits) const {
-  const DistinctState& d = *ks.feats[fi].distinct();
+uint32_t SlidingFeatureGroup::distinct_count(const KeyState& ks, size_t h, uint64_t bits) const {
+  const DistinctState& d = *ks.heads[h].distinct();
   if (d.map) {
     auto it = d.map->find(bits);
     return it == d.map->end() ? 0 : it->second;
   }
   uint32_t n = 0;
-  for (size_t i = ks.feats[fi].start; i < ks.buf.size(); ++i) {
+  const int column = heads_[h].column;
+  for (size_t i = ks.heads[h].start; i < ks.buf.size(); ++i) {
     uint64_t b;
     double x;
-    n += read_cell(ks, features_[fi], i, &b, &x) && b == bits;
+    n += read_column(ks, column, i, &b, &x) && b == bits;
   }
   return n;
 }
 
-void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool in_order) {
-  const Feature& f = features_[fi];
-  FeatState& st = ks.feats[fi];
+void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t h, size_t pos, bool in_order) {
+  const Head& head = heads_[h];
+  FeatState& st = ks.heads[h];
   uint64_t bits;
   double x;
+  if (head.kind == HeadKind::Start) return;  // the window's start is all it keeps
   if (DistinctState* d = st.distinct()) {
     // The row at pos is in the window [start, size) already.
-    const bool value = read_cell(ks, f, pos, &bits, &x);
+    const bool value = read_column(ks, head.column, pos, &bits, &x);
     d->n += value;
     if (d->map) {
       if (value) ++(*d->map)[bits];
     } else if (ks.buf.size() - st.start > DistinctState::kScanRows) {
       auto* map = new DistinctSet();
-      for_each_distinct(ks, fi, [&](uint64_t v, uint32_t n) { map->emplace(v, n); });
+      for_each_distinct(ks, h, [&](uint64_t v, uint32_t n) { map->emplace(v, n); });
       d->map = map;
     }
     return;
   }
-  if (!read_cell(ks, f, pos, &bits, &x)) return;
-  switch (f.spec.agg) {
-    case AggKind::Sum:
-    case AggKind::Avg:
-    case AggKind::Stddev:
+  if (!read_column(ks, head.column, pos, &bits, &x)) return;
+  switch (head.kind) {
+    case HeadKind::Sums:
       st.m.add(x);
       return;
-    case AggKind::Min:
-    case AggKind::Max: {
+    case HeadKind::Max:
+    case HeadKind::Min: {
       ++st.m.n;
-      double v = f.spec.agg == AggKind::Max ? x : -x;
+      double v = head.kind == HeadKind::Max ? x : -x;
       TimeMs t = ks.buf.time(pos);
       auto& dq = *st.mono();
       if (in_order) {
@@ -503,24 +575,25 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t fi, size_t pos, bool 
       }
       return;
     }
-    case AggKind::Quantile:
+    case HeadKind::Sketch:
       ++st.m.n;
       st.sketch()->add(x);
       return;
     default:
-      ++st.m.n;
-      return;  // count, first, last
+      ++st.m.n;  // Count: the values of its column
+      return;
   }
 }
 
-void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t fi, size_t pos) {
-  const Feature& f = features_[fi];
-  FeatState& st = ks.feats[fi];
+void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t h, size_t pos) {
+  const Head& head = heads_[h];
+  FeatState& st = ks.heads[h];
   uint64_t bits;
   double x;
+  if (head.kind == HeadKind::Start) return;
   if (DistinctState* d = st.distinct()) {
     // The row at pos (= start) is leaving the window.
-    if (!read_cell(ks, f, pos, &bits, &x)) return;
+    if (!read_column(ks, head.column, pos, &bits, &x)) return;
     --d->n;
     if (d->map) {
       auto it = d->map->find(bits);
@@ -532,21 +605,37 @@ void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t fi, size_t pos) 
     }
     return;
   }
-  if (!read_cell(ks, f, pos, &bits, &x)) return;
-  switch (f.spec.agg) {
-    case AggKind::Sum:
-    case AggKind::Avg:
-    case AggKind::Stddev:
+  if (!read_column(ks, head.column, pos, &bits, &x)) return;
+  switch (head.kind) {
+    case HeadKind::Sums:
       st.m.remove(x);
       return;
-    case AggKind::Quantile:
+    case HeadKind::Sketch:
       --st.m.n;
       st.sketch()->remove(x);
       return;
     default:
       --st.m.n;
-      return;  // min/max leave the deque by time
+      return;  // count; min/max leave the deque by time
   }
+}
+
+void SlidingFeatureGroup::advance_head(KeyState& ks, size_t h, size_t pos) {
+  FeatState& st = ks.heads[h];
+  const TimeMs cutoff = ks.buf.time(pos) - heads_[h].window;
+  // The event at pos is after the cutoff: it stays whichever comes first.
+  // Distinct values leave first (the set holds only this window's values,
+  // mostly few enough to stay in the head's cache line); the running sums
+  // add first (their rounding depends on the order, kept as it was).
+  const bool distinct = st.distinct() != nullptr;
+  if (!distinct) add_to_head(ks, h, pos, true);
+  while (st.start < ks.buf.size() && ks.buf.time(st.start) <= cutoff) {
+    remove_from_head(ks, h, st.start);
+    ++st.start;
+  }
+  if (distinct) add_to_head(ks, h, pos, true);
+  if (st.mono())
+    while (!st.mono()->empty() && st.mono()->front().t <= cutoff) st.mono()->pop_front();
 }
 
 void SlidingFeatureGroup::write_field_value(const KeyState& ks, size_t pos, const Feature& f,
@@ -607,44 +696,34 @@ void write_moments(AggKind agg, const Moments& m, FeatureValue& v) {
 
 }  // namespace
 
+// The heads have taken the event at pos (advance_head()): the head window is
+// this event's window (t - window, t].
 void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Feature& f, size_t fi,
                                            FeatureValue& v) {
-  FeatState& st = ks.feats[fi];
+  (void)fi;
+  const FeatState* st = f.head >= 0 ? &ks.heads[f.head] : nullptr;  // none: prev, since
   const TimeMs t = ks.buf.time(pos);
   const TimeMs cutoff = t - f.spec.window;
-  if (f.has_head) {
-    // The event at pos is after the cutoff: it stays whichever comes first.
-    // Distinct values leave first (the set holds only this window's values,
-    // mostly few enough to stay in the feature's cache line); the running
-    // sums add first (their rounding depends on the order, kept as it was).
-    const bool distinct = st.distinct() != nullptr;
-    if (!distinct) add_to_head(ks, fi, pos, true);
-    while (st.start < ks.buf.size() && ks.buf.time(st.start) <= cutoff) {
-      remove_from_head(ks, fi, st.start);
-      ++st.start;
-    }
-    if (distinct) add_to_head(ks, fi, pos, true);
-    if (st.mono())
-      while (!st.mono()->empty() && st.mono()->front().t <= cutoff) st.mono()->pop_front();
-  }
   const bool hash = f.column >= 0 && columns_[f.column].kind != ColumnKind::Number;
   switch (f.spec.agg) {
-    case AggKind::Count:
+    case AggKind::Count:  // events, or (with a field) the field's values
+      v.set_int(f.column < 0 ? static_cast<int64_t>(ks.buf.size() - st->start) : st->m.n);
+      return;
     case AggKind::Sum:
     case AggKind::Avg:
     case AggKind::Stddev:
-      write_moments(f.spec.agg, st.m, v);
+      write_moments(f.spec.agg, st->m, v);
       return;
     case AggKind::Min:
     case AggKind::Max:
-      if (st.mono()->empty()) {
+      if (st->mono()->empty()) {
         v.set_null();
       } else {
-        v.set_double(f.spec.agg == AggKind::Max ? st.mono()->front().v : -st.mono()->front().v);
+        v.set_double(f.spec.agg == AggKind::Max ? st->mono()->front().v : -st->mono()->front().v);
       }
       return;
     case AggKind::CountDistinct:
-      v.set_int(static_cast<int64_t>(distinct_size(ks, fi)));
+      v.set_int(static_cast<int64_t>(distinct_size(ks, f.head)));
       return;
     case AggKind::IsNew: {
       // The head window is this event's (t - window, t]: new when the value
@@ -653,25 +732,25 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
       if (cell_null(bits, hash)) {
         v.set_null();
       } else {
-        v.set_bool(distinct_count(ks, fi, bits) == 1);
+        v.set_bool(distinct_count(ks, f.head, bits) == 1);
       }
       return;
     }
     case AggKind::Quantile:
-      if (st.sketch()->empty()) {
+      if (st->sketch()->empty()) {
         v.set_null();
       } else {
-        v.set_double(st.sketch()->quantile(f.spec.q));
+        v.set_double(st->sketch()->quantile(f.spec.q));
       }
       return;
     case AggKind::First:
-      for (size_t i = st.start; i <= pos; ++i) {
+      for (size_t i = st->start; i <= pos; ++i) {
         if (!cell_null(ks.buf.cell(i, f.column), hash)) return write_field_value(ks, i, f, v);
       }
       v.set_null();
       return;
     case AggKind::Last:
-      for (size_t i = pos + 1; i-- > st.start;) {
+      for (size_t i = pos + 1; i-- > st->start;) {
         if (!cell_null(ks.buf.cell(i, f.column), hash)) return write_field_value(ks, i, f, v);
       }
       v.set_null();
@@ -693,19 +772,14 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
   }
 }
 
+// The heads have taken the event at pos (on_event()).
 void SlidingFeatureGroup::compute_out_of_order(KeyState& ks, size_t pos, const Feature& f,
                                                size_t fi, FeatureValue& v) {
-  FeatState& st = ks.feats[fi];
+  (void)fi;
+  const FeatState* st = f.head >= 0 ? &ks.heads[f.head] : nullptr;  // none: prev, since
   const TimeMs t = ks.buf.time(pos);
   const TimeMs cutoff = t - f.spec.window;
   const size_t n = ks.buf.size();
-  if (f.has_head) {
-    if (t > ks.max_t - f.spec.window) {
-      add_to_head(ks, fi, pos, false);
-    } else {
-      ++st.start;  // inserted before the head window
-    }
-  }
   // lo: first event of this event's window (t - window, t].
   size_t lo_a = 0, lo_b = pos;
   while (lo_a < lo_b) {
@@ -730,16 +804,20 @@ void SlidingFeatureGroup::compute_out_of_order(KeyState& ks, size_t pos, const F
     case AggKind::Stddev: {
       // Either correct the head aggregate by the events between the two
       // windows, or scan this event's window: whichever touches fewer events.
-      const bool in_head = pos >= st.start;
+      const bool in_head = pos >= st->start;
       const size_t delta_cost =
-          in_head ? (n - 1 - pos) + (st.start - lo) : std::numeric_limits<size_t>::max();
+          in_head ? (n - 1 - pos) + (st->start - lo) : std::numeric_limits<size_t>::max();
       Moments m;
       const bool counting = f.spec.agg == AggKind::Count;
       if (delta_cost < pos - lo + 1) {
-        m = st.m;
+        if (counting) {
+          m.n = f.column < 0 ? static_cast<int64_t>(n - st->start) : st->m.n;
+        } else {
+          m = st->m;
+        }
         for (size_t i = pos + 1; i < n; ++i)
           if (!null_at(i)) counting ? void(--m.n) : m.remove(num_at(i));
-        for (size_t i = lo; i < st.start; ++i)
+        for (size_t i = lo; i < st->start; ++i)
           if (!null_at(i)) counting ? void(++m.n) : m.add(num_at(i));
       } else {
         for (size_t i = lo; i <= pos; ++i)
@@ -821,8 +899,7 @@ void SlidingFeatureGroup::prune(KeyState& ks, TimeMs watermark) {
   const TimeMs threshold = watermark - lateness_ - retention_;
   if (ks.buf.empty() || ks.buf.time(0) > threshold) return;
   size_t min_start = ks.buf.size();
-  for (size_t i = 0; i < features_.size(); ++i)
-    if (features_[i].has_head) min_start = std::min<size_t>(min_start, ks.feats[i].start);
+  for (size_t h = 0; h < ks.nheads; ++h) min_start = std::min<size_t>(min_start, ks.heads[h].start);
   size_t dropped = 0;
   while (dropped < min_start && !ks.buf.empty() && ks.buf.time(0) <= threshold) {
     ks.buf.pop_front();
@@ -831,8 +908,7 @@ void SlidingFeatureGroup::prune(KeyState& ks, TimeMs watermark) {
     ++dropped;
   }
   if (dropped == 0) return;
-  for (size_t i = 0; i < features_.size(); ++i)
-    if (features_[i].has_head) ks.feats[i].start -= dropped;
+  for (size_t h = 0; h < ks.nheads; ++h) ks.heads[h].start -= dropped;
 }
 
 SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::new_key_state() {
@@ -843,25 +919,24 @@ SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::new_key_state() {
     return ks;
   }
   char* block = static_cast<char*>(::operator new(state_alloc_bytes_, std::align_val_t(kLine)));
-  FeatState* feats = reinterpret_cast<FeatState*>(block + kFeatsOffset);
-  for (size_t i = 0; i < features_.size(); ++i) new (feats + i) FeatState();
-  uint64_t* rows = reinterpret_cast<uint64_t*>(feats + features_.size());
+  FeatState* heads = reinterpret_cast<FeatState*>(block + kFeatsOffset);
+  for (size_t h = 0; h < heads_.size(); ++h) new (heads + h) FeatState();
+  uint64_t* rows = reinterpret_cast<uint64_t*>(heads + heads_.size());
   KeyStatePtr ks(new (block)
                      KeyState(static_cast<uint32_t>(columns_.size()),
-                              static_cast<uint32_t>(features_.size()), feats, rows, inline_rows_));
+                              static_cast<uint32_t>(heads_.size()), heads, rows, inline_rows_));
   if (has_text_) ks->text.resize(columns_.size());
-  for (size_t i = 0; i < features_.size(); ++i) {
-    switch (features_[i].spec.agg) {
-      case AggKind::Min:
-      case AggKind::Max:
-        ks->feats[i].make(FeatState::kMono);
+  for (size_t h = 0; h < heads_.size(); ++h) {
+    switch (heads_[h].kind) {
+      case HeadKind::Min:
+      case HeadKind::Max:
+        ks->heads[h].make(FeatState::kMono);
         break;
-      case AggKind::CountDistinct:
-      case AggKind::IsNew:
-        ks->feats[i].make(FeatState::kDistinct);
+      case HeadKind::Distinct:
+        ks->heads[h].make(FeatState::kDistinct);
         break;
-      case AggKind::Quantile:
-        ks->feats[i].make(FeatState::kSketch);
+      case HeadKind::Sketch:
+        ks->heads[h].make(FeatState::kSketch);
         break;
       default:
         break;
@@ -942,9 +1017,17 @@ void SlidingFeatureGroup::on_event(std::string_view key, uint64_t hash, const Ev
   }
   if (in_order) {
     ks.max_t = t;
+    for (size_t h = 0; h < heads_.size(); ++h) advance_head(ks, h, pos);
     for (size_t i = 0; i < features_.size(); ++i)
       compute_in_order(ks, pos, features_[i], i, out[features_[i].output]);
   } else {
+    for (size_t h = 0; h < heads_.size(); ++h) {
+      if (t > ks.max_t - heads_[h].window) {
+        add_to_head(ks, h, pos, false);
+      } else {
+        ++ks.heads[h].start;  // inserted before the head window
+      }
+    }
     for (size_t i = 0; i < features_.size(); ++i)
       compute_out_of_order(ks, pos, features_[i], i, out[features_[i].output]);
   }
@@ -1037,27 +1120,36 @@ void SlidingFeatureGroup::save_key(ByteWriter& w, const KeyState& ks) const {
   for (size_t c = 0; c < columns_.size(); ++c)
     if (columns_[c].kind == ColumnKind::Text)
       for (size_t i = 0; i < ks.buf.size(); ++i) w.str(ks.text[c][i]);
+  // Per feature, as when each feature kept its own head state: features
+  // sharing a head write the same start and aggregate.
   for (size_t f = 0; f < features_.size(); ++f) {
-    const FeatState& st = ks.feats[f];
+    const Feature& feat = features_[f];
+    if (feat.head < 0) {  // prev / time_since_last: no head window
+      w.u32(0);
+      w.i64(0);
+      continue;
+    }
+    const FeatState& st = ks.heads[feat.head];
+    const AggKind agg = feat.spec.agg;
     w.u32(static_cast<uint32_t>(st.start));
-    w.i64(st.m.n);
-    if (uses_sums(features_[f].spec.agg))
+    w.i64(head_count(ks, f));
+    if (uses_sums(agg))
       for (double d : {st.m.k, st.m.s, st.m.sc, st.m.q, st.m.qc}) w.f64(d);
-    if (st.mono()) {
+    if (agg == AggKind::Min || agg == AggKind::Max) {
       w.u32(static_cast<uint32_t>(st.mono()->size()));
       for (size_t i = 0; i < st.mono()->size(); ++i) {
         w.i64((*st.mono())[i].t);
         w.f64((*st.mono())[i].v);
       }
     }
-    if (st.distinct()) {
-      w.u32(static_cast<uint32_t>(distinct_size(ks, f)));
-      for_each_distinct(ks, f, [&](uint64_t bits, uint32_t n) {
+    if (agg == AggKind::CountDistinct || agg == AggKind::IsNew) {
+      w.u32(static_cast<uint32_t>(distinct_size(ks, feat.head)));
+      for_each_distinct(ks, feat.head, [&](uint64_t bits, uint32_t n) {
         w.u64(bits);
         w.u32(n);
       });
     }
-    if (st.sketch()) st.sketch()->save(w);
+    if (agg == AggKind::Quantile) st.sketch()->save(w);
   }
 }
 
@@ -1072,31 +1164,52 @@ SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::load_key(ByteReader& r) {
   for (size_t c = 0; c < columns_.size(); ++c)
     if (columns_[c].kind == ColumnKind::Text)
       for (uint32_t i = 0; i < rows; ++i) ks->text[c].push_back(std::string(r.str()));
+  // Each head is restored from the record of its first feature (the
+  // others hold the same values and are read past).
   for (size_t f = 0; f < features_.size(); ++f) {
-    FeatState& st = ks->feats[f];
-    st.start = r.u32();
-    st.m.n = r.i64();
-    if (uses_sums(features_[f].spec.agg))
-      for (double* d : {&st.m.k, &st.m.s, &st.m.sc, &st.m.q, &st.m.qc}) *d = r.f64();
-    if (st.start > rows) return nullptr;
-    if (st.mono()) {
+    const Feature& feat = features_[f];
+    const AggKind agg = feat.spec.agg;
+    const uint32_t start = r.u32();
+    const int64_t count = r.i64();
+    if (start > rows) return nullptr;
+    FeatState* st = feat.owns_head ? &ks->heads[feat.head] : nullptr;
+    if (st) {
+      st->start = start;
+      if (heads_[feat.head].kind != HeadKind::Start) st->m.n = count;
+    }
+    if (uses_sums(agg)) {
+      double sums[5];
+      for (double& d : sums) d = r.f64();
+      if (st) {
+        st->m.k = sums[0];
+        st->m.s = sums[1];
+        st->m.sc = sums[2];
+        st->m.q = sums[3];
+        st->m.qc = sums[4];
+      }
+    }
+    if (agg == AggKind::Min || agg == AggKind::Max) {
       const uint32_t m = r.count(16);
       for (uint32_t i = 0; i < m; ++i) {
         TimeMs t = r.i64();
-        st.mono()->push_back({t, r.f64()});
+        const double v = r.f64();
+        if (st) st->mono()->push_back({t, v});
       }
     }
-    if (st.distinct()) {
-      if (rows - st.start > DistinctState::kScanRows) st.distinct()->map = new DistinctSet();
+    if (agg == AggKind::CountDistinct || agg == AggKind::IsNew) {
+      if (st && rows - start > DistinctState::kScanRows) st->distinct()->map = new DistinctSet();
       const uint32_t m = r.count(12);
       for (uint32_t i = 0; i < m; ++i) {
         // A window of few rows is scanned: its values are those of the rows.
         uint64_t bits = r.u64();
         const uint32_t n = r.u32();
-        if (st.distinct()->map) (*st.distinct()->map)[bits] = n;
+        if (st && st->distinct()->map) (*st->distinct()->map)[bits] = n;
       }
     }
-    if (st.sketch() && !st.sketch()->load(r)) return nullptr;
+    if (agg == AggKind::Quantile) {
+      QuantileSketch skipped;
+      if (!(st ? st->sketch() : &skipped)->load(r)) return nullptr;
+    }
   }
   if (r.failed()) return nullptr;
   return ks;
@@ -1143,8 +1256,8 @@ size_t SlidingFeatureGroup::state_bytes() const {
     bytes += state_alloc_bytes_ + (ks->key.size() > 15 ? ks->key.capacity() + 1 : 0);
     bytes += ks->buf.heap_bytes();
     for (const auto& c : ks->text) bytes += sizeof(c) + c.capacity() * sizeof(std::string);
-    for (size_t i = 0; i < features_.size(); ++i) {
-      const FeatState& st = ks->feats[i];
+    for (size_t h = 0; h < ks->nheads; ++h) {
+      const FeatState& st = ks->heads[h];
       if (st.mono()) bytes += st.mono()->capacity() * sizeof(MonoEntry);
       if (st.distinct() && st.distinct()->map)
         bytes += sizeof(DistinctSet) + st.distinct()->map->capacity() * 13;
@@ -1181,11 +1294,15 @@ void SlidingFeatureGroup::evaluate_range(const KeyState& ks, size_t fi, size_t l
     case AggKind::Stddev: {
       Moments m;
       const bool counting = f.spec.agg == AggKind::Count;
-      const FeatState& st = ks.feats[fi];
+      const FeatState& st = ks.heads[f.head];
       // Reading at or after the newest event: the head aggregate minus the
       // events that aged out since, when that touches fewer events.
       if (hi == ks.buf.size() && lo >= st.start && lo - st.start < hi - lo) {
-        m = st.m;
+        if (counting) {
+          m.n = f.column < 0 ? static_cast<int64_t>(hi - st.start) : st.m.n;
+        } else {
+          m = st.m;
+        }
         for (size_t i = st.start; i < lo; ++i)
           if (!null_at(i)) counting ? void(--m.n) : m.remove(num_at(i));
       } else {
@@ -1348,26 +1465,26 @@ SlidingFeatureGroup::copy_for_read(const KeyState& src, ReadScratch* scratch) co
   std::atomic_thread_fence(std::memory_order_acquire);
   if (src.version.load(std::memory_order_relaxed) != v) return nullptr;
   // The buffer's fields are consistent: its rows are within its array.
-  const size_t nf = features_.size();
+  const size_t nf = heads_.size();
   const size_t stride = raw.stride;
   const size_t rows = std::max<size_t>(raw.size, 1);
   const size_t words = (kFeatsOffset + nf * sizeof(FeatState)) / 8 + rows * stride;
   if (scratch->copy.size() < words + kLine / 8) scratch->copy.resize(words + kLine / 8 + 64);
   char* base = reinterpret_cast<char*>(scratch->copy.data());
   base += (kLine - reinterpret_cast<uintptr_t>(base) % kLine) % kLine;
-  FeatState* feats = reinterpret_cast<FeatState*>(base + kFeatsOffset);
-  uint64_t* row_mem = reinterpret_cast<uint64_t*>(feats + nf);
+  FeatState* heads = reinterpret_cast<FeatState*>(base + kFeatsOffset);
+  uint64_t* row_mem = reinterpret_cast<uint64_t*>(heads + nf);
   // Trivially destructible contents: the FeatStates hold no structure (the
-  // copy needs only the head sums) and the key and text are left empty.
-  for (size_t i = 0; i < nf; ++i) new (feats + i) FeatState();
+  // copy needs only the heads' starts and sums) and the key and text are
+  // left empty.
+  for (size_t h = 0; h < nf; ++h) new (heads + h) FeatState();
   auto* ks = new (base) KeyState(static_cast<uint32_t>(columns_.size()), static_cast<uint32_t>(nf),
-                                 feats, row_mem, static_cast<uint32_t>(rows));
-  for (size_t i = 0; i < nf; ++i) {
-    const AggKind a = features_[i].spec.agg;
-    if (a == AggKind::Count || uses_sums(a)) {
-      feats[i].start = src.feats[i].start;
-      std::memcpy(static_cast<void*>(&feats[i].m), &src.feats[i].m, sizeof(Moments));
-    }
+                                 heads, row_mem, static_cast<uint32_t>(rows));
+  for (size_t h = 0; h < nf; ++h) {
+    heads[h].start = src.heads[h].start;
+    // The sums, or the count (the first word whatever the head's kind).
+    const size_t bytes = heads_[h].kind == HeadKind::Sums ? sizeof(Moments) : sizeof(int64_t);
+    std::memcpy(static_cast<void*>(&heads[h].m), &src.heads[h].m, bytes);
   }
   uint64_t* dst = ks->buf.set_linear(raw.size);
   const size_t first = std::min<size_t>(raw.size, raw.cap - raw.head);
@@ -1423,7 +1540,7 @@ void SlidingFeatureGroup::evaluate_at(const KeyState* ks, TimeMs at, ReadScratch
     for (size_t fi = 0; fi < features_.size(); ++fi) {
       const Feature& f = features_[fi];
       const TimeMs from = at - f.spec.window;
-      size_t lo = std::min<size_t>(ks->feats[fi].start, hi);
+      size_t lo = std::min<size_t>(ks->heads[f.head].start, hi);
       for (size_t walked = 0; lo < hi && buf.time(lo) <= from; ++lo)
         if (++walked == 8) {
           lo = first_after(from, lo, hi);

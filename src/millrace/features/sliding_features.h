@@ -4,8 +4,13 @@
 // e included, computed when e arrives (DESIGN.md, "Semantics").
 //
 // State per key: the key's recent events in time order (ties by arrival), one
-// column per field the features read, and per feature the running aggregate
-// of its "head window" (max time - window, max time].
+// column per field the features read, and the running aggregates of the
+// "head windows" (max time - window, max time]. Features whose head state
+// evolves identically share it (one 64-byte line per head state): sum, avg
+// and stddev of one field and window share their sums; count, first and last
+// need only where their window starts and join any head state of their
+// window; prev and time_since_last keep none. A card with counts, averages
+// and extremes over four windows keeps 7 head states for 14 features.
 //  - An in-order event (t >= the key's max time) is appended; every feature
 //    adds it and evicts what left its window: O(1) amortized for count, sum,
 //    avg, stddev, min and max (min/max through a monotonic deque), O(1)
@@ -177,7 +182,17 @@ class SlidingFeatureGroup {
     int column;  // index into columns_, -1 when the feature reads no field
     int output;
     FieldType field_type;
-    bool has_head;  // keeps a head window (all but prev/time_since_last/last)
+    bool has_head;   // keeps a head window (all but prev/time_since_last)
+    int head;        // index into heads_, -1 without a head window
+    bool owns_head;  // the first feature of its head: restores it from a snapshot
+  };
+  // A head state of a key, shared by features of one window length: where
+  // the window starts, and the aggregate of `kind` over `column`'s values.
+  enum class HeadKind : uint8_t { Start, Count, Sums, Max, Min, Distinct, Sketch };
+  struct Head {
+    TimeMs window;
+    HeadKind kind;
+    int column;  // -1 for Start (the head keeps only where its window starts)
   };
 
   void compute_in_order(KeyState& ks, size_t pos, const Feature& f, size_t fi, FeatureValue& v);
@@ -185,14 +200,23 @@ class SlidingFeatureGroup {
   void write_field_value(const KeyState& ks, size_t pos, const Feature& f, FeatureValue& v) const;
   // The cell of feature f's field at ring position pos: its bits and, for a
   // number, its value. False when the value is null (the event is skipped).
-  bool read_cell(const KeyState& ks, const Feature& f, size_t pos, uint64_t* bits, double* x) const;
-  void add_to_head(KeyState& ks, size_t fi, size_t pos, bool in_order);
+  bool read_cell(const KeyState& ks, const Feature& f, size_t pos, uint64_t* bits,
+                 double* x) const {
+    return read_column(ks, f.column, pos, bits, x);
+  }
+  bool read_column(const KeyState& ks, int column, size_t pos, uint64_t* bits, double* x) const;
+  // Head state h: the event at pos enters / the event at pos (its start) leaves.
+  void add_to_head(KeyState& ks, size_t h, size_t pos, bool in_order);
+  void remove_from_head(KeyState& ks, size_t h, size_t pos);
+  // An in-order event at pos (the newest): head h adds it and evicts what left.
+  void advance_head(KeyState& ks, size_t h, size_t pos);
+  // Events in feature fi's head window: all of them (count), or with a value.
+  int64_t head_count(const KeyState& ks, size_t fi) const;
   // count_distinct / is_new: the head window's distinct values (see DistinctState).
   template <typename F>
-  void for_each_distinct(const KeyState& ks, size_t fi, F&& f) const;
-  size_t distinct_size(const KeyState& ks, size_t fi) const;
-  uint32_t distinct_count(const KeyState& ks, size_t fi, uint64_t bits) const;
-  void remove_from_head(KeyState& ks, size_t fi, size_t pos);
+  void for_each_distinct(const KeyState& ks, size_t h, F&& f) const;
+  size_t distinct_size(const KeyState& ks, size_t h) const;
+  uint32_t distinct_count(const KeyState& ks, size_t h, uint64_t bits) const;
   void prune(KeyState& ks, TimeMs watermark);
   struct KeyStateDeleter {
     void operator()(KeyState* ks) const;
@@ -229,6 +253,7 @@ class SlidingFeatureGroup {
     std::vector<uint32_t> features;
   };
   void plan_reads();
+  void assign_heads();
   std::vector<TimeMs> read_windows_;  // distinct window lengths
   std::vector<ReadPass> read_passes_;
   // Every feature is a count, sum, avg or stddev: reads at or after a key's
@@ -238,6 +263,7 @@ class SlidingFeatureGroup {
   const Schema& schema_;
   std::vector<Column> columns_;
   std::vector<Feature> features_;
+  std::vector<Head> heads_;  // a key's head states, in this order
   TimeMs lateness_;
   TimeMs retention_;  // longest window
   // The keys in memory: one allocation per key (KeyState, its features'
