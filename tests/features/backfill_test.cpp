@@ -9,9 +9,12 @@
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
+#include "millrace/core/json_writer.h"
 #include "millrace/stream/backfill.h"
 #include "millrace/stream/spec.h"
 #include "tests/support/temp_dir.h"
@@ -26,6 +29,39 @@ std::string read_file(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// The rows of a CSV text, cells unquoted (RFC 4180).
+std::vector<std::vector<std::string>> split_csv_rows(const std::string& text) {
+  std::vector<std::vector<std::string>> rows(1);
+  std::string cell;
+  bool quoted = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < text.size() && text[i + 1] == '"') {
+        cell += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        cell += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      rows.back().push_back(std::move(cell));
+      cell.clear();
+    } else if (c == '\n') {
+      rows.back().push_back(std::move(cell));
+      cell.clear();
+      rows.emplace_back();
+    } else {
+      cell += c;
+    }
+  }
+  if (rows.back().empty()) rows.pop_back();
+  return rows;
 }
 
 std::string spec_text(const TempDir& dir) {
@@ -182,6 +218,29 @@ TEST_P(BackfillPaths, DirectLoopWritesTheRuntimesBytes) {
   EXPECT_NE(direct.find("\"with, comma\""), std::string::npos);
   EXPECT_NE(direct.find("\"line\nbreak\""), std::string::npos);
   EXPECT_NE(direct.find(",,"), std::string::npos);
+  // Numbers are written as the JSON output writes them: a cell read back
+  // as a double and written by append_json_double() (or as an int) is the
+  // same text; bools as true/false.
+  const auto rows = split_csv_rows(direct);
+  ASSERT_EQ(rows.size(), stats[0].rows + 1);
+  const std::vector<std::string>& header = rows[0];
+  uint64_t numbers = 0;
+  for (size_t r = 1; r < rows.size(); ++r) {
+    ASSERT_EQ(rows[r].size(), header.size()) << "row " << r;
+    for (size_t c = 4; c + 1 < header.size(); ++c) {
+      const std::string& cell = rows[r][c];
+      if (cell.empty() || header[c] == "card_last_memo") continue;
+      if (header[c] == "new_merchant") {
+        EXPECT_TRUE(cell == "true" || cell == "false") << cell;
+        continue;
+      }
+      std::string want;
+      append_json_double(want, std::stod(cell));
+      EXPECT_EQ(cell, want) << header[c] << " row " << r;
+      ++numbers;
+    }
+  }
+  EXPECT_GT(numbers, 10 * stats[0].rows);
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, BackfillPaths, ::testing::Values(1, 2, 3));

@@ -1,8 +1,12 @@
 #include "millrace/stream/backfill.h"
 
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <thread>
+#include <vector>
 
 #include <absl/container/flat_hash_map.h>
 #include <fmt/format.h>
@@ -29,8 +33,14 @@ TimeMs now_ms() {
       .count();
 }
 
+bool csv_needs_quotes(std::string_view s) {
+  for (char c : s)
+    if (c == ',' || c == '"' || c == '\r' || c == '\n') return true;
+  return false;
+}
+
 void append_csv_text(std::string& out, std::string_view s) {
-  if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
+  if (!csv_needs_quotes(s)) {
     out.append(s);
     return;
   }
@@ -42,31 +52,81 @@ void append_csv_text(std::string& out, std::string_view s) {
   out += '"';
 }
 
-void append_csv_field(std::string& out, const Event& e, const FieldValue& v) {
-  switch (v.kind) {
-    case FieldValue::Kind::Null:
-      break;
-    case FieldValue::Kind::Int:
-      append_json_int(out, v.i);
-      break;
-    case FieldValue::Kind::Double:
-      append_json_double(out, v.d);
-      break;
-    case FieldValue::Kind::Bool:
-      out += v.b ? "true" : "false";
-      break;
-    case FieldValue::Kind::String:
-      append_csv_text(out, e.str(v));
-      break;
+// A row is written into a buffer with room for its longest form, then
+// appended to the output at once.
+// The most a cell of n characters of text takes: every one a quote, doubled,
+// between two quotes.
+size_t csv_text_bound(size_t n) {
+  return 2 * n + 2;
+}
+// The most a number or bool takes: an int64 (20), a shortest double (24), "null".
+constexpr size_t kNumberBound = 32;
+
+char* write_csv_text(char* p, std::string_view s) {
+  if (!csv_needs_quotes(s)) {
+    std::memcpy(p, s.data(), s.size());
+    return p + s.size();
   }
+  *p++ = '"';
+  for (char c : s) {
+    if (c == '"') *p++ = '"';
+    *p++ = c;
+  }
+  *p++ = '"';
+  return p;
 }
 
-void append_csv_value(std::string& out, const FeatureValue& v) {
-  if (v.kind == FeatureValue::Kind::String) {
-    append_csv_text(out, v.s);
-  } else if (!v.is_null()) {
-    v.append_json(out);
+// As append_json_int() / append_json_double() write them.
+char* write_int(char* p, int64_t v) {
+  return std::to_chars(p, p + 24, v).ptr;
+}
+char* write_double(char* p, double v) {
+  if (!std::isfinite(v)) {
+    std::memcpy(p, "null", 4);
+    return p + 4;
   }
+  return write_shortest_double(p, v);
+}
+char* write_bool(char* p, bool b) {
+  if (b) {
+    std::memcpy(p, "true", 4);
+    return p + 4;
+  }
+  std::memcpy(p, "false", 5);
+  return p + 5;
+}
+
+char* write_csv_field(char* p, const Event& e, const FieldValue& v) {
+  switch (v.kind) {
+    case FieldValue::Kind::Null:
+      return p;
+    case FieldValue::Kind::Int:
+      return write_int(p, v.i);
+    case FieldValue::Kind::Double:
+      return write_double(p, v.d);
+    case FieldValue::Kind::Bool:
+      return write_bool(p, v.b);
+    case FieldValue::Kind::String:
+      return write_csv_text(p, e.str(v));
+  }
+  return p;
+}
+
+// As FeatureValue::append_json() writes it, text as CSV text, null as nothing.
+char* write_csv_value(char* p, const FeatureValue& v) {
+  switch (v.kind) {
+    case FeatureValue::Kind::Null:
+      return p;
+    case FeatureValue::Kind::Int:
+      return write_int(p, v.i);
+    case FeatureValue::Kind::Double:
+      return write_double(p, v.d);
+    case FeatureValue::Kind::Bool:
+      return write_bool(p, v.i != 0);
+    case FeatureValue::Kind::String:
+      return write_csv_text(p, v.s);
+  }
+  return p;
 }
 
 // Reads id -> label text from a JSONL file.
@@ -154,14 +214,23 @@ class CsvRows {
   // Appends the row of scored event e; true when it has a label.
   bool append(const Event& e, const FeatureValue* values, std::string& out) {
     const size_t nfields = schema_.size();
+    size_t bound = 1 + (nfields + features_.size()) * (kNumberBound + 1);
+    for (size_t i = 0; i < nfields; ++i)
+      if (e.values[i].kind == FieldValue::Kind::String) bound += csv_text_bound(e.values[i].s.len);
+    for (int f : features_)
+      if (values[f].kind == FeatureValue::Kind::String) bound += csv_text_bound(values[f].s.size());
+    if (row_.size() < bound) row_.resize(2 * bound);
+    char* const row = row_.data();
+    char* p = row;
     for (size_t i = 0; i < nfields; ++i) {
-      if (i) out += ',';
-      append_csv_field(out, e, e.values[i]);
+      if (i) *p++ = ',';
+      p = write_csv_field(p, e, e.values[i]);
     }
     for (int f : features_) {
-      out += ',';
-      append_csv_value(out, values[f]);
+      *p++ = ',';
+      p = write_csv_value(p, values[f]);
     }
+    out.append(row, p);
     bool labeled = false;
     if (labels_) {
       out += ',';
@@ -190,6 +259,7 @@ class CsvRows {
   const absl::flat_hash_map<std::string, std::string>* labels_;
   int id_field_;
   std::string header_, id_;
+  std::vector<char> row_;  // the row being written
 };
 
 // Output buffered in blocks of about 1 MB.
