@@ -62,6 +62,8 @@ FeatureValue brute_force(const FeatureSpec& f, const Row& e, const std::vector<R
     if (!prev || prev->t <= e.t - f.window) return v;
     if (f.agg == AggKind::TimeSinceLast) {
       v.set_int(e.t - prev->t);
+    } else if (f.field == 2) {
+      v.set_string(prev->merchant);
     } else if (!std::isnan(prev->amount)) {
       v.set_double(prev->amount);
     }
@@ -83,6 +85,7 @@ FeatureValue brute_force(const FeatureSpec& f, const Row& e, const std::vector<R
     ++events;
     if (f.field == 2) {
       distinct.insert(r->merchant);
+      if (f.agg == AggKind::Last) v.set_string(r->merchant);  // rows are in (time, arrival) order
     } else if (!std::isnan(r->amount)) {
       xs.push_back(r->amount);
     }
@@ -95,6 +98,10 @@ FeatureValue brute_force(const FeatureSpec& f, const Row& e, const std::vector<R
       break;
     case AggKind::CountDistinct:
       v.set_int(static_cast<int64_t>(distinct.size()));
+      break;
+    case AggKind::Last:
+      if (f.field == 2) return v;  // set above: the newest merchant in the window
+      if (!xs.empty()) v.set_double(xs.back());
       break;
     case AggKind::Sum:
       v.set_double(sum);  // 0 for no values
@@ -148,6 +155,9 @@ struct Scenario {
   TimeMs ooo, lateness;  // watermark settings
   double null_rate;
   int restore_every = 0;  // > 0: every n events, continue on a group restored from a snapshot
+  // Keys longer than a key state holds inline, and features returning the
+  // merchant's string (the state keeps the strings).
+  bool long_keys_and_text = false;
 };
 
 void run_scenario(const Scenario& sc) {
@@ -170,6 +180,10 @@ void run_scenario(const Scenario& sc) {
     feats.push_back(feature("prev_" + s, AggKind::Prev, 1, w));
     feats.push_back(feature("since_" + s, AggKind::TimeSinceLast, -1, w));
     feats.push_back(feature("new_merchant_" + s, AggKind::IsNew, 2, w));
+    if (sc.long_keys_and_text) {
+      feats.push_back(feature("prev_merchant_" + s, AggKind::Prev, 2, w));
+      feats.push_back(feature("last_merchant_" + s, AggKind::Last, 2, w));
+    }
   }
   std::vector<int> outputs(feats.size());
   for (size_t i = 0; i < feats.size(); ++i) outputs[i] = static_cast<int>(i);
@@ -189,6 +203,8 @@ void run_scenario(const Scenario& sc) {
     if (u(rng) < sc.disorder) r.t -= 1 + static_cast<TimeMs>(u(rng) * sc.max_delay);
     r.arrival = static_cast<uint64_t>(i);
     r.key = "k" + std::to_string(static_cast<int>(u(rng) * sc.keys));
+    // Half the keys longer than 15 bytes (held on the heap), half not.
+    if (sc.long_keys_and_text && r.key.back() % 2) r.key += "-a-longer-card-number";
     r.amount = u(rng) < sc.null_rate ? std::nan("") : std::round(u(rng) * 10000) / 100;
     r.merchant = "m" + std::to_string(static_cast<int>(u(rng) * 5));
     TimeMs wm = max_seen == kMinTime ? kMinTime : max_seen - sc.ooo;
@@ -230,6 +246,12 @@ void run_scenario(const Scenario& sc) {
       ASSERT_EQ(got.is_null(), want.is_null())
           << feats[f].name << " event " << i << " seed " << sc.seed;
       if (want.is_null()) continue;
+      if (want.kind == FeatureValue::Kind::String) {
+        ASSERT_EQ(got.kind, FeatureValue::Kind::String) << feats[f].name << " event " << i;
+        ASSERT_EQ(got.s, want.s) << feats[f].name << " event " << i << " seed " << sc.seed;
+        ++checked;
+        continue;
+      }
       double a = want.as_double(), b = got.as_double();
       double tol = feats[f].agg == AggKind::Quantile ? 0.0101 : 1e-9;
       ASSERT_LE(std::fabs(a - b), tol * std::max(1.0, std::fabs(a)))
@@ -283,6 +305,15 @@ TEST(SlidingFeatures, DistinctValuesAcrossScanAndMapSizesMatchBruteForce) {
   for (uint32_t seed = 40; seed < 42; ++seed) {
     run_scenario({seed, 1500, 10, 1000, 0.2, 8'000, 5'000, 10'000, 0.05, 97});
   }
+}
+
+// Keys of both lengths (inline in the key's state or on the heap) and string
+// values kept per event (prev/last of a string field), with keys freed and
+// reused and snapshots restored on the way.
+TEST(SlidingFeatures, LongKeysAndStringValuesMatchBruteForce) {
+  Scenario sc{50, 1500, 12, 20'000, 0.2, 8'000, 5'000, 10'000, 0.05, 211};
+  sc.long_keys_and_text = true;
+  run_scenario(sc);
 }
 
 TEST(SlidingFeatures, StateIsFreedForIdleKeysOnly) {

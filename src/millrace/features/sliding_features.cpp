@@ -8,6 +8,7 @@
 
 #include <sched.h>
 
+#include "millrace/core/block_pool.h"
 #include "millrace/core/hash.h"
 #include "millrace/state/rocks_state.h"
 
@@ -71,24 +72,63 @@ inline uint64_t double_to_bits(double d) {
   return std::bit_cast<uint64_t>(d);
 }
 
+}  // namespace
+
+// Event rows on the heap: arrays of up to kMaxPooled bytes come from pools of
+// a few size classes (core/block_pool.h: huge pages once a class is large),
+// longer ones from operator new.
+class SlidingFeatureGroup::RowPools {
+ public:
+  static constexpr size_t kMaxPooled = 16384;
+  // An array of at least `bytes`; *usable: its size.
+  uint64_t* allocate(size_t bytes, size_t* usable) {
+    if (bytes > kMaxPooled) {
+      *usable = bytes;
+      return new uint64_t[bytes / 8];
+    }
+    size_t c = 0;
+    while (kClassLines[c] * 64 < bytes) ++c;
+    if (!pools_[c]) pools_[c] = std::make_unique<BlockPool>(kClassLines[c] * 64);
+    *usable = pools_[c]->block_bytes();
+    return static_cast<uint64_t*>(pools_[c]->allocate());
+  }
+  // Frees an array of `bytes` (its usable size) from allocate().
+  static void free(uint64_t* p, size_t bytes) {
+    if (bytes > kMaxPooled) {
+      delete[] p;
+    } else {
+      BlockPool::deallocate(p);
+    }
+  }
+
+ private:
+  static constexpr size_t kClassLines[] = {1,  2,  3,  4,  6,  8,   12,  16,
+                                           24, 32, 48, 64, 96, 128, 192, 256};
+  static_assert(kClassLines[std::size(kClassLines) - 1] * 64 == kMaxPooled);
+  std::unique_ptr<BlockPool> pools_[std::size(kClassLines)];
+};
+
+namespace {
+
+using RowPools = SlidingFeatureGroup::RowPools;
+using RowArray = SlidingFeatureGroup::RowArray;
+
 // The key's buffered events in time order: one row per event, word 0 the
 // event time, then one 64-bit cell per column. The first rows live in the
 // key's own allocation (`inline_rows`); more move to the heap, growing by half.
 class EventBuffer {
  public:
   EventBuffer(uint32_t columns, uint64_t* inline_rows, uint32_t inline_cap)
-      : data_(inline_rows), stride_(columns + 1), cap_(inline_cap), inline_(inline_rows) {}
+      : data_(inline_rows), stride_(static_cast<uint16_t>(columns + 1)), cap_(inline_cap) {}
   EventBuffer(const EventBuffer&) = delete;
   EventBuffer& operator=(const EventBuffer&) = delete;
   ~EventBuffer() {
-    if (data_ != inline_) delete[] data_;
+    if (heap_) RowPools::free(data_, bytes());
   }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   // Bytes on the heap (the inline rows are counted with the key).
-  size_t heap_bytes() const {
-    return data_ != inline_ ? size_t{cap_} * stride_ * sizeof(uint64_t) : 0;
-  }
+  size_t heap_bytes() const { return heap_ ? bytes() : 0; }
   TimeMs time(size_t i) const { return static_cast<TimeMs>(row(i)[0]); }
   uint64_t cell(size_t i, int c) const { return row(i)[1 + c]; }
   uint64_t* row(size_t i) { return data_ + slot(i) * stride_; }
@@ -96,8 +136,8 @@ class EventBuffer {
   // Makes room for a row at position pos and returns it. A heap array that
   // growing replaces goes to *replaced when given (readers may be reading
   // it), else is freed.
-  uint64_t* insert(size_t pos, std::vector<uint64_t*>* replaced = nullptr) {
-    if (size_ == cap_) grow(replaced);
+  uint64_t* insert(size_t pos, RowPools* pools, std::vector<RowArray>* replaced = nullptr) {
+    if (size_ == cap_) grow(pools, replaced);
     ++size_;
     for (size_t i = size_ - 1; i > pos; --i) std::memcpy(row(i), row(i - 1), stride_ * 8);
     return row(pos);
@@ -132,28 +172,77 @@ class EventBuffer {
     size_t s = head_ + i;
     return s >= cap_ ? s - cap_ : s;
   }
-  void grow(std::vector<uint64_t*>* replaced) {
-    const uint32_t cap = cap_ + std::max<uint32_t>(2, cap_ / 2);
-    uint64_t* d = new uint64_t[size_t{cap} * stride_];
+  size_t bytes() const { return size_t{cap_} * stride_ * sizeof(uint64_t); }
+  void grow(RowPools* pools, std::vector<RowArray>* replaced) {
+    const uint32_t want = cap_ + std::max<uint32_t>(2, cap_ / 2);
+    size_t usable;
+    uint64_t* d = pools->allocate(size_t{want} * stride_ * 8, &usable);
+    const uint32_t cap = static_cast<uint32_t>(usable / (size_t{stride_} * 8));  // the whole block
     for (size_t i = 0; i < size_; ++i) std::memcpy(d + i * stride_, row(i), stride_ * 8);
-    if (data_ != inline_) {
+    if (heap_) {
       if (replaced) {
-        replaced->push_back(data_);
+        replaced->push_back({data_, bytes()});
       } else {
-        delete[] data_;
+        RowPools::free(data_, bytes());
       }
     }
     data_ = d;
+    heap_ = true;
     cap_ = cap;
     head_ = 0;
   }
-  uint64_t* data_;
-  uint32_t stride_;
+  // 24 bytes: the key's header holds it beside its hash, time and key.
+  uint64_t* data_;     // the rows: the key's own (inline) or on the heap
+  uint16_t stride_;    // words per row
+  bool heap_ = false;  // data_ is on the heap (else in the key's allocation)
   uint32_t cap_;
   uint32_t head_ = 0;
   uint32_t size_ = 0;
-  uint64_t* const inline_;
 };
+static_assert(sizeof(EventBuffer) == 24);
+
+// A key's bytes in 16: up to 15 inline, longer ones on the heap.
+class KeyBytes {
+ public:
+  KeyBytes() = default;
+  KeyBytes(const KeyBytes&) = delete;
+  KeyBytes& operator=(const KeyBytes&) = delete;
+  ~KeyBytes() { clear(); }
+  std::string_view view() const {
+    if (len_ != kHeap) return std::string_view(in_, len_);
+    const char* p;
+    uint32_t n;
+    std::memcpy(&p, in_, sizeof p);
+    std::memcpy(&n, in_ + sizeof p, sizeof n);
+    return std::string_view(p, n);
+  }
+  bool operator==(std::string_view s) const { return view() == s; }
+  void assign(std::string_view s) {
+    clear();
+    if (s.size() < kHeap && s.size() <= sizeof in_) {
+      std::memcpy(in_, s.data(), s.size());
+      len_ = static_cast<uint8_t>(s.size());
+      return;
+    }
+    char* p = new char[s.size()];
+    std::memcpy(p, s.data(), s.size());
+    const uint32_t n = static_cast<uint32_t>(s.size());
+    std::memcpy(in_, &p, sizeof p);
+    std::memcpy(in_ + sizeof p, &n, sizeof n);
+    len_ = kHeap;
+  }
+  void clear() {
+    if (len_ == kHeap) delete[] view().data();
+    len_ = 0;
+  }
+  size_t heap_bytes() const { return len_ == kHeap ? view().size() : 0; }
+
+ private:
+  static constexpr uint8_t kHeap = 0xff;
+  char in_[15];
+  uint8_t len_ = 0;  // inline length, or kHeap
+};
+static_assert(sizeof(KeyBytes) == 16);
 
 }  // namespace
 
@@ -234,24 +323,36 @@ struct FeatState {
 };
 static_assert(sizeof(FeatState) == 64);
 
-// One allocation: this header, then `nheads` FeatStates (one per head state),
-// then the inline event rows. Made by new_key_state(), destroyed by
-// KeyStateDeleter.
+// String values of Text columns, one ring per column (only groups with Text
+// columns have them).
+using TextColumns = std::vector<RingBuffer<std::string>>;
+
+// One allocation: this 64-byte header (one cache line), then `nheads`
+// FeatStates (one per head state, a line each), then, in groups with Text columns, their
+// TextColumns, then the inline event rows. Made by new_key_state(),
+// destroyed by KeyStateDeleter.
 struct SlidingFeatureGroup::KeyState {
-  KeyState(uint32_t columns, uint32_t head_states, FeatState* heads_at, uint64_t* rows_at,
-           uint32_t inline_rows)
-      : nheads(head_states), heads(heads_at), buf(columns, rows_at, inline_rows) {}
-  // Hot fields first: an event of the key reads the first cache line.
+  KeyState(uint32_t columns, uint32_t head_states, uint64_t* rows_at, uint32_t inline_rows,
+           bool with_text)
+      : buf(columns, rows_at, inline_rows),
+        nheads(static_cast<uint16_t>(head_states)),
+        has_text(with_text) {}
+  // An event of the key reads this line, then its head states' lines.
   uint64_t hash = 0;
   TimeMs max_t = kMinTime;
-  uint32_t nheads;
-  bool referenced = false;  // used since eviction last considered it (RocksDB backend)
+  EventBuffer buf;  // cells: double bits or string hash
   // Odd while the worker changes this state (concurrent reads only).
   std::atomic<uint32_t> version{0};
-  FeatState* heads;  // in this allocation
-  EventBuffer buf;   // cells: double bits or string hash
-  std::string key;
-  std::vector<RingBuffer<std::string>> text;  // string values of Text columns, if any
+  uint16_t nheads;
+  bool referenced = false;  // used since eviction last considered it (RocksDB backend)
+  bool has_text;
+  KeyBytes key;
+
+  FeatState* heads() const {
+    return reinterpret_cast<FeatState*>(const_cast<char*>(reinterpret_cast<const char*>(this)) +
+                                        sizeof(KeyState));
+  }
+  TextColumns& text() const { return *reinterpret_cast<TextColumns*>(heads() + nheads); }
 
   // Makes a freed key's state ready for another key, keeping its memory.
   void reset() {
@@ -259,23 +360,27 @@ struct SlidingFeatureGroup::KeyState {
     referenced = false;
     key.clear();
     buf.clear();
-    for (size_t i = 0; i < nheads; ++i) heads[i].reset();
-    for (auto& t : text) t.clear();
+    for (size_t i = 0; i < nheads; ++i) heads()[i].reset();
+    if (has_text)
+      for (auto& t : text()) t.clear();
   }
 };
+static_assert(sizeof(SlidingFeatureGroup::KeyState) == 64);
 
 namespace {
 
 // Key states are allocated on cache lines; the feature states start on one.
 constexpr size_t kLine = 64;
-constexpr size_t kFeatsOffset = (sizeof(SlidingFeatureGroup::KeyState) + kLine - 1) / kLine * kLine;
+constexpr size_t kFeatsOffset = sizeof(SlidingFeatureGroup::KeyState);
+static_assert(kFeatsOffset % kLine == 0);
 
 }  // namespace
 
 void SlidingFeatureGroup::KeyStateDeleter::operator()(KeyState* ks) const {
-  for (uint32_t i = 0; i < ks->nheads; ++i) ks->heads[i].~FeatState();
+  for (uint32_t i = 0; i < ks->nheads; ++i) ks->heads()[i].~FeatState();
+  if (ks->has_text) ks->text().~TextColumns();
   ks->~KeyState();
-  ::operator delete(static_cast<void*>(ks), std::align_val_t(kLine));
+  BlockPool::deallocate(ks);
 }
 
 void SlidingFeatureGroup::clear_keys() {
@@ -328,7 +433,7 @@ void SlidingFeatureGroup::prefetch_rows(const KeyState* ks) const {
     __builtin_prefetch(ks->buf.row(ks->buf.size() - 1));
   }
   for (uint32_t i = 0; i < ks->nheads; ++i) {
-    const FeatState& st = ks->heads[i];
+    const FeatState& st = ks->heads()[i];
     if (const auto* dq = st.mono(); dq && !dq->empty()) {
       __builtin_prefetch(&dq->front());
       __builtin_prefetch(&dq->back());
@@ -378,7 +483,10 @@ SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<Featu
   // Inline rows: as many as fit in 64 bytes, at least one.
   const size_t row_bytes = (columns_.size() + 1) * sizeof(uint64_t);
   inline_rows_ = static_cast<uint32_t>(std::max<size_t>(1, 64 / row_bytes));
-  state_alloc_bytes_ = kFeatsOffset + heads_.size() * sizeof(FeatState) + inline_rows_ * row_bytes;
+  state_alloc_bytes_ = kFeatsOffset + heads_.size() * sizeof(FeatState) +
+                       (has_text_ ? sizeof(TextColumns) : 0) + inline_rows_ * row_bytes;
+  state_pool_ = std::make_unique<BlockPool>(state_alloc_bytes_);
+  row_pools_ = std::make_unique<RowPools>();
 }
 
 // Features whose head state evolves identically share one: the same window
@@ -462,7 +570,7 @@ bool SlidingFeatureGroup::read_column(const KeyState& ks, int column, size_t pos
 
 int64_t SlidingFeatureGroup::head_count(const KeyState& ks, size_t fi) const {
   const Feature& f = features_[fi];
-  const FeatState& st = ks.heads[f.head];
+  const FeatState& st = ks.heads()[f.head];
   if (f.column < 0) return static_cast<int64_t>(ks.buf.size() - st.start);
   const Head& head = heads_[f.head];
   if (head.kind != HeadKind::Start && head.column == f.column) return st.m.n;  // its values
@@ -479,7 +587,7 @@ int64_t SlidingFeatureGroup::head_count(const KeyState& ks, size_t fi) const {
 // window, in order of first appearance when the window is scanned.
 template <typename F>
 void SlidingFeatureGroup::for_each_distinct(const KeyState& ks, size_t h, F&& f) const {
-  const DistinctState& d = *ks.heads[h].distinct();
+  const DistinctState& d = *ks.heads()[h].distinct();
   if (d.map) {
     for (const auto& [v, n] : *d.map) f(v, n);
     return;
@@ -490,7 +598,7 @@ void SlidingFeatureGroup::for_each_distinct(const KeyState& ks, size_t h, F&& f)
   uint32_t counts[DistinctState::kScanRows + 1];
   size_t k = 0;
   const int column = heads_[h].column;
-  for (size_t i = ks.heads[h].start; i < ks.buf.size(); ++i) {
+  for (size_t i = ks.heads()[h].start; i < ks.buf.size(); ++i) {
     uint64_t bits;
     double x;
     if (!read_column(ks, column, i, &bits, &x)) continue;
@@ -506,7 +614,7 @@ void SlidingFeatureGroup::for_each_distinct(const KeyState& ks, size_t h, F&& f)
 }
 
 size_t SlidingFeatureGroup::distinct_size(const KeyState& ks, size_t h) const {
-  const DistinctState& d = *ks.heads[h].distinct();
+  const DistinctState& d = *ks.heads()[h].distinct();
   if (d.map) return d.map->size();
   size_t n = 0;
   for_each_distinct(ks, h, [&](uint64_t, uint32_t) { ++n; });
@@ -514,14 +622,14 @@ size_t SlidingFeatureGroup::distinct_size(const KeyState& ks, size_t h) const {
 }
 
 uint32_t SlidingFeatureGroup::distinct_count(const KeyState& ks, size_t h, uint64_t bits) const {
-  const DistinctState& d = *ks.heads[h].distinct();
+  const DistinctState& d = *ks.heads()[h].distinct();
   if (d.map) {
     auto it = d.map->find(bits);
     return it == d.map->end() ? 0 : it->second;
   }
   uint32_t n = 0;
   const int column = heads_[h].column;
-  for (size_t i = ks.heads[h].start; i < ks.buf.size(); ++i) {
+  for (size_t i = ks.heads()[h].start; i < ks.buf.size(); ++i) {
     uint64_t b;
     double x;
     n += read_column(ks, column, i, &b, &x) && b == bits;
@@ -531,7 +639,7 @@ uint32_t SlidingFeatureGroup::distinct_count(const KeyState& ks, size_t h, uint6
 
 void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t h, size_t pos, bool in_order) {
   const Head& head = heads_[h];
-  FeatState& st = ks.heads[h];
+  FeatState& st = ks.heads()[h];
   uint64_t bits;
   double x;
   if (head.kind == HeadKind::Start) return;  // the window's start is all it keeps
@@ -587,7 +695,7 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t h, size_t pos, bool i
 
 void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t h, size_t pos) {
   const Head& head = heads_[h];
-  FeatState& st = ks.heads[h];
+  FeatState& st = ks.heads()[h];
   uint64_t bits;
   double x;
   if (head.kind == HeadKind::Start) return;
@@ -621,7 +729,7 @@ void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t h, size_t pos) {
 }
 
 void SlidingFeatureGroup::advance_head(KeyState& ks, size_t h, size_t pos) {
-  FeatState& st = ks.heads[h];
+  FeatState& st = ks.heads()[h];
   const TimeMs cutoff = ks.buf.time(pos) - heads_[h].window;
   // The event at pos is after the cutoff: it stays whichever comes first.
   // Distinct values leave first (the set holds only this window's values,
@@ -647,7 +755,7 @@ void SlidingFeatureGroup::write_field_value(const KeyState& ks, size_t pos, cons
     return;
   }
   if (c.kind == ColumnKind::Text) {
-    v.set_string(ks.text[f.column][pos]);
+    v.set_string(ks.text()[f.column][pos]);
     return;
   }
   double d = bits_to_double(bits);
@@ -701,7 +809,7 @@ void write_moments(AggKind agg, const Moments& m, FeatureValue& v) {
 void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Feature& f, size_t fi,
                                            FeatureValue& v) {
   (void)fi;
-  const FeatState* st = f.head >= 0 ? &ks.heads[f.head] : nullptr;  // none: prev, since
+  const FeatState* st = f.head >= 0 ? &ks.heads()[f.head] : nullptr;  // none: prev, since
   const TimeMs t = ks.buf.time(pos);
   const TimeMs cutoff = t - f.spec.window;
   const bool hash = f.column >= 0 && columns_[f.column].kind != ColumnKind::Number;
@@ -776,7 +884,7 @@ void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Featu
 void SlidingFeatureGroup::compute_out_of_order(KeyState& ks, size_t pos, const Feature& f,
                                                size_t fi, FeatureValue& v) {
   (void)fi;
-  const FeatState* st = f.head >= 0 ? &ks.heads[f.head] : nullptr;  // none: prev, since
+  const FeatState* st = f.head >= 0 ? &ks.heads()[f.head] : nullptr;  // none: prev, since
   const TimeMs t = ks.buf.time(pos);
   const TimeMs cutoff = t - f.spec.window;
   const size_t n = ks.buf.size();
@@ -899,16 +1007,18 @@ void SlidingFeatureGroup::prune(KeyState& ks, TimeMs watermark) {
   const TimeMs threshold = watermark - lateness_ - retention_;
   if (ks.buf.empty() || ks.buf.time(0) > threshold) return;
   size_t min_start = ks.buf.size();
-  for (size_t h = 0; h < ks.nheads; ++h) min_start = std::min<size_t>(min_start, ks.heads[h].start);
+  for (size_t h = 0; h < ks.nheads; ++h)
+    min_start = std::min<size_t>(min_start, ks.heads()[h].start);
   size_t dropped = 0;
   while (dropped < min_start && !ks.buf.empty() && ks.buf.time(0) <= threshold) {
     ks.buf.pop_front();
-    for (size_t c = 0; c < ks.text.size(); ++c)
-      if (columns_[c].kind == ColumnKind::Text) ks.text[c].pop_front();
+    if (has_text_)
+      for (size_t c = 0; c < columns_.size(); ++c)
+        if (columns_[c].kind == ColumnKind::Text) ks.text()[c].pop_front();
     ++dropped;
   }
   if (dropped == 0) return;
-  for (size_t h = 0; h < ks.nheads; ++h) ks.heads[h].start -= dropped;
+  for (size_t h = 0; h < ks.nheads; ++h) ks.heads()[h].start -= dropped;
 }
 
 SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::new_key_state() {
@@ -918,25 +1028,26 @@ SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::new_key_state() {
     ks->reset();
     return ks;
   }
-  char* block = static_cast<char*>(::operator new(state_alloc_bytes_, std::align_val_t(kLine)));
+  char* block = static_cast<char*>(state_pool_->allocate());
   FeatState* heads = reinterpret_cast<FeatState*>(block + kFeatsOffset);
   for (size_t h = 0; h < heads_.size(); ++h) new (heads + h) FeatState();
-  uint64_t* rows = reinterpret_cast<uint64_t*>(heads + heads_.size());
+  char* after = reinterpret_cast<char*>(heads + heads_.size());
+  if (has_text_) new (after) TextColumns(columns_.size());
+  uint64_t* rows = reinterpret_cast<uint64_t*>(after + (has_text_ ? sizeof(TextColumns) : 0));
   KeyStatePtr ks(new (block)
                      KeyState(static_cast<uint32_t>(columns_.size()),
-                              static_cast<uint32_t>(heads_.size()), heads, rows, inline_rows_));
-  if (has_text_) ks->text.resize(columns_.size());
+                              static_cast<uint32_t>(heads_.size()), rows, inline_rows_, has_text_));
   for (size_t h = 0; h < heads_.size(); ++h) {
     switch (heads_[h].kind) {
       case HeadKind::Min:
       case HeadKind::Max:
-        ks->heads[h].make(FeatState::kMono);
+        ks->heads()[h].make(FeatState::kMono);
         break;
       case HeadKind::Distinct:
-        ks->heads[h].make(FeatState::kDistinct);
+        ks->heads()[h].make(FeatState::kDistinct);
         break;
       case HeadKind::Sketch:
-        ks->heads[h].make(FeatState::kSketch);
+        ks->heads()[h].make(FeatState::kSketch);
         break;
       default:
         break;
@@ -960,7 +1071,7 @@ void SlidingFeatureGroup::on_event(std::string_view key, uint64_t hash, const Ev
     }
     if (!ks) {
       ks = new_key_state();
-      ks->key.assign(key.data(), key.size());
+      ks->key.assign(key);
     }
     ks->hash = hash;
     expiry_.push_back({std::max(ks->max_t, event.time) + lateness_ + retention_, ks.get()});
@@ -999,7 +1110,7 @@ void SlidingFeatureGroup::on_event(std::string_view key, uint64_t hash, const Ev
     }
     pos = a;
   }
-  uint64_t* row = ks.buf.insert(pos, concurrent_ ? &grown_ : nullptr);
+  uint64_t* row = ks.buf.insert(pos, row_pools_.get(), concurrent_ ? &grown_ : nullptr);
   row[0] = static_cast<uint64_t>(t);
   for (size_t c = 0; c < columns_.size(); ++c) {
     const FieldValue& fv = event.values[columns_[c].field];
@@ -1013,7 +1124,7 @@ void SlidingFeatureGroup::on_event(std::string_view key, uint64_t hash, const Ev
     }
     row[1 + c] = bits;
     if (columns_[c].kind == ColumnKind::Text)
-      ks.text[c].insert(pos, fv.is_null() ? std::string() : std::string(event.str(fv)));
+      ks.text()[c].insert(pos, fv.is_null() ? std::string() : std::string(event.str(fv)));
   }
   if (in_order) {
     ks.max_t = t;
@@ -1025,7 +1136,7 @@ void SlidingFeatureGroup::on_event(std::string_view key, uint64_t hash, const Ev
       if (t > ks.max_t - heads_[h].window) {
         add_to_head(ks, h, pos, false);
       } else {
-        ++ks.heads[h].start;  // inserted before the head window
+        ++ks.heads()[h].start;  // inserted before the head window
       }
     }
     for (size_t i = 0; i < features_.size(); ++i)
@@ -1033,9 +1144,13 @@ void SlidingFeatureGroup::on_event(std::string_view key, uint64_t hash, const Ev
   }
   if (concurrent_) {
     ks.version.store(version + 2, std::memory_order_release);
-    for (uint64_t* rows : grown_)
+    for (const RowArray& rows : grown_)
       reclaimer_->retire(
-          rows, [](void*, void* p) { delete[] static_cast<uint64_t*>(p); }, nullptr);
+          rows.data,
+          [](void* bytes, void* p) {
+            RowPools::free(static_cast<uint64_t*>(p), reinterpret_cast<uintptr_t>(bytes));
+          },
+          reinterpret_cast<void*>(rows.bytes));
     grown_.clear();
     reclaimer_->collect();
   }
@@ -1088,7 +1203,7 @@ void SlidingFeatureGroup::evict(TimeMs watermark) {
       io_.clear();
       ByteWriter w(&io_);
       save_key(w, *ks);
-      db_key_.assign(prefix_).append(ks->key);
+      db_key_.assign(prefix_).append(ks->key.view());
       store_->put(db_key_, expiry, io_);
     }
     free_key(ks);
@@ -1113,13 +1228,13 @@ bool uses_sums(AggKind agg) {
 //   quantile the sketch.
 void SlidingFeatureGroup::save_key(ByteWriter& w, const KeyState& ks) const {
   const size_t stride = columns_.size() + 1;
-  w.str(ks.key);
+  w.str(ks.key.view());
   w.i64(ks.max_t);
   w.u32(static_cast<uint32_t>(ks.buf.size()));
   for (size_t i = 0; i < ks.buf.size(); ++i) w.raw(ks.buf.row(i), stride * 8);
   for (size_t c = 0; c < columns_.size(); ++c)
     if (columns_[c].kind == ColumnKind::Text)
-      for (size_t i = 0; i < ks.buf.size(); ++i) w.str(ks.text[c][i]);
+      for (size_t i = 0; i < ks.buf.size(); ++i) w.str(ks.text()[c][i]);
   // Per feature, as when each feature kept its own head state: features
   // sharing a head write the same start and aggregate.
   for (size_t f = 0; f < features_.size(); ++f) {
@@ -1129,7 +1244,7 @@ void SlidingFeatureGroup::save_key(ByteWriter& w, const KeyState& ks) const {
       w.i64(0);
       continue;
     }
-    const FeatState& st = ks.heads[feat.head];
+    const FeatState& st = ks.heads()[feat.head];
     const AggKind agg = feat.spec.agg;
     w.u32(static_cast<uint32_t>(st.start));
     w.i64(head_count(ks, f));
@@ -1157,13 +1272,13 @@ SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::load_key(ByteReader& r) {
   const size_t stride = columns_.size() + 1;
   KeyStatePtr ks = new_key_state();
   ks->key.assign(r.str());
-  ks->hash = key_hash(ks->key);
+  ks->hash = key_hash(ks->key.view());
   ks->max_t = r.i64();
   const uint32_t rows = r.count(stride * 8);
-  for (uint32_t i = 0; i < rows; ++i) r.raw(ks->buf.insert(i), stride * 8);
+  for (uint32_t i = 0; i < rows; ++i) r.raw(ks->buf.insert(i, row_pools_.get()), stride * 8);
   for (size_t c = 0; c < columns_.size(); ++c)
     if (columns_[c].kind == ColumnKind::Text)
-      for (uint32_t i = 0; i < rows; ++i) ks->text[c].push_back(std::string(r.str()));
+      for (uint32_t i = 0; i < rows; ++i) ks->text()[c].push_back(std::string(r.str()));
   // Each head is restored from the record of its first feature (the
   // others hold the same values and are read past).
   for (size_t f = 0; f < features_.size(); ++f) {
@@ -1172,7 +1287,7 @@ SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::load_key(ByteReader& r) {
     const uint32_t start = r.u32();
     const int64_t count = r.i64();
     if (start > rows) return nullptr;
-    FeatState* st = feat.owns_head ? &ks->heads[feat.head] : nullptr;
+    FeatState* st = feat.owns_head ? &ks->heads()[feat.head] : nullptr;
     if (st) {
       st->start = start;
       if (heads_[feat.head].kind != HeadKind::Start) st->m.n = count;
@@ -1235,7 +1350,7 @@ bool SlidingFeatureGroup::restore(ByteReader& r) {
   for (uint32_t e = 0; e < n; ++e) {
     const TimeMs due = r.i64();
     KeyStatePtr ks = load_key(r);
-    if (!ks || keys_.find(ks->hash, [&](const KeyState* k) { return k->key == ks->key; })) {
+    if (!ks || keys_.find(ks->hash, [&](const KeyState* k) { return k->key == ks->key.view(); })) {
       clear_keys();
       expiry_.clear();
       return false;
@@ -1253,11 +1368,12 @@ size_t SlidingFeatureGroup::state_bytes() const {
   bytes += expiry_.capacity() * sizeof(Expiry);
   if (published_) bytes += published_->memory_bytes();
   keys_.for_each([&](uint64_t, const KeyState* ks) {
-    bytes += state_alloc_bytes_ + (ks->key.size() > 15 ? ks->key.capacity() + 1 : 0);
+    bytes += state_alloc_bytes_ + ks->key.heap_bytes();
     bytes += ks->buf.heap_bytes();
-    for (const auto& c : ks->text) bytes += sizeof(c) + c.capacity() * sizeof(std::string);
+    if (ks->has_text)
+      for (const auto& c : ks->text()) bytes += sizeof(c) + c.capacity() * sizeof(std::string);
     for (size_t h = 0; h < ks->nheads; ++h) {
-      const FeatState& st = ks->heads[h];
+      const FeatState& st = ks->heads()[h];
       if (st.mono()) bytes += st.mono()->capacity() * sizeof(MonoEntry);
       if (st.distinct() && st.distinct()->map)
         bytes += sizeof(DistinctSet) + st.distinct()->map->capacity() * 13;
@@ -1294,7 +1410,7 @@ void SlidingFeatureGroup::evaluate_range(const KeyState& ks, size_t fi, size_t l
     case AggKind::Stddev: {
       Moments m;
       const bool counting = f.spec.agg == AggKind::Count;
-      const FeatState& st = ks.heads[f.head];
+      const FeatState& st = ks.heads()[f.head];
       // Reading at or after the newest event: the head aggregate minus the
       // events that aged out since, when that touches fewer events.
       if (hi == ks.buf.size() && lo >= st.start && lo - st.start < hi - lo) {
@@ -1479,12 +1595,12 @@ SlidingFeatureGroup::copy_for_read(const KeyState& src, ReadScratch* scratch) co
   // left empty.
   for (size_t h = 0; h < nf; ++h) new (heads + h) FeatState();
   auto* ks = new (base) KeyState(static_cast<uint32_t>(columns_.size()), static_cast<uint32_t>(nf),
-                                 heads, row_mem, static_cast<uint32_t>(rows));
+                                 row_mem, static_cast<uint32_t>(rows), false);
   for (size_t h = 0; h < nf; ++h) {
-    heads[h].start = src.heads[h].start;
+    heads[h].start = src.heads()[h].start;
     // The sums, or the count (the first word whatever the head's kind).
     const size_t bytes = heads_[h].kind == HeadKind::Sums ? sizeof(Moments) : sizeof(int64_t);
-    std::memcpy(static_cast<void*>(&heads[h].m), &src.heads[h].m, bytes);
+    std::memcpy(static_cast<void*>(&heads[h].m), &src.heads()[h].m, bytes);
   }
   uint64_t* dst = ks->buf.set_linear(raw.size);
   const size_t first = std::min<size_t>(raw.size, raw.cap - raw.head);
@@ -1540,7 +1656,7 @@ void SlidingFeatureGroup::evaluate_at(const KeyState* ks, TimeMs at, ReadScratch
     for (size_t fi = 0; fi < features_.size(); ++fi) {
       const Feature& f = features_[fi];
       const TimeMs from = at - f.spec.window;
-      size_t lo = std::min<size_t>(ks->heads[f.head].start, hi);
+      size_t lo = std::min<size_t>(ks->heads()[f.head].start, hi);
       for (size_t walked = 0; lo < hi && buf.time(lo) <= from; ++lo)
         if (++walked == 8) {
           lo = first_after(from, lo, hi);

@@ -35,6 +35,7 @@
 #include <absl/container/flat_hash_set.h>
 #include <xxhash.h>
 
+#include "millrace/core/block_pool.h"
 #include "millrace/core/bytes.h"
 #include "millrace/core/epoch.h"
 #include "millrace/core/event.h"
@@ -53,6 +54,11 @@ class RocksKeyedState;
 class SlidingFeatureGroup {
  public:
   struct KeyState;  // one key's state (sliding_features.cpp)
+  class RowPools;   // where event rows on the heap come from (sliding_features.cpp)
+  struct RowArray {
+    uint64_t* data;
+    size_t bytes;
+  };
 
   // `features` all share `key_fields`; `outputs[i]` is where feature i's value
   // goes in the event's output array.
@@ -261,6 +267,10 @@ class SlidingFeatureGroup {
   bool head_reads_ = false;
 
   const Schema& schema_;
+  // Where key states and their event rows live (declared first: destroyed
+  // after every state that uses them).
+  std::unique_ptr<BlockPool> state_pool_;
+  std::unique_ptr<RowPools> row_pools_;
   std::vector<Column> columns_;
   std::vector<Feature> features_;
   std::vector<Head> heads_;  // a key's head states, in this order
@@ -289,7 +299,7 @@ class SlidingFeatureGroup {
   bool concurrent_ = false;
   std::unique_ptr<EpochReclaimer> reclaimer_;
   std::unique_ptr<PublishedIndex<KeyState>> published_;
-  std::vector<uint64_t*> grown_;  // event rows replaced by a grown buffer during one event
+  std::vector<RowArray> grown_;  // event rows replaced by a grown buffer during one event
   RocksKeyedState* store_ = nullptr;
   std::string prefix_;
   size_t cache_keys_ = 0;

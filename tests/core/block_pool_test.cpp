@@ -1,0 +1,63 @@
+#include "millrace/core/block_pool.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+#include <random>
+#include <vector>
+
+namespace millrace {
+namespace {
+
+// Two pools of different block sizes, each over several chunks: blocks never
+// overlap and keep what was written to them, and a block freed by address
+// alone goes back to its own pool (the next allocation of that pool reuses it).
+TEST(BlockPool, BlocksAreDisjointAndReturnToTheirPool) {
+  BlockPool small(100), large(3000);  // 128- and 3008-byte blocks
+  EXPECT_EQ(small.block_bytes(), 128u);
+  EXPECT_EQ(large.block_bytes(), 3008u);
+  std::mt19937 rng(3);
+  std::map<char*, std::pair<size_t, unsigned char>> live;  // block -> size, fill byte
+  auto alloc = [&](BlockPool& p) {
+    char* b = static_cast<char*>(p.allocate());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(b) % BlockPool::kAlign, 0u);
+    const unsigned char fill = static_cast<unsigned char>(rng());
+    std::memset(b, fill, p.block_bytes());
+    live[b] = {p.block_bytes(), fill};
+    return b;
+  };
+  for (int i = 0; i < 40000; ++i) alloc(i % 4 == 0 ? large : small);
+  EXPECT_GE(small.reserved_bytes(), 2 * BlockPool::kChunk);  // several chunks each
+  EXPECT_GE(large.reserved_bytes(), 2 * BlockPool::kChunk);
+  // Free every third block; the next allocations of each pool reuse them.
+  std::vector<char*> freed_small, freed_large;
+  int k = 0;
+  for (auto it = live.begin(); it != live.end();) {
+    if (k++ % 3 == 0) {
+      (it->second.first == 128 ? freed_small : freed_large).push_back(it->first);
+      BlockPool::deallocate(it->first);
+      it = live.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  const size_t reserved = small.reserved_bytes() + large.reserved_bytes();
+  for (size_t i = 0; i < freed_small.size(); ++i) {
+    char* b = alloc(small);
+    EXPECT_EQ(b, freed_small[freed_small.size() - 1 - i]);  // last freed, first reused
+  }
+  for (size_t i = 0; i < freed_large.size(); ++i) alloc(large);
+  EXPECT_EQ(small.reserved_bytes() + large.reserved_bytes(), reserved);  // no new chunk
+  // No two live blocks overlap, and each still holds its own bytes.
+  char* end = nullptr;
+  for (const auto& [b, info] : live) {
+    ASSERT_GE(b, end);
+    end = b + info.first;
+    for (size_t j = 0; j < info.first; ++j)
+      ASSERT_EQ(static_cast<unsigned char>(b[j]), info.second);
+  }
+}
+
+}  // namespace
+}  // namespace millrace
