@@ -61,7 +61,8 @@ class BlockPool {
     BlockPool* pool;
   };
   static BlockPool* owner(void* p) {
-    return reinterpret_cast<Header*>(reinterpret_cast<uintptr_t>(p) & ~(kChunk - 1))->pool;
+    char* c = static_cast<char*>(p);
+    return reinterpret_cast<Header*>(c - (reinterpret_cast<uintptr_t>(c) & (kChunk - 1)))->pool;
   }
   void release(void* p) {
     *static_cast<void**>(p) = free_;
@@ -73,11 +74,10 @@ class BlockPool {
         ::mmap(nullptr, 2 * kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (m == MAP_FAILED) throw std::bad_alloc();
     const uintptr_t base = reinterpret_cast<uintptr_t>(m);
-    const uintptr_t start = (base + kChunk - 1) & ~(kChunk - 1);
-    if (start > base) ::munmap(m, start - base);
-    if (start + kChunk < base + 2 * kChunk)
-      ::munmap(reinterpret_cast<void*>(start + kChunk), base + 2 * kChunk - (start + kChunk));
-    char* c = reinterpret_cast<char*>(start);
+    const uintptr_t lead = ((base + kChunk - 1) & ~(kChunk - 1)) - base;  // bytes before the chunk
+    char* c = static_cast<char*>(m) + lead;
+    if (lead > 0) ::munmap(m, lead);
+    if (lead < kChunk) ::munmap(c + kChunk, kChunk - lead);
     if (!chunks_.empty()) ::madvise(c, kChunk, MADV_HUGEPAGE);  // a hint: ignored where unsupported
     chunks_.push_back(c);
     new (c) Header{this};

@@ -76,23 +76,24 @@ char* write_csv_text(char* p, std::string_view s) {
   return p;
 }
 
-// As append_json_int() / append_json_double() write them.
+// As append_json_int() / append_json_double() write them. The words are copied
+// into the row without their terminating NUL: a row is bytes, not a C string.
 char* write_int(char* p, int64_t v) {
   return std::to_chars(p, p + 24, v).ptr;
 }
 char* write_double(char* p, double v) {
   if (!std::isfinite(v)) {
-    std::memcpy(p, "null", 4);
+    std::memcpy(p, "null", 4);  // NOLINT(bugprone-not-null-terminated-result)
     return p + 4;
   }
   return write_shortest_double(p, v);
 }
 char* write_bool(char* p, bool b) {
   if (b) {
-    std::memcpy(p, "true", 4);
+    std::memcpy(p, "true", 4);  // NOLINT(bugprone-not-null-terminated-result)
     return p + 4;
   }
-  std::memcpy(p, "false", 5);
+  std::memcpy(p, "false", 5);  // NOLINT(bugprone-not-null-terminated-result)
   return p + 5;
 }
 
