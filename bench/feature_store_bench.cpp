@@ -40,6 +40,7 @@
 #include "millrace/store/redis_store.h"
 #include "millrace/stream/backfill.h"
 #include "millrace/stream/spec.h"
+#include "parse_only.h"
 
 using namespace millrace;
 using Clock = std::chrono::steady_clock;
@@ -55,39 +56,6 @@ source:
 )";
 
 double cpu_seconds();
-
-// Events/s of the loop; *cpu_eps: events per CPU-second of the loop alone.
-double parse_only(const std::string& data, double* cpu_eps) {
-  simdjson::ondemand::parser parser;
-  simdjson::padded_string padded(data);
-  const double c0 = cpu_seconds();
-  auto start = Clock::now();
-  size_t pos = 0, n = 0;
-  uint64_t sum = 0;
-  while (pos < data.size()) {
-    size_t nl = data.find('\n', pos);
-    simdjson::padded_string_view line(padded.data() + pos, nl - pos,
-                                      padded.size() + simdjson::SIMDJSON_PADDING - pos);
-    auto doc = parser.iterate(line);
-    simdjson::ondemand::object obj = doc.get_object();
-    for (auto field : obj) {
-      std::string_view key = field.unescaped_key();
-      if (key == "amount") {
-        sum += static_cast<uint64_t>(double(field.value()));
-      } else if (key == "ts") {
-        sum += static_cast<uint64_t>(int64_t(field.value()));
-      } else {
-        sum += std::string_view(field.value()).size();
-      }
-    }
-    ++n;
-    pos = nl + 1;
-  }
-  double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  *cpu_eps = n / (cpu_seconds() - c0);
-  if (sum == 42) std::printf(" ");
-  return n / secs;
-}
 
 // 20 features over card and merchant: counts, sums, averages, extremes,
 // distinct merchants, recency.
@@ -195,8 +163,8 @@ int main(int argc, char** argv) {
   if (!reads_only) {
     double base = 0, base_cpu = 0;
     for (int rep = 0; rep < 3; ++rep) {
-      double cpu_eps;
-      const double eps = parse_only(data, &cpu_eps);
+      const bench::ParseOnly p = bench::parse_only_loop(data);
+      const double eps = p.per_second(), cpu_eps = p.per_cpu_second();
       if (eps > base) {
         base = eps;
         base_cpu = cpu_eps;

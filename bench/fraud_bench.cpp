@@ -38,6 +38,7 @@
 #include "millrace/stream/pipeline.h"
 #include "millrace/stream/scoring.h"
 #include "millrace/stream/spec.h"
+#include "parse_only.h"
 
 using namespace millrace;
 namespace fs = std::filesystem;
@@ -45,12 +46,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr TimeMs kDay = 86'400'000;
-
-double thread_cpu_seconds() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) + ts.tv_nsec / 1e9;
-}
 
 [[noreturn]] void fail(const std::string& what) {
   std::fprintf(stderr, "fraud_bench: %s\n", what.c_str());
@@ -62,46 +57,6 @@ std::string read_file(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// Records per CPU-second of a simdjson loop touching every field of every
-// record (transactions, then labels).
-double parse_only(const std::string& data, uint64_t* records, uint64_t* checksum) {
-  simdjson::ondemand::parser parser;
-  simdjson::padded_string padded(data);
-  const double c0 = thread_cpu_seconds();
-  size_t pos = 0, n = 0;
-  uint64_t sum = 0;
-  while (pos < data.size()) {
-    size_t nl = data.find('\n', pos);
-    if (nl == std::string::npos) nl = data.size();
-    simdjson::padded_string_view line(padded.data() + pos, nl - pos,
-                                      padded.size() + simdjson::SIMDJSON_PADDING - pos);
-    auto doc = parser.iterate(line);
-    simdjson::ondemand::object obj = doc.get_object();
-    for (auto field : obj) {
-      std::string_view key = field.unescaped_key();
-      simdjson::ondemand::value v = field.value();
-      switch (v.type()) {
-        case simdjson::ondemand::json_type::number:
-          sum += static_cast<uint64_t>(double(v));
-          break;
-        case simdjson::ondemand::json_type::string:
-          sum += std::string_view(v).size();
-          break;
-        case simdjson::ondemand::json_type::boolean:
-          sum += bool(v);
-          break;
-        default:
-          sum += key.size();
-      }
-    }
-    ++n;
-    pos = nl + 1;
-  }
-  *records = n;
-  *checksum = sum;
-  return n / (thread_cpu_seconds() - c0);
 }
 
 struct Setup {
@@ -239,9 +194,9 @@ Figures run_once(const Setup& s, bool scored) {
     };
   else
     run.on_vector = [&](const Event&, const FeatureValue*) { ++f.transactions; };
-  const double c0 = thread_cpu_seconds();
+  const double c0 = bench::thread_cpu_seconds();
   auto stats = run_pipeline(spec.value(), run);
-  f.cpu = thread_cpu_seconds() - c0;
+  f.cpu = bench::thread_cpu_seconds() - c0;
   if (!stats.ok()) fail(stats.status().message());
   f.records = stats->records;
   return f;
@@ -276,7 +231,12 @@ int main(int argc, char** argv) {
 
   uint64_t records = 0, checksum = 0;
   double base = 0;
-  for (int r = 0; r < reps; ++r) base = std::max(base, parse_only(data, &records, &checksum));
+  for (int r = 0; r < reps; ++r) {
+    const bench::ParseOnly p = bench::parse_only_loop(data);
+    base = std::max(base, p.per_cpu_second());
+    records = p.lines;
+    checksum = p.checksum;
+  }
   std::printf(
       "fraud pipeline benchmark: apps/fraud/fraud.yaml, 2000 cards, 4000 terminals, %d days: "
       "%llu records (transactions and their labels), %.0f MB; setup %.1f s%s\n\n",

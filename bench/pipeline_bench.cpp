@@ -25,45 +25,13 @@
 #include "millrace/sim/transactions.h"
 #include "millrace/stream/pipeline.h"
 #include "millrace/stream/spec.h"
+#include "parse_only.h"
 
 using namespace millrace;
 
 namespace {
 
 double cpu_seconds();
-
-// Events/s of the loop; *cpu_eps: events per CPU-second of the loop alone.
-double parse_only(const std::string& data, uint64_t* checksum, double* cpu_eps) {
-  simdjson::ondemand::parser parser;
-  simdjson::padded_string padded(data);
-  const double c0 = cpu_seconds();
-  auto start = std::chrono::steady_clock::now();
-  size_t pos = 0, n = 0;
-  uint64_t sum = 0;
-  while (pos < data.size()) {
-    size_t nl = data.find('\n', pos);
-    simdjson::padded_string_view line(padded.data() + pos, nl - pos,
-                                      padded.size() + simdjson::SIMDJSON_PADDING - pos);
-    auto doc = parser.iterate(line);
-    simdjson::ondemand::object obj = doc.get_object();
-    for (auto field : obj) {
-      std::string_view key = field.unescaped_key();
-      if (key == "amount") {
-        sum += static_cast<uint64_t>(double(field.value()));
-      } else if (key == "ts") {
-        sum += static_cast<uint64_t>(int64_t(field.value()));
-      } else {
-        sum += std::string_view(field.value()).size();
-      }
-    }
-    ++n;
-    pos = nl + 1;
-  }
-  *checksum = sum;
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  *cpu_eps = n / (cpu_seconds() - c0);
-  return n / secs;
-}
 
 // The runtime's parser (EventParser: typed fields against the schema, into a
 // reused Event) over the same lines, each copied into a padded buffer first as
@@ -147,8 +115,10 @@ int main(int argc, char** argv) {
   uint64_t checksum = 0;
   double base = 0, base_cpu = 0;
   for (int rep = 0; rep < 3; ++rep) {
-    double cpu_eps;
-    double eps = parse_only(data, &checksum, &cpu_eps);
+    const bench::ParseOnly p = bench::parse_only_loop(data);
+    checksum = p.checksum;
+    const double cpu_eps = p.per_cpu_second();
+    const double eps = p.per_second();
     if (eps > base) {
       base = eps;
       base_cpu = cpu_eps;
