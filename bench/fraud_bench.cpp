@@ -59,6 +59,18 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
+// One worker over the simulated transactions and labels of DIR, events not
+// written: the benchmark reads what it needs through the run's callbacks.
+RunOptions one_worker_run(const std::string& dir) {
+  RunOptions run;
+  run.source_inputs = {{"transactions", dir + "/transactions.jsonl"},
+                       {"labels", dir + "/labels.jsonl"}};
+  run.workers = 1;
+  run.write_events = false;
+  run.output = "";
+  return run;
+}
+
 struct Setup {
   std::string data, registry;
   size_t train_rows = 0;
@@ -123,12 +135,7 @@ Setup prepare(const std::string& dir, int days) {
   {
     std::string buf = header + ",is_fraud\n";
     std::atomic<bool> stop{false};
-    RunOptions run;
-    run.source_inputs = {{"transactions", s.data + "/transactions.jsonl"},
-                         {"labels", s.data + "/labels.jsonl"}};
-    run.workers = 1;
-    run.write_events = false;
-    run.output = "";
+    RunOptions run = one_worker_run(s.data);
     run.stop = &stop;
     run.on_vector = [&](const Event& e, const FeatureValue* v) {
       if (e.time >= train_to) stop.store(true);
@@ -181,12 +188,7 @@ Figures run_once(const Setup& s, bool scored) {
     spec->root["model"]["name"] = "fraud";
   }
   Figures f;
-  RunOptions run;
-  run.source_inputs = {{"transactions", s.data + "/transactions.jsonl"},
-                       {"labels", s.data + "/labels.jsonl"}};
-  run.workers = 1;
-  run.write_events = false;
-  run.output = "";
+  RunOptions run = one_worker_run(s.data);
   if (scored)
     run.on_scored = [&](const Event&, const FeatureValue*, const ScoreResult& r) {
       ++f.transactions;
