@@ -32,6 +32,7 @@
 
 #include "millrace/core/json_writer.h"
 #include "millrace/fraud/nightly.h"
+#include "millrace/fraud/training_set.h"
 #include "millrace/model/registry.h"
 #include "millrace/model/trainer.h"
 #include "millrace/sim/fraud_simulator.h"
@@ -120,44 +121,22 @@ Setup prepare(const std::string& dir, int days) {
     }
   }
   const int id_field = spec->source.schema.index_of("id");
-  std::string header = "ts";
-  std::vector<int> inputs;
-  std::vector<std::string> names;
-  for (size_t f = 0; f < spec->features.size(); ++f) {
-    const std::string& name = spec->features[f].name;
-    if (name.size() >= 3 && name.compare(name.size() - 3, 3, "_ts") == 0) continue;
-    inputs.push_back(static_cast<int>(f));
-    names.push_back(name);
-    header += "," + name;
-  }
+  const fraud::ModelInputs inputs = fraud::model_inputs(spec.value());
   const TimeMs train_from = so.start + 21 * kDay, train_to = train_from + 7 * kDay;
   const std::string train_csv = s.data + "/train.csv";
-  {
-    std::string buf = header + ",is_fraud\n";
-    std::atomic<bool> stop{false};
-    RunOptions run = one_worker_run(s.data);
-    run.stop = &stop;
-    run.on_vector = [&](const Event& e, const FeatureValue* v) {
-      if (e.time >= train_to) stop.store(true);
-      if (e.time < train_from || e.time >= train_to) return;
-      const size_t n = std::stoull(std::string(e.str(id_field).substr(1)));
-      append_json_int(buf, e.time);
-      for (int f : inputs) {
-        buf += ',';
-        if (!v[f].is_null()) append_json_double(buf, v[f].as_double());
-      }
-      buf += n < fraud.size() && fraud[n] ? ",1\n" : ",0\n";
-      ++s.train_rows;
-    };
-    auto stats = run_pipeline(spec.value(), run);
-    if (!stats.ok()) fail(stats.status().message());
-    std::ofstream(train_csv, std::ios::binary) << buf;
-  }
+  auto label = [&](std::string_view id) {
+    const size_t n = std::stoull(std::string(id.substr(1)));
+    return n < fraud.size() && fraud[n] ? 1 : 0;
+  };
+  auto set = fraud::write_training_set(spec.value(), s.data, train_from, train_to, id_field, inputs,
+                                       label, train_csv);
+  if (!set.ok()) fail(set.status().message());
+  s.train_rows = set->rows;
   model::TrainOptions t;
   t.data_path = train_csv;
   t.label = "is_fraud";
   t.time_column = "ts";
-  t.features = names;
+  t.features = inputs.names;
   t.out_dir = model_dir;
   t.trees = 300;
   t.depth = 6;

@@ -19,6 +19,7 @@
 #include "millrace/core/hash.h"
 #include "millrace/core/json_writer.h"
 #include "millrace/fraud/nightly.h"
+#include "millrace/fraud/training_set.h"
 #include "millrace/model/registry.h"
 #include "millrace/model/trainer.h"
 #include "millrace/stream/pipeline.h"
@@ -190,14 +191,9 @@ Result<DemoReport> run_demo(const DemoOptions& o,
   if (id_field < 0 || card_field < 0 || amount_field < 0)
     return Status::Error(o.spec + ": the transactions need id, card_id and amount fields");
   // Model inputs: every numeric feature but absolute times.
-  std::vector<int> inputs;
-  std::vector<std::string> input_names;
-  for (size_t f = 0; f < spec.features.size(); ++f) {
-    const std::string& name = spec.features[f].name;
-    if (name.size() >= 3 && name.compare(name.size() - 3, 3, "_ts") == 0) continue;
-    inputs.push_back(static_cast<int>(f));
-    input_names.push_back(name);
-  }
+  const ModelInputs model_in = model_inputs(spec);
+  const std::vector<int>& inputs = model_in.features;
+  const std::vector<std::string>& input_names = model_in.names;
   r.features = inputs.size();
 
   // 3. Backfill the training days: the vectors as served, with their labels.
@@ -206,52 +202,17 @@ Result<DemoReport> run_demo(const DemoOptions& o,
   t = std::chrono::steady_clock::now();
   const std::string train_csv = data + "/train.csv";
   {
-    std::string buf = "ts";
-    for (const auto& n : input_names) buf += "," + n;
-    buf += ",is_fraud\n";
-    std::ofstream out(train_csv, std::ios::binary | std::ios::trunc);
-    if (!out) return Status::Error(train_csv + ": cannot open for writing");
-    std::atomic<bool> stop{false};
-    Status missing = Status::Ok();
-    RunOptions run;
-    run.source_inputs = {{"transactions", data + "/transactions.jsonl"},
-                         {"labels", data + "/labels.jsonl"}};
-    run.workers = 1;
-    run.write_events = false;
-    run.output = "";
-    run.stop = &stop;
-    run.on_vector = [&](const Event& e, const FeatureValue* v) {
-      if (e.time >= r.train_to) {
-        stop.store(true);
-        return;
-      }
-      if (e.time < r.train_from) return;
-      const std::string_view id = e.str(id_field);
+    auto label = [&](std::string_view id) {
       auto it = labels.by_id.find(absl::string_view(id.data(), id.size()));
-      if (it == labels.by_id.end()) {
-        if (missing.ok()) missing = Status::Error(fmt::format("transaction {} has no label", id));
-        return;
-      }
-      append_json_int(buf, e.time);
-      for (int f : inputs) {
-        buf += ',';
-        if (!v[f].is_null()) append_json_double(buf, v[f].as_double());
-      }
-      buf += it->second.fraud ? ",1\n" : ",0\n";
-      ++r.train_rows;
-      r.train_frauds += it->second.fraud;
-      if (buf.size() > (1 << 20)) {
-        out << buf;
-        buf.clear();
-      }
+      return it == labels.by_id.end() ? -1 : static_cast<int>(it->second.fraud);
     };
-    MR_TRY_ASSIGN(stats, run_pipeline(spec, run));
-    if (!missing.ok()) return missing;
-    if (stats.dead_letters > 0)
+    MR_TRY_ASSIGN(set, write_training_set(spec, data, r.train_from, r.train_to, id_field, model_in,
+                                          label, train_csv));
+    if (set.dead_letters > 0)
       return Status::Error(
-          fmt::format("backfill: {} records did not parse against {}", stats.dead_letters, o.spec));
-    out << buf;
-    if (!out.flush()) return Status::Error(train_csv + ": write failed");
+          fmt::format("backfill: {} records did not parse against {}", set.dead_letters, o.spec));
+    r.train_rows = set.rows;
+    r.train_frauds = set.frauds;
   }
   step("backfill (training days)", t);
   if (r.train_frauds == 0) return Status::Error("the training days hold no fraud; simulate more");
