@@ -45,6 +45,30 @@ struct In {
   double x;
 };
 
+// Sends event number I of a random stream to G: key 0 busy (an event every
+// ~8 s), keys 1 and 2 calmer, times up to 50 s out of order, one event in 8
+// without x, the watermark a minute behind the newest time (*max_t, updated).
+// Returns the event's key and the event as the brute force keeps it.
+std::pair<int, In> send_random(std::mt19937_64& rng, int i, TimeMs t0, const Schema& schema,
+                               SlidingFeatureGroup& g, Event& ev, TimeMs* max_t,
+                               FeatureValue* out) {
+  const int k = static_cast<int>(rng() % 10 < 6 ? 0 : rng() % 2 + 1);
+  const TimeMs t = t0 + i * 5'000 - static_cast<TimeMs>(rng() % 50'000);
+  In e{t, rng() % 8 != 0, static_cast<double>(rng() % 10'000) / 100};
+  ev.reset(schema.size());
+  ev.time = t;
+  ev.set_string(0, fmt::format("k{}", k));
+  if (e.has_x) {
+    ev.values[1].kind = FieldValue::Kind::Double;
+    ev.values[1].d = e.x;
+  }
+  ev.values[2].kind = FieldValue::Kind::Int;
+  ev.values[2].i = t;
+  g.on_event(fmt::format("k{}", k), ev, *max_t - 60'000, out);
+  *max_t = std::max(*max_t, t);
+  return {k, e};
+}
+
 TEST(ReadAt, NestedWindowsMatchBruteForce) {
   auto parsed = parse_spec(spec_text(), "s.yaml");
   ASSERT_TRUE(parsed.ok()) << parsed.status().message();
@@ -72,21 +96,7 @@ TEST(ReadAt, NestedWindowsMatchBruteForce) {
   TimeMs max_t = kT0;
   int reads = 0, long_reads = 0;
   for (int i = 0; i < 6000; ++i) {
-    // Key 0 busy (an event every ~8 s), keys 1 and 2 calmer.
-    const int k = static_cast<int>(rng() % 10 < 6 ? 0 : rng() % 2 + 1);
-    const TimeMs t = kT0 + i * 5'000 - static_cast<TimeMs>(rng() % 50'000);
-    In e{t, rng() % 8 != 0, static_cast<double>(rng() % 10'000) / 100};
-    ev.reset(spec.source.schema.size());
-    ev.time = t;
-    ev.set_string(0, fmt::format("k{}", k));
-    if (e.has_x) {
-      ev.values[1].kind = FieldValue::Kind::Double;
-      ev.values[1].d = e.x;
-    }
-    ev.values[2].kind = FieldValue::Kind::Int;
-    ev.values[2].i = t;
-    g.on_event(fmt::format("k{}", k), ev, max_t - 60'000, out.data());
-    max_t = std::max(max_t, t);
+    const auto [k, e] = send_random(rng, i, kT0, spec.source.schema, g, ev, &max_t, out.data());
     seen[k].push_back(e);
     if (i % 7 != 0) continue;
     // Read one key as of a time near the newest event (the buffer keeps the
@@ -183,21 +193,8 @@ features:
   TimeMs max_t = kT0;
   int reads = 0, after_newest = 0, aged_out = 0;
   for (int i = 0; i < 6000; ++i) {
-    const int k = static_cast<int>(rng() % 10 < 6 ? 0 : rng() % 2 + 1);
-    const TimeMs t = kT0 + i * 5'000 - static_cast<TimeMs>(rng() % 50'000);
-    In e{t, rng() % 8 != 0, static_cast<double>(rng() % 10'000) / 100};
-    ev.reset(spec.source.schema.size());
-    ev.time = t;
-    ev.set_string(0, fmt::format("k{}", k));
-    if (e.has_x) {
-      ev.values[1].kind = FieldValue::Kind::Double;
-      ev.values[1].d = e.x;
-    }
-    ev.values[2].kind = FieldValue::Kind::Int;
-    ev.values[2].i = t;
-    g.on_event(fmt::format("k{}", k), ev, max_t - 60'000, out.data());
-    max_t = std::max(max_t, t);
-    newest[k] = std::max(newest[k], t);
+    const auto [k, e] = send_random(rng, i, kT0, spec.source.schema, g, ev, &max_t, out.data());
+    newest[k] = std::max(newest[k], e.t);
     seen[k].push_back(e);
     if (i % 5 != 0) continue;
     const int rk = static_cast<int>(rng() % 3);
