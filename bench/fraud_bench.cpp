@@ -60,18 +60,6 @@ std::string read_file(const std::string& path) {
   return s.str();
 }
 
-// One worker over the simulated transactions and labels of DIR, events not
-// written: the benchmark reads what it needs through the run's callbacks.
-RunOptions one_worker_run(const std::string& dir) {
-  RunOptions run;
-  run.source_inputs = {{"transactions", dir + "/transactions.jsonl"},
-                       {"labels", dir + "/labels.jsonl"}};
-  run.workers = 1;
-  run.write_events = false;
-  run.output = "";
-  return run;
-}
-
 struct Setup {
   std::string data, registry;
   size_t train_rows = 0;
@@ -167,7 +155,7 @@ Figures run_once(const Setup& s, bool scored) {
     spec->root["model"]["name"] = "fraud";
   }
   Figures f;
-  RunOptions run = one_worker_run(s.data);
+  RunOptions run = fraud::one_worker_run(s.data);
   if (scored)
     run.on_scored = [&](const Event&, const FeatureValue*, const ScoreResult& r) {
       ++f.transactions;

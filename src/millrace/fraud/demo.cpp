@@ -283,11 +283,7 @@ Result<DemoReport> run_demo(const DemoOptions& o,
     std::ofstream out(scored_path, std::ios::binary | std::ios::trunc);
     if (!out) return Status::Error(scored_path + ": cannot open for writing");
     std::string buf;
-    RunOptions run;
-    run.source_inputs = {{"transactions", data + "/transactions.jsonl"},
-                         {"labels", data + "/labels.jsonl"}};
-    run.workers = 1;
-    run.write_events = false;
+    RunOptions run = one_worker_run(data);
     run.stage_latency = true;
     // The counts of each reason (rule, or segment's thresholds), found by
     // comparing names: no string is built per transaction.
@@ -364,11 +360,7 @@ Result<DemoReport> run_demo(const DemoOptions& o,
     say(fmt::format("paced replay at {:.0f} records/s ({:.0f}% of one core's peak)", r.paced_rate,
                     o.load * 100));
     t = std::chrono::steady_clock::now();
-    RunOptions run;
-    run.source_inputs = {{"transactions", data + "/transactions.jsonl"},
-                         {"labels", data + "/labels.jsonl"}};
-    run.workers = 1;
-    run.write_events = false;
+    RunOptions run = one_worker_run(data);
     run.stage_latency = true;
     run.max_rate = r.paced_rate;
     // The first days go through at full speed, untimed: the latency measured

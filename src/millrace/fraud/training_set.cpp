@@ -10,6 +10,16 @@
 
 namespace millrace::fraud {
 
+RunOptions one_worker_run(const std::string& data_dir) {
+  RunOptions run;
+  run.source_inputs = {{"transactions", data_dir + "/transactions.jsonl"},
+                       {"labels", data_dir + "/labels.jsonl"}};
+  run.workers = 1;
+  run.write_events = false;
+  run.output = "";
+  return run;
+}
+
 ModelInputs model_inputs(const PipelineSpec& spec) {
   ModelInputs m;
   for (size_t f = 0; f < spec.features.size(); ++f) {
@@ -33,12 +43,7 @@ Result<TrainingSet> write_training_set(const PipelineSpec& spec, const std::stri
   TrainingSet set;
   std::atomic<bool> stop{false};
   Status missing = Status::Ok();
-  RunOptions run;
-  run.source_inputs = {{"transactions", data_dir + "/transactions.jsonl"},
-                       {"labels", data_dir + "/labels.jsonl"}};
-  run.workers = 1;
-  run.write_events = false;
-  run.output = "";
+  RunOptions run = one_worker_run(data_dir);
   run.stop = &stop;
   run.on_vector = [&](const Event& e, const FeatureValue* v) {
     if (e.time >= to) {

@@ -10,6 +10,7 @@
 
 #include "millrace/core/status.h"
 #include "millrace/core/time.h"
+#include "millrace/stream/pipeline.h"
 #include "millrace/stream/spec.h"
 
 namespace millrace::fraud {
@@ -21,6 +22,10 @@ struct ModelInputs {
   std::vector<std::string> names;
 };
 ModelInputs model_inputs(const PipelineSpec& spec);
+
+// One worker over DATA_DIR/transactions.jsonl and labels.jsonl, events not
+// written: the caller takes what it needs through the run's callbacks.
+RunOptions one_worker_run(const std::string& data_dir);
 
 // A transaction's label: 1 fraud, 0 genuine, -1 unknown (an error).
 using LabelOf = std::function<int(std::string_view id)>;
