@@ -74,7 +74,7 @@ void register_run(CLI::App& app) {
   cmd->add_option("--workers", args->opts.workers,
                   "Worker threads (default: the spec's `workers`, else one per hardware thread)");
   cmd->add_option("--max-in-flight", args->opts.max_in_flight,
-                  "Events between source and sink at most (memory bound; default 8192)");
+                  "Events between source and sink at most (memory bound; default 512)");
   cmd->add_flag("--follow", args->opts.follow, "Log input: keep waiting for new records");
   cmd->add_option("--group", args->opts.group,
                   "Log input: consumer group; resumes from and commits its offsets");
