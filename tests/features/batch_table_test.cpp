@@ -80,6 +80,51 @@ TEST(BatchValues, AsOfMatchesBruteForceOnRandomVersions) {
   }
 }
 
+// Many keys of every length (the index compares keys of up to 8 bytes in its
+// slots and longer ones against its key bytes; keys sharing their first 8
+// bytes, and keys that are prefixes of others), rows out of as_of order:
+// every key's rows and absent keys against a map.
+TEST(BatchValues, ManyKeysMatchAMap) {
+  for (uint64_t seed = 1; seed <= 4; ++seed) {
+    std::mt19937_64 rng(seed);
+    TempDir dir;
+    const std::string path = dir.file("b.csv");
+    std::map<std::string, std::map<TimeMs, double>> rows;
+    auto random_key = [&] {
+      static const std::string stems[] = {"c", "card-0000", "card-0000-0000-", "x"};
+      return stems[rng() % 4] + std::to_string(rng() % 3000);
+    };
+    {
+      std::ofstream f(path);
+      f << "card,as_of,avg,tier\n";
+      for (int i = 0; i < 6000; ++i) {
+        const std::string card = random_key();
+        const TimeMs as_of = static_cast<TimeMs>(rng() % 100);
+        if (rows[card].count(as_of)) continue;
+        const double avg = static_cast<double>(rng() % 1000);
+        rows[card][as_of] = avg;
+        f << card << "," << as_of << "," << avg << ",t\n";
+      }
+    }
+    auto table = BatchTable::Load(batch_spec(path));
+    ASSERT_TRUE(table.ok()) << table.status().message();
+    EXPECT_EQ((*table)->keys(), rows.size());
+    for (const auto& [card, versions] : rows) {
+      for (const auto& [as_of, avg] : versions) {
+        const FieldValue* got = (*table)->find(card, as_of);
+        ASSERT_NE(got, nullptr) << card << " at " << as_of;
+        EXPECT_EQ(got[0].d, avg) << card << " at " << as_of;
+      }
+      EXPECT_EQ((*table)->find(card, versions.begin()->first - 1), nullptr) << card;
+    }
+    for (int q = 0; q < 3000; ++q) {
+      const std::string card = random_key() + (q % 2 ? "y" : "");
+      if (rows.count(card)) continue;
+      EXPECT_EQ((*table)->find(card, 1000), nullptr) << card;
+    }
+  }
+}
+
 TEST(BatchValues, ExactlyAtBeforeAndAfterAsOf) {
   TempDir dir;
   std::ofstream(dir.file("b.csv")) << "card,as_of,avg,tier\nc1,1000,10,\nc1,2000,20,gold\n";

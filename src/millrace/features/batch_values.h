@@ -17,8 +17,10 @@
 // logged and counted.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,9 +28,8 @@
 #include <thread>
 #include <vector>
 
-#include <absl/container/flat_hash_map.h>
-
 #include "millrace/core/event.h"
+#include "millrace/core/hash.h"
 #include "millrace/core/schema.h"
 #include "millrace/core/status.h"
 
@@ -48,32 +49,70 @@ struct BatchSpec {
 };
 
 // One loaded file: immutable, shared by every reader until replaced.
+//
+// Its keys are found by their hash (hash_string, XXH3) in an open-addressing
+// table of 32-byte slots, at most half full, each holding the key's hash, its
+// rows and its length and first 8 bytes (a key of up to 8 bytes is compared
+// in the slot; a longer one against the table's key bytes). A caller that
+// hashes an event's key once may look it up several times with the hash.
 class BatchTable {
  public:
   // Loads the file; an error names the file, line and column.
   static Result<std::shared_ptr<const BatchTable>> Load(const BatchSpec& spec);
 
+  static uint64_t hash_key(std::string_view key) { return hash_string(key); }
+
   // The value cells of key's row with the latest as_of <= t (value_count()
-  // cells), or nullptr. Strings are read with str().
-  const FieldValue* find(std::string_view key, TimeMs t) const;
-  // Hints that find(key, ...) comes soon, in two steps that a batch of
-  // events goes through one after the other, so that their cache misses
-  // overlap: the key's index slot; once that is cached, the key's as_of times.
-  void prefetch_slot(std::string_view key) const {
-    index_.prefetch(absl::string_view(key.data(), key.size()));
+  // cells), or nullptr. Strings are read with str(). `hash` is hash_key(key).
+  const FieldValue* find(std::string_view key, uint64_t hash, TimeMs t) const;
+  const FieldValue* find(std::string_view key, TimeMs t) const {
+    return find(key, hash_key(key), t);
   }
-  void prefetch_times(std::string_view key) const;
+  // Hints that find(key, hash, ...) comes soon, in two steps that a batch of
+  // events goes through one after the other, so that their cache misses
+  // overlap: the key's index slot; once that is cached, the key's as_of
+  // times and its latest row's cells.
+  void prefetch_slot(uint64_t hash) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[hash & mask_]);
+  }
+  void prefetch_times(std::string_view key, uint64_t hash) const;
   std::string_view str(const FieldValue& v) const {
     return std::string_view(arena_.data() + v.s.off, v.s.len);
   }
   size_t rows() const { return as_of_.size(); }
-  size_t keys() const { return index_.size(); }
+  size_t keys() const { return keys_; }
 
  private:
-  struct Span {
-    uint32_t first, count;  // rows of one key, in as_of order
+  struct Slot {
+    uint64_t hash = 0;
+    uint32_t first = 0, count = 0;  // rows of one key, in as_of order; count 0: empty
+    uint32_t key_offset = 0;        // in key_bytes_
+    uint32_t key_size = 0;
+    char prefix[8] = {};  // the key's first bytes, zero-padded
   };
-  absl::flat_hash_map<std::string, Span> index_;
+  static_assert(sizeof(Slot) == 32);
+  static void set_prefix(std::string_view key, char* prefix) {
+    std::memset(prefix, 0, 8);
+    std::memcpy(prefix, key.data(), std::min<size_t>(key.size(), 8));
+  }
+  const Slot* find_slot(std::string_view key, uint64_t hash) const {
+    if (slots_.empty()) return nullptr;
+    char prefix[8];
+    set_prefix(key, prefix);
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      const Slot& s = slots_[i];
+      if (s.count == 0) return nullptr;
+      if (s.hash == hash && s.key_size == key.size() && std::memcmp(s.prefix, prefix, 8) == 0 &&
+          (key.size() <= 8 ||
+           std::memcmp(key_bytes_.data() + s.key_offset + 8, key.data() + 8, key.size() - 8) == 0))
+        return &s;
+    }
+  }
+
+  std::vector<Slot> slots_;  // power-of-two many
+  size_t mask_ = 0;
+  size_t keys_ = 0;
+  std::string key_bytes_;
   std::vector<TimeMs> as_of_;
   std::vector<FieldValue> cells_;  // rows x values
   std::string arena_;              // bytes of string cells

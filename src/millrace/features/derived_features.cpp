@@ -548,10 +548,11 @@ void DerivedFeatures::Evaluator::prefetch(const Event& event, int step) {
     // The table of the last evaluation: a newer one is not worth a lock here.
     if (!view.table || view.generation != b.generation()) continue;
     build_entity_key(event, b.spec().key_fields, &prefetch_key_);
+    const uint64_t hash = BatchTable::hash_key(prefetch_key_);
     if (step == 0) {
-      view.table->prefetch_slot(prefetch_key_);
+      view.table->prefetch_slot(hash);
     } else {
-      view.table->prefetch_times(prefetch_key_);
+      view.table->prefetch_times(prefetch_key_, hash);
     }
   }
 }

@@ -22,7 +22,7 @@ bool is_json_lines(const std::string& path) {
 }
 
 // Sets field i of `e` from a CSV cell; false with *expected set when it does not fit.
-bool set_cell(Event& e, int i, const FieldDef& def, bool is_time, const std::string& cell,
+bool set_cell(Event& e, int i, const FieldDef& def, bool is_time, std::string_view cell,
               const char** expected) {
   FieldValue& v = e.values[i];
   if (cell.empty()) {
@@ -87,34 +87,39 @@ bool set_cell(Event& e, int i, const FieldDef& def, bool is_time, const std::str
 
 Status read_csv_records(const std::string& path, const Schema& schema, int time_field,
                         const std::function<Status(const Event&, int line)>& on_record) {
-  MR_TRY_ASSIGN(table, model::read_csv(path));
   std::vector<int> column_of(schema.size(), -1);
-  std::string expected_columns;
-  for (size_t i = 0; i < schema.size(); ++i) {
-    column_of[i] = table.column(schema[i].name);
-    expected_columns += (i ? ", " : "") + schema[i].name;
-  }
-  for (size_t i = 0; i < schema.size(); ++i) {
-    if (column_of[i] < 0 && (!schema[i].optional || static_cast<int>(i) == time_field))
-      return Status::Error(fmt::format("{}:1: the header has no column '{}' (expected columns: {})",
-                                       path, schema[i].name, expected_columns));
-  }
   Event e;
-  for (size_t r = 0; r < table.rows.size(); ++r) {
-    const int line = static_cast<int>(table.row_lines[r]);
-    e.reset(schema.size());
-    for (size_t i = 0; i < schema.size(); ++i) {
-      if (column_of[i] < 0) continue;
-      const std::string& cell = table.rows[r][column_of[i]];
-      const char* expected = "";
-      if (!set_cell(e, static_cast<int>(i), schema[i], static_cast<int>(i) == time_field, cell,
-                    &expected))
-        return Status::Error(fmt::format("{}:{}: column '{}': expected {}, got \"{}\"", path, line,
-                                         schema[i].name, expected, cell));
-    }
-    if (auto s = on_record(e, line); !s.ok()) return s;
-  }
-  return Status::Ok();
+  return model::for_each_csv_row(
+      path,
+      [&](const std::vector<std::string_view>& header) {
+        std::string expected_columns;
+        for (size_t i = 0; i < schema.size(); ++i) {
+          for (size_t c = 0; c < header.size() && column_of[i] < 0; ++c)
+            if (header[c] == schema[i].name) column_of[i] = static_cast<int>(c);
+          expected_columns += (i ? ", " : "") + schema[i].name;
+        }
+        for (size_t i = 0; i < schema.size(); ++i) {
+          if (column_of[i] < 0 && (!schema[i].optional || static_cast<int>(i) == time_field))
+            return Status::Error(
+                fmt::format("{}:1: the header has no column '{}' (expected columns: {})", path,
+                            schema[i].name, expected_columns));
+        }
+        return Status::Ok();
+      },
+      [&](const std::vector<std::string_view>& cells, size_t row_line) {
+        const int line = static_cast<int>(row_line);
+        e.reset(schema.size());
+        for (size_t i = 0; i < schema.size(); ++i) {
+          if (column_of[i] < 0) continue;
+          const std::string_view cell = cells[column_of[i]];
+          const char* expected = "";
+          if (!set_cell(e, static_cast<int>(i), schema[i], static_cast<int>(i) == time_field, cell,
+                        &expected))
+            return Status::Error(fmt::format("{}:{}: column '{}': expected {}, got \"{}\"", path,
+                                             line, schema[i].name, expected, cell));
+        }
+        return on_record(e, line);
+      });
 }
 
 Status read_json_records(const std::string& path, const Schema& schema, int time_field,
