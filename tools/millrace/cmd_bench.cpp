@@ -118,14 +118,16 @@ void register_bench(CLI::App& app) {
     double cpu = cpu_seconds() - cpu0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    // The threads running the window operator: the source thread when one
-    // worker runs inline, else the worker threads.
+    // The threads running the window operator: the worker threads, and the
+    // source thread when it runs worker 0.
     double worker_cpu = 0;
     for (double c : stats->worker_cpu_seconds) worker_cpu += c;
-    const bool inline_worker = stats->worker_cpu_seconds.empty();
+    const size_t first_thread = stats->workers - stats->worker_cpu_seconds.size();
+    const bool inline_worker = first_thread > 0;
+    if (inline_worker) worker_cpu += stats->source_cpu_seconds;
     std::string threads = fmt::format("source {:.2f}", stats->source_cpu_seconds);
     for (size_t i = 0; i < stats->worker_cpu_seconds.size(); ++i)
-      threads += fmt::format(", worker {} {:.2f}", i, stats->worker_cpu_seconds[i]);
+      threads += fmt::format(", worker {} {:.2f}", first_thread + i, stats->worker_cpu_seconds[i]);
     if (stats->sink_cpu_seconds > 0)
       threads += fmt::format(", sink {:.2f}", stats->sink_cpu_seconds);
     std::printf(
@@ -136,9 +138,8 @@ void register_bench(CLI::App& app) {
         "per key (%zu keys)\n",
         a->type.c_str(), window.c_str(), static_cast<unsigned long long>(a->events),
         static_cast<unsigned long long>(a->keys), stats->workers, stats->records / stats->seconds,
-        stats->records / cpu, stats->seconds,
-        stats->records / (inline_worker ? stats->source_cpu_seconds : worker_cpu),
-        inline_worker ? "source thread, which runs the worker"
+        stats->records / cpu, stats->seconds, stats->records / worker_cpu,
+        inline_worker ? "source thread, which runs worker 0, and the worker threads"
                       : "worker threads (all their CPU time)",
         threads.c_str(), static_cast<unsigned long long>(stats->window_results),
         ru.ru_maxrss / 1024.0, stats->keys ? double(stats->state_bytes) / stats->keys : 0.0,

@@ -150,12 +150,13 @@ class Pipeline {
   void append_origin(const Slot& s, std::string& out) const;
   void format_late(Slot& s, TimeMs watermark);
   void broadcast(SlotKind kind, TimeMs wm);
-  // Makes the messages staged for every worker visible.
+  // Makes the messages staged for every worker visible: the worker threads'
+  // first (they start on them), then worker 0's, run here when it is inline.
   void publish_all() {
     if (staged_ != 0) ++stats_.handoffs;
+    for (auto& q : queues_) q->publish();
     if (inline_worker_) flush_inline();
     if (inline_sink_) drain_inline_sink();
-    for (auto& q : queues_) q->publish();
     staged_ = 0;
   }
   void fail(const Status& s);
@@ -208,8 +209,10 @@ class Pipeline {
   std::unique_ptr<RecordWriter> shadow_;
   int nworkers_ = 1;
   uint16_t owner_[kKeyGroups] = {};  // the worker of each key group: kg % nworkers_
-  bool inline_worker_ = false;       // one worker, run on the source thread
-  // With an inline worker, every slot is complete once the batch is run: the
+  // Worker 0 runs on the source thread, batch by batch (no hand-off, no
+  // wake-up); the others, if any, on threads of their own.
+  bool inline_worker_ = false;
+  // With one worker, inline, every slot is complete once the batch is run: the
   // source thread writes the outputs itself (no sink thread, no hand-off), and
   // the ring's slots are reused while still in the cache.
   bool inline_sink_ = false;
@@ -1111,7 +1114,7 @@ void Pipeline::worker_loop(int w) {
     while (n < kBatch && queues_[w]->try_pop(&batch[n])) ++n;
     if (!process_batch(w, batch, n)) break;
   }
-  stats_.worker_cpu_seconds[w] = thread_cpu_seconds();
+  stats_.worker_cpu_seconds[w - (inline_worker_ ? 1 : 0)] = thread_cpu_seconds();
 }
 
 void Pipeline::flush_inline() {
@@ -1120,13 +1123,13 @@ void Pipeline::flush_inline() {
   inline_batch_.clear();
 }
 
-// Hands a message to worker w: through its queue, or, with a single inline
-// worker, by running it on the source thread (no hand-off at all) once a
-// batch is there.
+// Hands a message to worker w: through its queue, or, for an inline worker 0,
+// by running it on the source thread (no hand-off at all) once a batch is there.
 void Pipeline::dispatch(int w, const Message& m) {
-  if (inline_worker_) {
+  if (w == 0 && inline_worker_) {
     inline_batch_.push_back(m);
-    if (inline_batch_.size() >= kBatch) flush_inline();
+    // The other workers' messages of these events go first (publish_all()).
+    if (inline_batch_.size() >= kBatch) publish_all();
   } else {
     queues_[w]->stage(m);
   }
@@ -1607,8 +1610,8 @@ Result<RunStats> Pipeline::run() {
   timed_ = opts_.stage_latency && scorer_ != nullptr;
   if (timed_ || opts_.max_rate > 0) StageClock::calibrate();
   if (timed_) latency_.resize(nworkers_ + 1);
-  inline_worker_ = nworkers_ == 1 && !opts_.worker_thread;
-  inline_sink_ = inline_worker_;
+  inline_worker_ = !opts_.worker_thread;
+  inline_sink_ = inline_worker_ && nworkers_ == 1;
   // An inline sink frees slots as soon as a batch is run: a small ring, whose
   // slots stay in the cache, is enough.
   const size_t in_flight =
@@ -1696,13 +1699,13 @@ Result<RunStats> Pipeline::run() {
   }
   auto started = Clock::now();
   std::vector<std::thread> threads;
-  for (int w = 0; w < nworkers_ && !inline_worker_; ++w) {
+  for (int w = inline_worker_ ? 1 : 0; w < nworkers_; ++w) {
     threads.emplace_back([this, w] {
       pthread_setname_np(pthread_self(), fmt::format("mr-worker-{}", w).c_str());
       worker_loop(w);
     });
   }
-  stats_.worker_cpu_seconds.assign(inline_worker_ ? 0 : nworkers_, 0.0);
+  stats_.worker_cpu_seconds.assign(nworkers_ - (inline_worker_ ? 1 : 0), 0.0);
   std::thread sink;
   if (inline_sink_) {
     sink_begin();

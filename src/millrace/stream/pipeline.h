@@ -11,8 +11,9 @@
 //
 // Memory is bounded: at most `max_in_flight` events are between the source
 // and the sink (a ring of slots); a slow worker or sink blocks the source.
-// With one worker (and no `worker_thread`) the source thread runs the worker
-// and the sink itself, batch by batch, over a ring of at most 128 slots.
+// Unless `worker_thread` is set, the source thread runs worker 0 itself, batch
+// by batch (N - 1 worker threads); with one worker it also writes the results
+// itself (no sink thread), over a ring of at most 128 slots.
 #pragma once
 
 #include <atomic>
@@ -57,7 +58,7 @@ struct RunOptions {
   bool follow = false;         // log input: wait for new records
   std::string group;           // log input: consumer group
   int workers = 0;             // 0: spec's `workers`, else one per hardware thread
-  bool worker_thread = false;  // with one worker: run it on its own thread, not inline
+  bool worker_thread = false;  // run worker 0 on a thread too (else on the source thread)
   // Ring slots between source and sink (a power of two). 512 keeps the ring
   // (about 1 KB a slot) in the caches: with 8192 slots every event touched
   // cold slot memory on three threads, and 2 workers took 1.5x the CPU.
@@ -137,8 +138,8 @@ struct RunStats {
   double shadow_mean_abs_diff = -1;  // mean |shadow - champion| score, -1 without a shadow
   uint64_t model_reloads = 0;        // models swapped in while running
   double seconds = 0;
-  // CPU time of each thread: the source (with the worker, when one worker
-  // runs inline), each worker thread, the sink.
+  // CPU time of each thread: the source (with worker 0, unless
+  // `worker_thread`), each worker thread, the sink.
   double source_cpu_seconds = 0, sink_cpu_seconds = 0;
   std::vector<double> worker_cpu_seconds;
   int workers = 0;
