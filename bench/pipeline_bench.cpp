@@ -7,8 +7,12 @@
 // shared machine), each with its ratio to parse-only, and state bytes per key.
 //
 //   build/pipeline_bench [--events N] [--only typed|trivial|quickstart-1|quickstart-all]
+//                        [--spec S.yaml]... [--no-output]
 //
 // --only runs the parse-only baseline and that one row (for profiling a case).
+// --spec adds a row per spec (1 worker) over the same events, e.g. one feature
+// of the quickstart alone, to see what each part costs; --no-output runs every
+// row without formatting the enriched events (what the output costs).
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -18,6 +22,7 @@
 #include <fstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <simdjson.h>
 
@@ -89,11 +94,21 @@ long peak_rss_kb() {
 int main(int argc, char** argv) {
   uint64_t events = 2'000'000;
   std::string only;
-  for (int i = 1; i + 1 < argc; ++i) {
+  std::vector<std::string> extra_specs;
+  bool write_events = true;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--no-output") == 0) {
+      write_events = false;
+      continue;
+    }
+    if (i + 1 >= argc) break;
     if (std::strcmp(argv[i], "--events") == 0) events = std::stoull(argv[i + 1]);
     if (std::strcmp(argv[i], "--only") == 0) only = argv[i + 1];
+    if (std::strcmp(argv[i], "--spec") == 0) extra_specs.push_back(argv[i + 1]);
   }
-  auto wanted = [&](const char* name) { return only.empty() || only == name; };
+  auto wanted = [&](const char* name) {
+    return (only.empty() && extra_specs.empty()) || only == name;
+  };
   TransactionStreamOptions topts;
   topts.cards = 100'000;
   topts.merchants = 5'000;
@@ -111,6 +126,7 @@ int main(int argc, char** argv) {
       "pipeline benchmark: %llu card transactions (%.1f MB), 100k cards, 5k merchants, %u hardware "
       "threads\n\n",
       static_cast<unsigned long long>(events), data.size() / 1e6, hw);
+  if (!write_events) std::printf("enriched events are not formatted (--no-output)\n\n");
 
   uint64_t checksum = 0;
   double base = 0, base_cpu = 0;
@@ -134,6 +150,7 @@ int main(int argc, char** argv) {
     opts.input = path;
     opts.output = "";  // discard: measure the engine, not the disk
     opts.workers = workers;
+    opts.write_events = write_events;
     const double c0 = cpu_seconds();
     auto stats = run_pipeline(spec, opts);
     const double cpu = cpu_seconds() - c0;
@@ -176,6 +193,15 @@ int main(int argc, char** argv) {
     run("quickstart spec (4 features, 2 keys), 1 worker", quick.value(), 1, &one);
   std::string label = "quickstart spec, " + std::to_string(hw) + " workers (all)";
   if (wanted("quickstart-all")) run(label.c_str(), quick.value(), static_cast<int>(hw), &all);
+  for (const std::string& path : extra_specs) {
+    auto spec = load_spec(path);
+    if (!spec.ok()) {
+      std::fprintf(stderr, "spec: %s\n", spec.status().message().c_str());
+      return 1;
+    }
+    std::string name = path.substr(path.find_last_of('/') + 1) + ", 1 worker";
+    run(name.c_str(), spec.value(), 1, nullptr);
+  }
   if (one.keys)
     std::printf(
         "\nstate: %zu keys (cards + merchants), %.0f bytes per key at the end of the input "
