@@ -45,7 +45,7 @@ class FakeLookups : public Lookups {
   Value table(int table, int column, const Value& key, TimeMs t, std::string* scratch) override {
     EXPECT_EQ(table, 0);
     last_lookup_time = t;
-    std::string k = key.kind == Value::Kind::Int ? std::to_string(key.i) : std::string(key.s);
+    std::string k = key.kind == Value::Kind::Int ? std::to_string(key.i) : std::string(key.s());
     auto it = merchants.find(k);
     if (it == merchants.end()) return Value::null();
     if (column == 0) return Value::number(it->second.first);

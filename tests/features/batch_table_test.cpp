@@ -265,7 +265,7 @@ TEST(ReferenceTable, UpsertAndDeleteAtTheirTimes) {
   EXPECT_EQ(risk("m1", -5), 0.1);  // loaded rows hold from the beginning of time
   EXPECT_EQ(risk("m2", 0), -1.0);  // a null cell
   EXPECT_EQ(risk("m3", 0), -1.0);  // a missing row
-  EXPECT_EQ(table.get("m1", 0, 1, &scratch).s, "m1");
+  EXPECT_EQ(table.get("m1", 0, 1, &scratch).s(), "m1");
   ASSERT_TRUE(table.apply_change(change(table, "upsert", 100, "m1", 0.5)).ok());
   ASSERT_TRUE(table.apply_change(change(table, "upsert", 50, "m3", 0.3)).ok());
   ASSERT_TRUE(table.apply_change(change(table, "delete", 200, "m1", 0)).ok());

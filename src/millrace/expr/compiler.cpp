@@ -108,7 +108,7 @@ class Compiler {
         Value v = n.literal;
         if (v.kind == Value::Kind::String) {
           prog_.constant_strings.push_back(std::make_unique<std::string>(n.string_value));
-          v.s = *prog_.constant_strings.back();
+          v = Value::string(*prog_.constant_strings.back());
         }
         constant(v);
         switch (v.kind) {

@@ -19,13 +19,18 @@ inline bool is_numeric(Type t) {
   return t == Type::Int || t == Type::Double;
 }
 
+// 16 bytes: the kind, a string's length, and one 8-byte payload (the
+// interpreter copies values on every instruction).
 struct Value {
   enum class Kind : uint8_t { Null, Bool, Int, Double, String };
   Kind kind = Kind::Null;
-  bool b = false;
-  int64_t i = 0;
-  double d = 0;
-  std::string_view s;
+  uint32_t len = 0;  // String: its length
+  union {
+    int64_t i = 0;  // Int
+    bool b;         // Bool
+    double d;       // Double
+    const char* p;  // String: its bytes
+  };
 
   static Value null() { return Value(); }
   static Value boolean(bool v) {
@@ -46,17 +51,21 @@ struct Value {
     x.d = v;
     return x;
   }
+  // Strings longer than 4 GiB are cut to their first 4 GiB.
   static Value string(std::string_view v) {
     Value x;
     x.kind = Kind::String;
-    x.s = v;
+    x.p = v.data();
+    x.len = static_cast<uint32_t>(v.size());
     return x;
   }
+  std::string_view s() const { return std::string_view(p, len); }
   bool is_null() const { return kind == Kind::Null; }
   bool is_number() const { return kind == Kind::Int || kind == Kind::Double; }
   double as_double() const { return kind == Kind::Int ? static_cast<double>(i) : d; }
   // True only for the boolean true (null and false are not true).
   bool is_true() const { return kind == Kind::Bool && b; }
 };
+static_assert(sizeof(Value) == 16);
 
 }  // namespace millrace::expr

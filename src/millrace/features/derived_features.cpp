@@ -592,7 +592,7 @@ expr::Value DerivedFeatures::Evaluator::table(int table, int column, const expr:
                                               TimeMs t, std::string* scratch) {
   std::string_view k;
   if (key.kind == expr::Value::Kind::String) {
-    k = key.s;
+    k = key.s();
   } else {
     char buf[24];
     auto r = std::to_chars(buf, buf + sizeof buf, key.i);
