@@ -64,6 +64,38 @@ TEST(DecisionEngine, DefaultBands) {
   EXPECT_EQ(e.decide(NAN, std::vector<FieldValue>{}).action, Action::kChallenge);
 }
 
+// The reason of every band, whole: the score to four decimals, the band's
+// thresholds as written, the step-up method and the segment. One engine
+// reused for many events keeps each reason its own (no text of the event
+// before).
+TEST(DecisionEngine, ReasonTextsPerBandAndSegment) {
+  const DecisionEngine e = build(kSpec);
+  auto reason = [&](double score, const char* mcc) {
+    return decide(e, score, {{"merchant_category", mcc}, {"amount", 50.0}}).reason;
+  };
+  EXPECT_EQ(reason(0.25, "5411"), "score 0.2500 < challenge threshold 0.3");
+  EXPECT_EQ(reason(0.123456, "5411"), "score 0.1235 < challenge threshold 0.3");
+  EXPECT_EQ(reason(0.5, "5411"), "score 0.5000 in [0.3, 0.7): step-up sms");
+  EXPECT_EQ(reason(0.75, "5411"), "score 0.7500 >= decline threshold 0.7");
+  EXPECT_EQ(reason(0.1, "7995"), "score 0.1000 < challenge threshold 0.2 (segment gambling)");
+  EXPECT_EQ(reason(0.3, "7995"), "score 0.3000 in [0.2, 0.5): step-up sms (segment gambling)");
+  EXPECT_EQ(reason(0.5, "7801"), "score 0.5000 >= decline threshold 0.5 (segment gambling)");
+  EXPECT_EQ(reason(NAN, "7995"), "score missing (segment gambling)");
+  EXPECT_EQ(reason(NAN, "5411"), "score missing");
+  Decision d;
+  const std::vector<FieldValue> gambling = {std::string_view("7995"), 50.0, {}, {}};
+  const std::vector<FieldValue> other = {std::string_view("5411"), 50.0, {}, {}};
+  e.decide(0.9, gambling, &d);
+  EXPECT_EQ(d.reason, "score 0.9000 >= decline threshold 0.5 (segment gambling)");
+  e.decide(0.1, other, &d);
+  EXPECT_EQ(d.reason, "score 0.1000 < challenge threshold 0.3");
+  EXPECT_EQ(d.segment, "");
+  EXPECT_EQ(d.step_up, "");
+  const DecisionEngine defaults = DecisionEngine::defaults();
+  EXPECT_EQ(defaults.decide(0.31, std::vector<FieldValue>{}).reason,
+            "score 0.3100 in [0.3, 0.7): step-up 3ds");
+}
+
 TEST(DecisionEngine, SegmentsOverrideThresholdsFirstMatchWins) {
   const DecisionEngine e = build(kSpec);
   EXPECT_EQ(e.fields(), (std::vector<std::string>{"merchant_category", "amount", "travel_speed_kmh",

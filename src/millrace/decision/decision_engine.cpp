@@ -251,7 +251,21 @@ Result<DecisionEngine> DecisionEngine::build(const YAML::Node& d) {
     }
   }
   e.fields_ = std::move(b.fields);
+  e.prepare_reasons();
   return e;
+}
+
+void DecisionEngine::prepare_reasons() {
+  band_reasons_.clear();
+  auto add = [&](const Thresholds& t, const std::string& segment) {
+    const std::string in_segment = segment.empty() ? "" : " (segment " + segment + ")";
+    band_reasons_.push_back(
+        {fmt::format(" < challenge threshold {}", t.challenge) + in_segment,
+         fmt::format(" in [{}, {}): step-up {}", t.challenge, t.decline, step_up_) + in_segment,
+         fmt::format(" >= decline threshold {}", t.decline) + in_segment});
+  };
+  add(thresholds_, "");
+  for (const Segment& seg : segments_) add(seg.thresholds, seg.name);
 }
 
 bool DecisionEngine::holds(const Condition& c, const std::vector<FieldValue>& values) const {
@@ -338,10 +352,12 @@ void DecisionEngine::decide(double score, const std::vector<FieldValue>& values,
     return;
   }
   const Thresholds* t = &thresholds_;
-  for (const auto& seg : segments_) {
-    if (holds(seg.when, values)) {
-      t = &seg.thresholds;
-      d.segment = seg.name;
+  const BandReasons* text = &band_reasons_[0];
+  for (size_t i = 0; i < segments_.size(); ++i) {
+    if (holds(segments_[i].when, values)) {
+      t = &segments_[i].thresholds;
+      text = &band_reasons_[1 + i];
+      d.segment = segments_[i].name;
       break;
     }
   }
@@ -349,24 +365,25 @@ void DecisionEngine::decide(double score, const std::vector<FieldValue>& values,
     d.action = Action::kChallenge;
     d.step_up = step_up_;
     d.reason = "score missing";
-  } else if (score < t->challenge) {
+    if (!d.segment.empty()) {
+      d.reason += " (segment ";
+      d.reason += d.segment;
+      d.reason += ')';
+    }
+    return;
+  }
+  fmt::format_to(reason, FMT_COMPILE("score {:.4f}"), score);
+  if (score < t->challenge) {
     d.action = Action::kApprove;
-    fmt::format_to(reason, FMT_COMPILE("score {:.4f} < challenge threshold {}"), score,
-                   t->challenge);
+    d.reason += text->approve;
   } else if (score < t->decline) {
     d.action = Action::kChallenge;
     d.step_up = step_up_;
-    fmt::format_to(reason, FMT_COMPILE("score {:.4f} in [{}, {}): step-up {}"), score, t->challenge,
-                   t->decline, step_up_);
+    d.reason += text->challenge;
   } else {
     d.action = Action::kDecline;
     d.review = review_on_decline_;
-    fmt::format_to(reason, FMT_COMPILE("score {:.4f} >= decline threshold {}"), score, t->decline);
-  }
-  if (!d.segment.empty()) {
-    d.reason += " (segment ";
-    d.reason += d.segment;
-    d.reason += ')';
+    d.reason += text->decline;
   }
 }
 

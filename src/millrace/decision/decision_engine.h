@@ -106,7 +106,15 @@ class DecisionEngine {
   };
 
  private:
+  DecisionEngine() { prepare_reasons(); }
   bool holds(const Condition& c, const std::vector<FieldValue>& values) const;
+  // What follows "score S" in the reason of each band, per set of thresholds
+  // (the defaults, then each segment's): formatted once, not per event.
+  struct BandReasons {
+    std::string approve, challenge, decline;
+  };
+  void prepare_reasons();
+  std::vector<BandReasons> band_reasons_;  // [0]: the defaults; [1 + i]: segments_[i]
 
   Thresholds thresholds_;
   bool review_on_decline_ = true;
