@@ -1,9 +1,13 @@
 // write_shortest_double against std::to_chars, the definition it must match
-// byte for byte: the fast path's values (amounts, sums and averages of
-// amounts), its edges (0.01, 10^4, 10^9, negative, trailing zeros), and random
-// bit patterns that take the general path.
+// byte for byte: the fast paths' values (amounts, sums and averages of
+// amounts, deviations), their edges (0.01, 10^4, 10^9, 2^50, powers of ten
+// and their neighbours, negative, trailing zeros, mantissas of few bits whose
+// shortest digits can tie), and random bit patterns in and out of the
+// integer path's domain. Every write must stay within the 32 bytes at p.
 #include "millrace/core/shortest_double.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <random>
 #include <string_view>
@@ -16,9 +20,11 @@ namespace {
 void expect_same(double v, uint64_t* checked) {
   char want[64], got[64];
   const std::string_view w(want, std::to_chars(want, want + sizeof want, v).ptr - want);
+  std::memset(got, '#', sizeof got);
   const std::string_view g(got, write_shortest_double(got, v) - got);
   ++*checked;
   ASSERT_EQ(g, w) << "value " << v;
+  for (size_t i = 32; i < sizeof got; ++i) ASSERT_EQ(got[i], '#') << "value " << v;
 }
 
 TEST(ShortestDouble, MatchesToChars) {
@@ -74,6 +80,61 @@ TEST(ShortestDouble, MatchesToChars) {
         std::ldexp(static_cast<double>(rng() >> 11), -static_cast<int>(rng() % 80)), &n));
   }
   EXPECT_GT(n, 4'000'000u);
+}
+
+double from_bits(uint64_t bits) {
+  double v;
+  std::memcpy(&v, &bits, sizeof v);
+  return v;
+}
+
+TEST(ShortestDouble, MatchesToCharsOnTheIntegerPath) {
+  uint64_t n = 0;
+  std::mt19937_64 rng(29);
+  // Powers of ten and 2^50 with their neighbours: the domain's edges and
+  // where the digit count changes.
+  for (int e = -3; e <= 16; ++e) {
+    const double p = std::pow(10.0, e);
+    double below = p, above = p;
+    for (int i = 0; i < 40; ++i) {
+      below = std::nextafter(below, 0.0);
+      above = std::nextafter(above, 1e300);
+      ASSERT_NO_FATAL_FAILURE(expect_same(below, &n));
+      ASSERT_NO_FATAL_FAILURE(expect_same(-above, &n));
+    }
+  }
+  for (double edge : {std::ldexp(1.0, 50), std::ldexp(1.0, -7), 0.01}) {
+    double below = edge, above = edge;
+    for (int i = 0; i < 1000; ++i) {
+      below = std::nextafter(below, 0.0);
+      above = std::nextafter(above, 1e300);
+      ASSERT_NO_FATAL_FAILURE(expect_same(below, &n));
+      ASSERT_NO_FATAL_FAILURE(expect_same(above, &n));
+    }
+  }
+  for (int i = 0; i < 400'000; ++i) {
+    // Any mantissa with a binary exponent in [-9, 52].
+    const uint64_t exponent = static_cast<uint64_t>(1023 - 9 + static_cast<int>(rng() % 62));
+    const double v = from_bits((rng() & ((1ull << 52) - 1)) | (exponent << 52));
+    ASSERT_NO_FATAL_FAILURE(expect_same(v, &n));
+    ASSERT_NO_FATAL_FAILURE(expect_same(-v, &n));
+    // Few mantissa bits: short exact decimals, and the ties of rounding.
+    ASSERT_NO_FATAL_FAILURE(expect_same(
+        std::ldexp(static_cast<double>(rng() % 4096), -static_cast<int>(rng() % 60)), &n));
+    // Averages and deviations of amounts, as the backfill's rows hold.
+    double sum = 0, sumsq = 0;
+    const int count = 1 + static_cast<int>(rng() % 40);
+    for (int k = 0; k < count; ++k) {
+      const double x = static_cast<double>(rng() % 100'000) / 100.0;
+      sum += x;
+      sumsq += x * x;
+    }
+    const double mean = sum / count;
+    ASSERT_NO_FATAL_FAILURE(expect_same(sum, &n));
+    ASSERT_NO_FATAL_FAILURE(expect_same(mean, &n));
+    ASSERT_NO_FATAL_FAILURE(expect_same(std::sqrt(std::max(0.0, sumsq / count - mean * mean)), &n));
+  }
+  EXPECT_GT(n, 2'000'000u);
 }
 
 }  // namespace
