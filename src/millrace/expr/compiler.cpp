@@ -279,6 +279,23 @@ class Compiler {
       if (auto s = arity(n, 3, 3, "if(condition, then, else)"); !s.ok()) return s;
       MR_TRY_ASSIGN(c, emit_value(*n.args[0]));
       if (auto s = expect(*n.args[0], c, c == Type::Bool, "a bool condition"); !s.ok()) return s;
+      if (n.args[1]->kind == Node::Kind::Literal && n.args[2]->kind == Node::Kind::Literal) {
+        // Two constants: one Select instead of a jump, a constant, a jump and a constant.
+        MR_TRY_ASSIGN(a, emit_value(*n.args[1]));
+        MR_TRY_ASSIGN(b, emit_value(*n.args[2]));
+        auto t = unify(a, b);
+        if (!t)
+          return fail(n, fmt::format("if(): the branches are {} and {}; they must have one type",
+                                     type_name(a), type_name(b)));
+        const uint32_t kb = prog_.code.back().a;
+        prog_.code.pop_back();
+        const uint32_t ka = prog_.code.back().a;
+        prog_.code.pop_back();
+        op(Op::Select, ka, kb);
+        push_depth(-2);
+        if (*t == Type::Double) op(Op::ToDouble);
+        return *t;
+      }
       size_t jelse = op(Op::JumpIfNotTrue);
       push_depth(-1);
       MR_TRY_ASSIGN(a, emit_value(*n.args[1]));
@@ -299,8 +316,10 @@ class Compiler {
       std::vector<size_t> jumps;
       std::vector<std::pair<size_t, Type>> ends;  // end of each argument's code, its type
       Type t = Type::Null;
+      // A constant last of two: one CoalesceConst instead of a jump, a pop and a constant.
+      const bool constant_default = n.args.size() == 2 && n.args[1]->kind == Node::Kind::Literal;
       for (size_t i = 0; i < n.args.size(); ++i) {
-        if (i > 0) {
+        if (i > 0 && !constant_default) {
           op(Op::Pop);
           push_depth(-1);
         }
@@ -311,7 +330,13 @@ class Compiler {
                                               "{}",
                                               i + 1, type_name(ai), type_name(t)));
         t = *u;
-        if (i + 1 < n.args.size()) jumps.push_back(op(Op::JumpIfNotNullKeep));
+        if (constant_default && i == 1) {
+          const uint32_t k = prog_.code.back().a;
+          prog_.code.back() = Instr{Op::CoalesceConst, k, 0, 0};
+          push_depth(-1);
+        } else if (i + 1 < n.args.size() && !constant_default) {
+          jumps.push_back(op(Op::JumpIfNotNullKeep));
+        }
       }
       for (size_t j : jumps) patch(j);
       if (t == Type::Double) op(Op::ToDouble);

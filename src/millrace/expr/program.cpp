@@ -187,8 +187,10 @@ Value Program::run(const Input& in, Scratch& scratch) const {
                                             &&op_time,
                                             &&op_time,
                                             &&op_time,
-                                            &&op_is_null};
-  static_assert(std::size(kLabels) == static_cast<size_t>(Op::IsNull) + 1);
+                                            &&op_is_null,
+                                            &&op_select,
+                                            &&op_coalesce_const};
+  static_assert(std::size(kLabels) == static_cast<size_t>(Op::CoalesceConst) + 1);
   Value* stack = scratch.stack_.data();
   Value* top = stack - 1;  // the top value; stack - 1 when empty
   const Instr* const begin = code.data();
@@ -404,6 +406,12 @@ op_time : {
 }
 op_is_null:
   *top = Value::boolean(top->is_null());
+  MR_NEXT();
+op_select:
+  *top = constants[top->is_true() ? ip->a : ip->b];
+  MR_NEXT();
+op_coalesce_const:
+  if (top->is_null()) *top = constants[ip->a];
   MR_NEXT();
 
 done:

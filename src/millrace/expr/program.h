@@ -68,6 +68,8 @@ enum class Op : uint8_t {
   DayOfWeek,
   IsWeekend,
   IsNull,
+  Select,         // pop the condition; push constants[a] if it was true, else constants[b]
+  CoalesceConst,  // replace a null top by constants[a]
 };
 
 struct Instr {
