@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string_view>
 
@@ -135,6 +136,39 @@ TEST(ShortestDouble, MatchesToCharsOnTheIntegerPath) {
     ASSERT_NO_FATAL_FAILURE(expect_same(std::sqrt(std::max(0.0, sumsq / count - mean * mean)), &n));
   }
   EXPECT_GT(n, 2'000'000u);
+}
+
+}  // namespace
+}  // namespace millrace
+
+namespace millrace {
+namespace {
+
+TEST(ShortestDouble, Int64MatchesToChars) {
+  std::mt19937_64 rng(31);
+  auto check = [](int64_t v) {
+    char want[32], got[64];
+    const std::string_view w(want, std::to_chars(want, want + sizeof want, v).ptr - want);
+    std::memset(got, '#', sizeof got);
+    const std::string_view g(got, write_int64(got, v) - got);
+    ASSERT_EQ(g, w);
+    for (size_t i = 32; i < sizeof got; ++i) ASSERT_EQ(got[i], '#') << v;
+  };
+  for (int64_t v : {int64_t{0}, int64_t{-1}, std::numeric_limits<int64_t>::min(),
+                    std::numeric_limits<int64_t>::max()})
+    ASSERT_NO_FATAL_FAILURE(check(v));
+  for (int e = 0; e < 19; ++e) {
+    int64_t p = 1;
+    for (int k = 0; k < e; ++k) p *= 10;
+    for (int64_t d = -2; d <= 2; ++d) {
+      ASSERT_NO_FATAL_FAILURE(check(p + d));
+      ASSERT_NO_FATAL_FAILURE(check(-(p + d)));
+    }
+  }
+  for (int i = 0; i < 1'000'000; ++i) {
+    // Every length: a random value shifted right by a random amount.
+    ASSERT_NO_FATAL_FAILURE(check(static_cast<int64_t>(rng()) >> (rng() % 64)));
+  }
 }
 
 }  // namespace

@@ -199,6 +199,16 @@ inline char* write_shortest_fraction(char* p, bool negative, double a) {
 
 }  // namespace shortest_double_detail
 
+// Writes v in decimal at p, as std::to_chars writes it, and returns the end
+// (at most 20 chars); p must have room for 32: up to 7 bytes after the text
+// may be overwritten.
+inline char* write_int64(char* p, int64_t v) {
+  const uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
+  *p = '-';
+  p += v < 0;
+  return shortest_double_detail::store_digits(p, u, shortest_double_detail::digit_count(u));
+}
+
 // Writes `v` at p and returns the end of the text (at most 25 chars); p must
 // have room for 32: bytes after the text, up to p + 32, may be overwritten. Non-finite values are
 // written as std::to_chars writes them ("inf", "nan").

@@ -1,6 +1,6 @@
 #include "millrace/stream/backfill.h"
 
-#include <charconv>
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -16,6 +16,7 @@
 #include "millrace/core/entity_key.h"
 #include "millrace/core/hash.h"
 #include "millrace/core/json_writer.h"
+#include "millrace/core/shortest_double.h"
 #include "millrace/features/derived_features.h"
 #include "millrace/features/feature_plan.h"
 #include "millrace/store/embedded_store.h"
@@ -79,7 +80,7 @@ char* write_csv_text(char* p, std::string_view s) {
 // As append_json_int() / append_json_double() write them. The words are copied
 // into the row without their terminating NUL: a row is bytes, not a C string.
 char* write_int(char* p, int64_t v) {
-  return std::to_chars(p, p + 24, v).ptr;
+  return write_int64(p, v);
 }
 char* write_double(char* p, double v) {
   if (!std::isfinite(v)) {
@@ -185,6 +186,41 @@ Status load_labels(const BackfillOptions& o, absl::flat_hash_map<std::string, st
   return Status::Ok();
 }
 
+// Output buffered in blocks of about 1 MB.
+constexpr size_t kWriteBlock = 1 << 20;
+
+// The CSV text on its way out: rows are written straight into the block
+// (room() gives space for a row's longest form, commit() keeps what was
+// written), and the block goes to the writer once it holds kWriteBlock bytes.
+class OutputBlock {
+ public:
+  explicit OutputBlock(RecordWriter& out) : out_(out), data_(kWriteBlock + (kWriteBlock >> 2)) {}
+
+  // At least n bytes to write at; valid until commit().
+  char* room(size_t n) {
+    if (size_ + n > data_.size()) data_.resize(std::max(2 * data_.size(), size_ + n));
+    return data_.data() + size_;
+  }
+  void commit(const char* end) { size_ = static_cast<size_t>(end - data_.data()); }
+  void append(std::string_view s) {
+    char* p = room(s.size());
+    std::memcpy(p, s.data(), s.size());
+    commit(p + s.size());
+  }
+  // Writes the block once it is full; flush() writes what it holds.
+  Status write_if_full() { return size_ < kWriteBlock ? Status::Ok() : flush(); }
+  Status flush() {
+    Status s = out_.write(std::string_view(data_.data(), size_));
+    size_ = 0;
+    return s;
+  }
+
+ private:
+  RecordWriter& out_;
+  std::vector<char> data_;
+  size_t size_ = 0;
+};
+
 // The rows of the training set: the scored source's fields, its features
 // (plan.source_features[0]), then the label joined by id.
 class CsvRows {
@@ -212,29 +248,16 @@ class CsvRows {
 
   const std::string& header() const { return header_; }
 
-  // Appends the row of scored event e; true when it has a label.
-  bool append(const Event& e, const FeatureValue* values, std::string& out) {
+  // Writes the row of scored event e; true when it has a label.
+  bool append(const Event& e, const FeatureValue* values, OutputBlock& out) {
     const size_t nfields = schema_.size();
-    size_t bound = 1 + (nfields + features_.size()) * (kNumberBound + 1);
+    size_t bound = 2 + (nfields + features_.size()) * (kNumberBound + 1);
     for (size_t i = 0; i < nfields; ++i)
       if (e.values[i].kind == FieldValue::Kind::String) bound += csv_text_bound(e.values[i].s.len);
     for (int f : features_)
       if (values[f].kind == FeatureValue::Kind::String) bound += csv_text_bound(values[f].s.size());
-    if (row_.size() < bound) row_.resize(2 * bound);
-    char* const row = row_.data();
-    char* p = row;
-    for (size_t i = 0; i < nfields; ++i) {
-      if (i) *p++ = ',';
-      p = write_csv_field(p, e, e.values[i]);
-    }
-    for (int f : features_) {
-      *p++ = ',';
-      p = write_csv_value(p, values[f]);
-    }
-    out.append(row, p);
-    bool labeled = false;
+    const std::string* label = nullptr;
     if (labels_) {
-      out += ',';
       const FieldValue& v = e.values[id_field_];
       id_.clear();
       if (v.kind == FieldValue::Kind::String) {
@@ -246,12 +269,28 @@ class CsvRows {
       }
       auto it = labels_->find(id_);
       if (it != labels_->end()) {
-        append_csv_text(out, it->second);
-        labeled = true;
+        label = &it->second;
+        bound += 1 + csv_text_bound(label->size());
+      } else {
+        bound += 1;
       }
     }
-    out += '\n';
-    return labeled;
+    char* p = out.room(bound);
+    for (size_t i = 0; i < nfields; ++i) {
+      if (i) *p++ = ',';
+      p = write_csv_field(p, e, e.values[i]);
+    }
+    for (int f : features_) {
+      *p++ = ',';
+      p = write_csv_value(p, values[f]);
+    }
+    if (labels_) {
+      *p++ = ',';
+      if (label) p = write_csv_text(p, *label);
+    }
+    *p++ = '\n';
+    out.commit(p);
+    return label != nullptr;
   }
 
  private:
@@ -260,18 +299,13 @@ class CsvRows {
   const absl::flat_hash_map<std::string, std::string>* labels_;
   int id_field_;
   std::string header_, id_;
-  std::vector<char> row_;  // the row being written
 };
-
-// Output buffered in blocks of about 1 MB.
-constexpr size_t kWriteBlock = 1 << 20;
 
 // The backfill through the runtime (run_pipeline with one worker and a sink
 // thread): for specs whose state lives in RocksDB, and as the reference the
 // direct loop is tested against.
 Result<RunStats> backfill_through_runtime(const PipelineSpec& spec, const BackfillOptions& opts,
-                                          CsvRows& rows, RecordWriter& out, std::string& buf,
-                                          BackfillStats* stats) {
+                                          CsvRows& rows, OutputBlock& out, BackfillStats* stats) {
   Status write_error;
   RunOptions ro;
   ro.input = opts.input.empty() ? "-" : opts.input;
@@ -282,12 +316,9 @@ Result<RunStats> backfill_through_runtime(const PipelineSpec& spec, const Backfi
   ro.workers = 1;
   ro.progress = opts.progress;
   ro.on_vector = [&](const Event& e, const FeatureValue* values) {
-    stats->labeled += rows.append(e, values, buf);
+    stats->labeled += rows.append(e, values, out);
     ++stats->rows;
-    if (buf.size() >= kWriteBlock) {
-      if (write_error.ok()) write_error = out.write(buf);
-      buf.clear();
-    }
+    if (Status s = out.write_if_full(); !s.ok() && write_error.ok()) write_error = s;
   };
   auto run = run_pipeline(spec, ro);
   if (!run.ok()) return run.status();
@@ -308,13 +339,12 @@ Result<RunStats> backfill_through_runtime(const PipelineSpec& spec, const Backfi
 class DirectBackfill {
  public:
   DirectBackfill(const PipelineSpec& spec, const BackfillOptions& opts, CsvRows& rows,
-                 RecordWriter& out, std::string& buf, BackfillStats* stats)
+                 OutputBlock& out, BackfillStats* stats)
       : spec_(spec),
         opts_(opts),
         plan_(plan_features(spec)),
         rows_(rows),
         out_(out),
-        buf_(buf),
         stats_(stats),
         run_(stats->run) {}
 
@@ -337,19 +367,12 @@ class DirectBackfill {
   void dead_letter(const Pending& p);
   void process_batch(size_t n);
   void advance(TimeMs wm);
-  Status write_if_full() {
-    if (buf_.size() < kWriteBlock) return Status::Ok();
-    Status s = out_.write(buf_);
-    buf_.clear();
-    return s;
-  }
 
   const PipelineSpec& spec_;
   const BackfillOptions& opts_;
   const FeaturePlan plan_;
   CsvRows& rows_;
-  RecordWriter& out_;
-  std::string& buf_;
+  OutputBlock& out_;
   BackfillStats* stats_;
   RunStats& run_;
 
@@ -509,9 +532,9 @@ void DirectBackfill::process_batch(size_t n) {
       evaluator_->set_stamp(p.stamp);
       evaluator_->evaluate(p.event, values);
     }
-    stats_->labeled += rows_.append(p.event, values, buf_);
+    stats_->labeled += rows_.append(p.event, values, out_);
     ++stats_->rows;
-    if (Status s = write_if_full(); !s.ok() && error_.ok()) error_ = s;
+    if (Status s = out_.write_if_full(); !s.ok() && error_.ok()) error_ = s;
   }
 }
 
@@ -678,18 +701,17 @@ Result<BackfillStats> run_backfill(const PipelineSpec& spec_in, const BackfillOp
   if (!w.ok()) return w.status();
   RecordWriter& out = *w.value();
   CsvRows rows(spec, plan, opts, with_labels ? &labels : nullptr, id_field);
-  std::string buf;
-  buf.reserve(kWriteBlock + (kWriteBlock >> 2));
-  buf = rows.header();
+  OutputBlock block(out);
+  block.append(rows.header());
   if (opts.through_runtime || state_in_rocksdb(spec)) {
-    auto run = backfill_through_runtime(spec, opts, rows, out, buf, &stats);
+    auto run = backfill_through_runtime(spec, opts, rows, block, &stats);
     if (!run.ok()) return run.status();
     stats.run = std::move(run.value());
   } else {
-    DirectBackfill direct(spec, opts, rows, out, buf, &stats);
+    DirectBackfill direct(spec, opts, rows, block, &stats);
     if (Status s = direct.run(); !s.ok()) return s;
   }
-  if (Status s = out.write(buf); !s.ok()) return s;
+  if (Status s = block.flush(); !s.ok()) return s;
   if (Status s = out.flush(); !s.ok()) return s;
   return stats;
 }
