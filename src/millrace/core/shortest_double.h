@@ -83,6 +83,21 @@ inline int digit_count(uint64_t u) {
   return t + (u >= kPow10[t]);
 }
 
+// "00" to "99".
+inline constexpr char kDigitPairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
+// The 4 decimal digits of x < 10^4 as text (leading zeros included, the
+// first digit in the lowest byte), from two digit pairs.
+inline uint32_t digits4(uint32_t x) {
+  uint16_t hi, lo;
+  std::memcpy(&hi, kDigitPairs + 2 * (x / 100), 2);
+  std::memcpy(&lo, kDigitPairs + 2 * (x % 100), 2);
+  return hi | (static_cast<uint32_t>(lo) << 16);
+}
+
 // Writes the n (1 <= n <= 24) last digits of u (< 10^24 would not fit: u <
 // 2^64), leading zeros included, at p; returns p + n. The text goes out in
 // whole words (8-digit groups overlapping where n is not a multiple of 8:
@@ -92,7 +107,10 @@ inline void store_word(char* p, uint64_t w) {
   std::memcpy(p, &w, 8);
 }
 inline char* store_digits(char* p, uint64_t u, int n) {
-  if (n <= 8) {
+  if (n <= 4) {  // most counts, and the parts of amounts
+    const uint32_t w = digits4(static_cast<uint32_t>(u)) >> (8 * (4 - n));
+    std::memcpy(p, &w, 4);
+  } else if (n <= 8) {
     store_word(p, digits8(static_cast<uint32_t>(u)) >> (8 * (8 - n)));
   } else if (n <= 16) {
     const int off = 16 - n;
