@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -155,7 +156,10 @@ TEST(ReadAt, NestedWindowsMatchBruteForce) {
 // head aggregates and step over the few rows that aged out since; reads
 // before it, and reads long after (every window aged out, a search), take
 // the scan. Values and freshness against a brute force.
+// Two windows have no standard deviation: sums and averages there come from
+// heads that no stddev shares.
 TEST(ReadAt, CountsAndSumsFromTheHeadMatchBruteForce) {
+  auto no_stddev = [](std::string_view w) { return w == "1m" || w == "10m"; };
   std::string text = R"(
 source:
   time: ts
@@ -166,7 +170,9 @@ features:
   for (const char* w : kWindows) {
     text += fmt::format("  - {{name: n_{0}, key: k, agg: count, window: {0}}}\n", w);
     for (const char* a : {"sum", "avg", "stddev"})
-      text += fmt::format("  - {{name: {1}_{0}, key: k, agg: {1}, field: x, window: {0}}}\n", w, a);
+      if (std::string_view(a) != "stddev" || !no_stddev(w))
+        text +=
+            fmt::format("  - {{name: {1}_{0}, key: k, agg: {1}, field: x, window: {0}}}\n", w, a);
   }
   auto parsed = parse_spec(text, "s.yaml");
   ASSERT_TRUE(parsed.ok()) << parsed.status().message();
@@ -243,7 +249,6 @@ features:
       ASSERT_EQ(fresh[in], last_t) << what;
       const int is = index(fmt::format("sum_{}", kWindows[w]));
       const int ia = index(fmt::format("avg_{}", kWindows[w]));
-      const int id = index(fmt::format("stddev_{}", kWindows[w]));
       ASSERT_NEAR(vals[is].as_double(), sum, 1e-9 * std::max(1.0, std::abs(sum))) << what;
       ASSERT_EQ(fresh[is], last_x_t) << what;
       if (nx == 0) {
@@ -253,6 +258,8 @@ features:
       const double mean = sum / nx;
       const double sd = std::sqrt(std::max(0.0, sumsq / nx - mean * mean));
       ASSERT_NEAR(vals[ia].as_double(), mean, 1e-9 * std::max(1.0, std::abs(mean))) << what;
+      if (no_stddev(kWindows[w])) continue;
+      const int id = index(fmt::format("stddev_{}", kWindows[w]));
       ASSERT_NEAR(vals[id].as_double(), sd, 1e-6 * std::max(1.0, sd)) << what;
     }
   }

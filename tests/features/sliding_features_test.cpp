@@ -158,6 +158,11 @@ struct Scenario {
   // Keys longer than a key state holds inline, and features returning the
   // merchant's string (the state keeps the strings).
   bool long_keys_and_text = false;
+  // Features of every kind in an irregular order, most on a window of its
+  // own (a window with only a count of events, one with only a count of a
+  // field's values, sums without a standard deviation) instead of the full
+  // set per window.
+  bool mixed_windows = false;
 };
 
 void run_scenario(const Scenario& sc) {
@@ -184,6 +189,25 @@ void run_scenario(const Scenario& sc) {
       feats.push_back(feature("prev_merchant_" + s, AggKind::Prev, 2, w));
       feats.push_back(feature("last_merchant_" + s, AggKind::Last, 2, w));
     }
+  }
+  if (sc.mixed_windows) {
+    feats.clear();
+    feats.push_back(feature("count_1000", AggKind::Count, -1, 1000));  // only a count of events
+    feats.push_back(feature("avg_30000", AggKind::Avg, 1, 30'000));    // sums, no stddev
+    feats.push_back(feature("count_amount_5000", AggKind::Count, 1, 5000));  // a count of values
+    feats.push_back(feature("max_30000", AggKind::Max, 1, 30'000));
+    feats.push_back(feature("last_1000", AggKind::Last, 1, 1000));
+    feats.push_back(feature("distinct_120000", AggKind::CountDistinct, 2, 120'000));
+    feats.push_back(feature("sum_30000", AggKind::Sum, 1, 30'000));
+    feats.push_back(feature("first_5000", AggKind::First, 1, 5000));
+    feats.push_back(feature("std_600000", AggKind::Stddev, 1, 600'000));  // sums with squares
+    feats.push_back(feature("p90_120000", AggKind::Quantile, 1, 120'000, 0.9));
+    feats.push_back(feature("sum_120000", AggKind::Sum, 1, 120'000));  // sums, no stddev
+    feats.push_back(feature("count_30000", AggKind::Count, -1, 30'000));
+    feats.push_back(feature("min_600000", AggKind::Min, 1, 600'000));
+    feats.push_back(feature("avg_600000", AggKind::Avg, 1, 600'000));
+    feats.push_back(feature("new_merchant_120000", AggKind::IsNew, 2, 120'000));
+    feats.push_back(feature("since_5000", AggKind::TimeSinceLast, -1, 5000));
   }
   std::vector<int> outputs(feats.size());
   for (size_t i = 0; i < feats.size(); ++i) outputs[i] = static_cast<int>(i);
@@ -314,6 +338,18 @@ TEST(SlidingFeatures, LongKeysAndStringValuesMatchBruteForce) {
   Scenario sc{50, 1500, 12, 20'000, 0.2, 8'000, 5'000, 10'000, 0.05, 211};
   sc.long_keys_and_text = true;
   run_scenario(sc);
+}
+
+// Features of every kind on windows of their own (a window holding only a count
+// of events, one only a count of a field's values, sums without a standard
+// deviation): heads that share no sums, in order, out of
+// order and beyond bounds, with snapshots restored on the way.
+TEST(SlidingFeatures, EveryKindOnWindowsOfItsOwnMatchBruteForce) {
+  for (uint32_t seed = 60; seed < 63; ++seed) {
+    Scenario sc{seed, 2000, 8, 3'000, 0.25, 60'000, 5'000, 30'000, 0.05, 131};
+    sc.mixed_windows = true;
+    run_scenario(sc);
+  }
 }
 
 TEST(SlidingFeatures, StateIsFreedForIdleKeysOnly) {
