@@ -1,5 +1,6 @@
 #include "millrace/stream/spec.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 namespace millrace {
@@ -68,6 +69,12 @@ TEST(Spec, ErrorsNameTheLineAndTheField) {
   EXPECT_EQ(error_of(h + "  late: maybe\n"),
             "s.yaml:4: source.late: late policy 'maybe' (expected drop or side_output)");
   EXPECT_NE(error_of("source: [unclosed\n").find("s.yaml:"), std::string::npos);
+  std::string many = h + "features:\n";
+  for (int i = 0; i <= 10'000; ++i)
+    many += fmt::format("  - {{name: f{}, key: [card], agg: count, window: 5m}}\n", i);
+  EXPECT_EQ(error_of(many),
+            "s.yaml:5: features: 10001 entries, at most 10000 in one spec (split it into specs of "
+            "fewer features)");
   EXPECT_EQ(error_of("features: []\n"),
             "s.yaml: missing 'source:' section (or 'sources:', by name)");
 }

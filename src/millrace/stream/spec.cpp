@@ -428,6 +428,13 @@ Result<PipelineSpec> parse_spec(const std::string& text, const std::string& file
       for (const auto& fd : src.schema.fields()) names.insert(fd.name);
     if (const YAML::Node features = root["features"]) {
       if (!features.IsSequence()) return r.error(features, "features: expected a list");
+      // A key's state has a header per feature (and per helper of prev and
+      // is_new) counted in 16 bits: a bound far above any real spec.
+      constexpr size_t kMaxFeatures = 10'000;
+      if (features.size() > kMaxFeatures)
+        return r.error(features, fmt::format("features: {} entries, at most {} in one spec (split "
+                                             "it into specs of fewer features)",
+                                             features.size(), kMaxFeatures));
       for (const auto& n : features) {
         FeatureSpec f;
         if (auto s = parse_feature(r, n, spec, &f); !s.ok()) return s;
