@@ -224,7 +224,18 @@ void walk_blocks(const uint32_t* nodes, const uint8_t* binned, size_t begin, siz
   const __m512i hi = _mm512_load_si512(binned + 64);
   size_t b = begin;
   for (; b + 4 <= end; b += 4) walk<D, 4>(nodes, b, lo, hi, slots + (b - begin) * 16);
-  for (; b < end; ++b) walk<D, 1>(nodes, b, lo, hi, slots + (b - begin) * 16);
+  // The last one to three blocks together too: walked one by one, each would
+  // wait out its own chain of loads.
+  switch (end - b) {
+    case 3:
+      return walk<D, 3>(nodes, b, lo, hi, slots + (b - begin) * 16);
+    case 2:
+      return walk<D, 2>(nodes, b, lo, hi, slots + (b - begin) * 16);
+    case 1:
+      return walk<D, 1>(nodes, b, lo, hi, slots + (b - begin) * 16);
+    default:
+      return;
+  }
 }
 
 }  // namespace
