@@ -9,6 +9,7 @@
 #include <sched.h>
 
 #include "millrace/core/block_pool.h"
+#include "millrace/core/count_map.h"
 #include "millrace/core/hash.h"
 #include "millrace/state/rocks_state.h"
 
@@ -246,8 +247,6 @@ static_assert(sizeof(KeyBytes) == 16);
 
 }  // namespace
 
-using DistinctSet = absl::flat_hash_map<uint64_t, uint32_t>;
-
 // The state of a min/max or count_distinct feature: the count, then the
 // structure, in the place of the sums that only sum/avg/stddev keep (the
 // count comes first in each, so m.n reads it whatever the aggregate).
@@ -263,8 +262,7 @@ struct MonoState {
 struct DistinctState {
   static constexpr size_t kScanRows = 8;
   int64_t n = 0;
-  DistinctSet* map = nullptr;
-  ~DistinctState() { delete map; }
+  CountMap map;  // active() while the window keeps it
 };
 
 // One head state of a key (shared by the features of SlidingFeatureGroup::Head):
@@ -305,8 +303,7 @@ struct FeatState {
         break;
       case kDistinct:
         distinct_.n = 0;
-        delete distinct_.map;
-        distinct_.map = nullptr;
+        distinct_.map.clear();
         break;
       default:
         m = Moments();
@@ -438,7 +435,7 @@ void SlidingFeatureGroup::prefetch_rows(const KeyState* ks) const {
       __builtin_prefetch(&dq->front());
       __builtin_prefetch(&dq->back());
     }
-    if (const auto* d = st.distinct(); d && d->map) __builtin_prefetch(d->map);
+    if (const auto* d = st.distinct(); d && d->map.active()) __builtin_prefetch(d->map.data());
     if (st.start < ks->buf.size()) __builtin_prefetch(ks->buf.row(st.start));
   }
 }
@@ -588,8 +585,8 @@ int64_t SlidingFeatureGroup::head_count(const KeyState& ks, size_t fi) const {
 template <typename F>
 void SlidingFeatureGroup::for_each_distinct(const KeyState& ks, size_t h, F&& f) const {
   const DistinctState& d = *ks.heads()[h].distinct();
-  if (d.map) {
-    for (const auto& [v, n] : *d.map) f(v, n);
+  if (d.map.active()) {
+    d.map.for_each(f);
     return;
   }
   // Scanned windows have at most kScanRows rows, one more while add_to_head
@@ -615,7 +612,7 @@ void SlidingFeatureGroup::for_each_distinct(const KeyState& ks, size_t h, F&& f)
 
 size_t SlidingFeatureGroup::distinct_size(const KeyState& ks, size_t h) const {
   const DistinctState& d = *ks.heads()[h].distinct();
-  if (d.map) return d.map->size();
+  if (d.map.active()) return d.map.size();
   size_t n = 0;
   for_each_distinct(ks, h, [&](uint64_t, uint32_t) { ++n; });
   return n;
@@ -623,9 +620,8 @@ size_t SlidingFeatureGroup::distinct_size(const KeyState& ks, size_t h) const {
 
 uint32_t SlidingFeatureGroup::distinct_count(const KeyState& ks, size_t h, uint64_t bits) const {
   const DistinctState& d = *ks.heads()[h].distinct();
-  if (d.map) {
-    auto it = d.map->find(bits);
-    return it == d.map->end() ? 0 : it->second;
+  if (d.map.active()) {
+    return d.map.count(bits);
   }
   uint32_t n = 0;
   const int column = heads_[h].column;
@@ -647,12 +643,13 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t h, size_t pos, bool i
     // The row at pos is in the window [start, size) already.
     const bool value = read_column(ks, head.column, pos, &bits, &x);
     d->n += value;
-    if (d->map) {
-      if (value) ++(*d->map)[bits];
+    if (d->map.active()) {
+      if (value) d->map.add(bits);
     } else if (ks.buf.size() - st.start > DistinctState::kScanRows) {
-      auto* map = new DistinctSet();
-      for_each_distinct(ks, h, [&](uint64_t v, uint32_t n) { map->emplace(v, n); });
-      d->map = map;
+      CountMap map;
+      map.activate();
+      for_each_distinct(ks, h, [&](uint64_t v, uint32_t n) { map.add(v, n); });
+      d->map.swap(map);
     }
     return;
   }
@@ -703,12 +700,10 @@ void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t h, size_t pos) {
     // The row at pos (= start) is leaving the window.
     if (!read_column(ks, head.column, pos, &bits, &x)) return;
     --d->n;
-    if (d->map) {
-      auto it = d->map->find(bits);
-      if (--it->second == 0) d->map->erase(it);
+    if (d->map.active()) {
+      d->map.remove_one(bits);
       if (ks.buf.size() - pos - 1 <= DistinctState::kScanRows / 2) {
-        delete d->map;
-        d->map = nullptr;
+        d->map.clear();
       }
     }
     return;
@@ -1313,13 +1308,13 @@ SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::load_key(ByteReader& r) {
       }
     }
     if (agg == AggKind::CountDistinct || agg == AggKind::IsNew) {
-      if (st && rows - start > DistinctState::kScanRows) st->distinct()->map = new DistinctSet();
+      if (st && rows - start > DistinctState::kScanRows) st->distinct()->map.activate();
       const uint32_t m = r.count(12);
       for (uint32_t i = 0; i < m; ++i) {
         // A window of few rows is scanned: its values are those of the rows.
         uint64_t bits = r.u64();
         const uint32_t n = r.u32();
-        if (st && st->distinct()->map) (*st->distinct()->map)[bits] = n;
+        if (st && st->distinct()->map.active() && n > 0) st->distinct()->map.set(bits, n);
       }
     }
     if (agg == AggKind::Quantile) {
@@ -1376,8 +1371,7 @@ size_t SlidingFeatureGroup::state_bytes() const {
     for (size_t h = 0; h < ks->nheads; ++h) {
       const FeatState& st = ks->heads()[h];
       if (st.mono()) bytes += st.mono()->capacity() * sizeof(MonoEntry);
-      if (st.distinct() && st.distinct()->map)
-        bytes += sizeof(DistinctSet) + st.distinct()->map->capacity() * 13;
+      if (st.distinct()) bytes += st.distinct()->map.table_bytes();
       if (st.sketch()) bytes += st.sketch()->memory_bytes();
     }
   });
