@@ -137,7 +137,11 @@ Result<std::shared_ptr<const BatchTable>> BatchTable::Load(const BatchSpec& spec
 }
 
 const FieldValue* BatchTable::find(std::string_view key, uint64_t hash, TimeMs t) const {
-  const Slot* s = find_slot(key, hash);
+  return find_at(locate(key, hash), t);
+}
+
+const FieldValue* BatchTable::find_at(KeyRef key, TimeMs t) const {
+  const auto* s = static_cast<const Slot*>(key.slot_);
   if (!s) return nullptr;
   const TimeMs* begin = as_of_.data() + s->first;
   const TimeMs* end = begin + s->count;
@@ -146,8 +150,8 @@ const FieldValue* BatchTable::find(std::string_view key, uint64_t hash, TimeMs t
   return cells_.data() + (after - 1 - as_of_.data()) * values_;
 }
 
-void BatchTable::prefetch_times(std::string_view key, uint64_t hash) const {
-  const Slot* s = find_slot(key, hash);
+void BatchTable::prefetch_rows(KeyRef key) const {
+  const auto* s = static_cast<const Slot*>(key.slot_);
   if (!s) return;
   const char* begin = reinterpret_cast<const char*>(as_of_.data() + s->first);
   const char* end = reinterpret_cast<const char*>(as_of_.data() + s->first + s->count);

@@ -75,7 +75,30 @@ class BatchTable {
   void prefetch_slot(uint64_t hash) const {
     if (!slots_.empty()) __builtin_prefetch(&slots_[hash & mask_]);
   }
-  void prefetch_times(std::string_view key, uint64_t hash) const;
+  void prefetch_times(std::string_view key, uint64_t hash) const {
+    prefetch_rows(locate(key, hash));
+  }
+
+  // A key's entry in the index, located once (after prefetch_slot(), when its
+  // slot is cached) and then read without searching again: find_at() is
+  // find() of the located key. Valid as long as the table.
+  class KeyRef {
+   public:
+    bool found() const { return slot_ != nullptr; }
+
+   private:
+    friend class BatchTable;
+    const void* slot_ = nullptr;
+  };
+  KeyRef locate(std::string_view key, uint64_t hash) const {
+    KeyRef r;
+    r.slot_ = find_slot(key, hash);
+    return r;
+  }
+  const FieldValue* find_at(KeyRef key, TimeMs t) const;
+  // The second step of prefetch_times() for a located key.
+  void prefetch_rows(KeyRef key) const;
+
   std::string_view str(const FieldValue& v) const {
     return std::string_view(arena_.data() + v.s.off, v.s.len);
   }

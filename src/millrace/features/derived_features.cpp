@@ -542,19 +542,51 @@ void DerivedFeatures::Evaluator::evaluate(const Event& event, FeatureValue* valu
 }
 
 void DerivedFeatures::Evaluator::prefetch(const Event& event, int step) {
-  for (size_t i = 0; i < batch_views_.size(); ++i) {
-    const BatchView& view = batch_views_[i];
-    const BatchValues& b = *owner_.batches_[i];
-    // The table of the last evaluation: a newer one is not worth a lock here.
-    if (!view.table || view.generation != b.generation()) continue;
-    build_entity_key(event, b.spec().key_fields, &prefetch_key_);
-    const uint64_t hash = BatchTable::hash_key(prefetch_key_);
-    if (step == 0) {
-      view.table->prefetch_slot(hash);
-    } else {
-      view.table->prefetch_times(prefetch_key_, hash);
+  LocatedKeys& lk = located_;
+  if (step == 0) {
+    if (lk.last_step != 0) lk.count = lk.step1 = lk.next = 0;  // a new batch
+    lk.last_step = 0;
+    for (size_t i = 0; i < batch_views_.size(); ++i) {
+      const BatchView& view = batch_views_[i];
+      const BatchValues& b = *owner_.batches_[i];
+      // The table of the last evaluation: a newer one is not worth a lock here.
+      if (!view.table || view.generation != b.generation()) continue;
+      if (lk.count == lk.entries.size()) lk.entries.emplace_back();
+      Located& e = lk.entries[lk.count++];
+      e.event = &event;
+      e.source = static_cast<int>(i);
+      e.table = view.table.get();
+      e.located = false;
+      build_entity_key(event, b.spec().key_fields, &e.key);
+      e.hash = BatchTable::hash_key(e.key);
+      e.table->prefetch_slot(e.hash);
     }
+    return;
   }
+  lk.last_step = 1;
+  // This event's entries: next in line (further on when an earlier event had none).
+  size_t i = lk.step1;
+  while (i < lk.count && lk.entries[i].event != &event) ++i;
+  if (i == lk.count) return;
+  for (; i < lk.count && lk.entries[i].event == &event; ++i) {
+    Located& e = lk.entries[i];
+    e.ref = e.table->locate(e.key, e.hash);
+    e.located = true;
+    e.table->prefetch_rows(e.ref);
+  }
+  lk.step1 = i;
+}
+
+const DerivedFeatures::Evaluator::Located* DerivedFeatures::Evaluator::located(
+    const Event& event, int source, const BatchTable* table) {
+  LocatedKeys& lk = located_;
+  for (size_t i = lk.next; i < lk.count; ++i) {
+    const Located& e = lk.entries[i];
+    if (e.event != &event || e.source != source) continue;
+    lk.next = i + 1;
+    return e.table == table ? &e : nullptr;
+  }
+  return nullptr;
 }
 
 expr::Value DerivedFeatures::Evaluator::batch(int source, int column, const Event& event,
@@ -567,8 +599,14 @@ expr::Value DerivedFeatures::Evaluator::batch(int source, int column, const Even
       view.table = b.snapshot();
       view.generation = gen;
     }
-    build_entity_key(event, b.spec().key_fields, &view.key);
-    view.row = view.table->find(view.key, event.time);
+    const Located* e = located(event, source, view.table.get());
+    if (e) {
+      view.row = e->located ? view.table->find_at(e->ref, event.time)
+                            : view.table->find(e->key, e->hash, event.time);
+    } else {
+      build_entity_key(event, b.spec().key_fields, &view.key);
+      view.row = view.table->find(view.key, event.time);
+    }
     view.row_of = evaluation_;
   }
   const FieldValue* row = view.row;

@@ -115,7 +115,9 @@ class DerivedFeatures {
     // Hints that evaluate() comes soon for `event`, in two steps a batch of
     // events goes through one after the other (step 0, then step 1), so that
     // the cache misses of the batch values they read overlap
-    // (BatchTable::prefetch_slot(), prefetch_times()). Changes nothing.
+    // (BatchTable::prefetch_slot(), prefetch_rows()). The keys built, hashed
+    // and located here are kept for the events' evaluations (in the same
+    // order), which then read their rows without searching. Changes no result.
     void prefetch(const Event& event, int step);
     // Table lookups from now on see the changes stamped <= stamp
     // (ReferenceTable; default: every change applied).
@@ -140,6 +142,28 @@ class DerivedFeatures {
       const FieldValue* row = nullptr;
     };
     std::vector<BatchView> batch_views_;
+    // The batch keys of the events being prefetched: built and hashed in
+    // step 0, located in step 1, read by evaluate(). Entries past `count`
+    // keep their strings' memory for the next batch.
+    struct Located {
+      const Event* event = nullptr;
+      int source = 0;
+      const BatchTable* table = nullptr;
+      std::string key;
+      uint64_t hash = 0;
+      BatchTable::KeyRef ref;
+      bool located = false;
+    };
+    struct LocatedKeys {
+      std::vector<Located> entries;
+      size_t count = 0;
+      size_t step1 = 0;  // next entry prefetch(, 1) looks at
+      size_t next = 0;   // next entry an evaluation looks at
+      int last_step = 1;
+    };
+    LocatedKeys located_;
+    // The located key of (event, source), or nullptr.
+    const Located* located(const Event& event, int source, const BatchTable* table);
     // The row of each table read for the event being evaluated: its columns
     // are often read by several features (one search per event, table and key).
     struct TableView {
@@ -153,7 +177,6 @@ class DerivedFeatures {
     uint64_t evaluation_ = 0;  // events evaluated
     uint64_t stamp_ = ReferenceTable::kSeesAll;
     std::string key_text_;
-    std::string prefetch_key_;
   };
   std::unique_ptr<Evaluator> evaluator() const;
 
