@@ -1,7 +1,8 @@
 #include "millrace/model/model.h"
 
-#include <fstream>
-#include <sstream>
+#include <sys/stat.h>
+
+#include <cstdio>
 #include <vector>
 
 #include "millrace/model/lightgbm_text.h"
@@ -22,12 +23,24 @@ double Model::score(const float* row) const {
 }
 
 Result<std::string> read_file_to_string(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error(path + ": cannot open for reading");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) return Status::Error(path + ": read error");
-  return ss.str();
+  // One read into a string of the file's size (a stream copied through an
+  // ostringstream grew and copied the text several times: a measurable part
+  // of a pipeline's start with a few MB of batch files).
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return Status::Error(path + ": cannot open for reading");
+  std::string text;
+  struct stat st;
+  if (::fstat(::fileno(f), &st) == 0 && S_ISREG(st.st_mode))
+    text.resize(static_cast<size_t>(st.st_size));
+  size_t got = std::fread(text.data(), 1, text.size(), f);
+  text.resize(got);
+  // A file that grew, or one whose size is not known (a pipe): the rest.
+  char buf[1 << 16];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) text.append(buf, n);
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  if (failed) return Status::Error(path + ": read error");
+  return text;
 }
 
 Result<ModelPtr> load_model_file(const std::string& path) {
