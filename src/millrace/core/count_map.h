@@ -45,8 +45,8 @@ class CountMap {
   size_t capacity() const { return mask_ + 1; }
   // Bytes of the table (the map's own members not counted).
   size_t table_bytes() const { return slots_ ? capacity() * sizeof(Slot) : 0; }
-  // The table, for a prefetch.
-  const void* data() const { return slots_.get(); }
+  // Where the search for v starts (an active map), for a prefetch.
+  const void* home_of(uint64_t v) const { return &slots_[home(v)]; }
 
   // How many times v occurs (0: not at all).
   uint32_t count(uint64_t v) const {

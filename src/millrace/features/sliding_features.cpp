@@ -424,7 +424,17 @@ const SlidingFeatureGroup::KeyState* SlidingFeatureGroup::prefetch_state(std::st
   return ks;
 }
 
-void SlidingFeatureGroup::prefetch_rows(const KeyState* ks) const {
+uint64_t SlidingFeatureGroup::column_bits(const Event& event, size_t c) const {
+  const FieldValue& fv = event.values[columns_[c].field];
+  if (columns_[c].kind == ColumnKind::Number) {
+    double d = fv.is_null() ? std::numeric_limits<double>::quiet_NaN() : fv.as_double();
+    if (d == 0) d = 0;  // -0.0 and 0.0 are one value
+    return double_to_bits(d);
+  }
+  return fv.is_null() ? 0 : (hash_string(event.str(fv)) | 1);
+}
+
+void SlidingFeatureGroup::prefetch_rows(const KeyState* ks, const Event* event) const {
   if (!ks->buf.empty()) {
     __builtin_prefetch(ks->buf.row(0));
     __builtin_prefetch(ks->buf.row(ks->buf.size() - 1));
@@ -435,7 +445,8 @@ void SlidingFeatureGroup::prefetch_rows(const KeyState* ks) const {
       __builtin_prefetch(&dq->front());
       __builtin_prefetch(&dq->back());
     }
-    if (const auto* d = st.distinct(); d && d->map.active()) __builtin_prefetch(d->map.data());
+    if (const auto* d = st.distinct(); d && d->map.active() && event)
+      __builtin_prefetch(d->map.home_of(column_bits(*event, heads_[i].column)));
     if (st.start < ks->buf.size()) __builtin_prefetch(ks->buf.row(st.start));
   }
 }
@@ -1108,18 +1119,11 @@ void SlidingFeatureGroup::on_event(std::string_view key, uint64_t hash, const Ev
   uint64_t* row = ks.buf.insert(pos, row_pools_.get(), concurrent_ ? &grown_ : nullptr);
   row[0] = static_cast<uint64_t>(t);
   for (size_t c = 0; c < columns_.size(); ++c) {
-    const FieldValue& fv = event.values[columns_[c].field];
-    uint64_t bits;
-    if (columns_[c].kind == ColumnKind::Number) {
-      double d = fv.is_null() ? std::numeric_limits<double>::quiet_NaN() : fv.as_double();
-      if (d == 0) d = 0;  // -0.0 and 0.0 are one value
-      bits = double_to_bits(d);
-    } else {
-      bits = fv.is_null() ? 0 : (hash_string(event.str(fv)) | 1);
-    }
-    row[1 + c] = bits;
-    if (columns_[c].kind == ColumnKind::Text)
+    row[1 + c] = column_bits(event, c);
+    if (columns_[c].kind == ColumnKind::Text) {
+      const FieldValue& fv = event.values[columns_[c].field];
       ks.text()[c].insert(pos, fv.is_null() ? std::string() : std::string(event.str(fv)));
+    }
   }
   if (in_order) {
     ks.max_t = t;

@@ -83,11 +83,13 @@ class SlidingFeatureGroup {
   // batch of events goes through one after the other, so that the cache
   // misses of the batch overlap: the key's slot in the key table (by its
   // hash); once that is cached, the key's state (returns it, nullptr for a
-  // new key); once that is cached, its event rows and feature structures.
-  // Changes nothing; the state returned is valid until the group changes.
+  // new key); once that is cached, its event rows and feature structures
+  // (with `event`, the entries of its values in the key's count_distinct and
+  // is_new tables). Changes nothing; the state returned is valid until the
+  // group changes.
   void prefetch_slot(uint64_t hash) const { keys_.prefetch(hash); }
   const KeyState* prefetch_state(std::string_view key, uint64_t hash) const;
-  void prefetch_rows(const KeyState* ks) const;
+  void prefetch_rows(const KeyState* ks, const Event* event = nullptr) const;
 
   // Scratch space of one reading thread, reused between reads.
   struct ReadScratch {
@@ -211,6 +213,8 @@ class SlidingFeatureGroup {
     return read_column(ks, f.column, pos, bits, x);
   }
   bool read_column(const KeyState& ks, int column, size_t pos, uint64_t* bits, double* x) const;
+  // The cell an event's row holds in column c.
+  uint64_t column_bits(const Event& event, size_t c) const;
   // Head state h: the event at pos enters / the event at pos (its start) leaves.
   void add_to_head(KeyState& ks, size_t h, size_t pos, bool in_order);
   void remove_from_head(KeyState& ks, size_t h, size_t pos);

@@ -1048,6 +1048,7 @@ bool Pipeline::process_batch(int w, const Message* msgs, size_t n) {
   struct Pending {
     SlidingFeatureGroup* sg;
     const SlidingFeatureGroup::KeyState* ks;
+    const Event* event;
   };
   Pending pending[kBatch * 4];
   size_t np = 0;
@@ -1060,7 +1061,9 @@ bool Pipeline::process_batch(int w, const Message* msgs, size_t n) {
       const int g = __builtin_ctz(mask);
       if (SlidingFeatureGroup* sg = store_->group(w, g)) {
         sg->prefetch_slot(s.key_hashes[g]);
-        if (np < std::size(pending)) pending[np++] = {sg, nullptr};
+        // The event's values index the tables of the groups it updates only.
+        const Event* own = plan_.groups[g].source == s.source ? &s.event : nullptr;
+        if (np < std::size(pending)) pending[np++] = {sg, nullptr, own};
       }
     }
   }
@@ -1088,7 +1091,7 @@ bool Pipeline::process_batch(int w, const Message* msgs, size_t n) {
   }
   // Stage 3: their event rows and feature structures.
   for (size_t j = 0; j < np; ++j)
-    if (pending[j].ks) pending[j].sg->prefetch_rows(pending[j].ks);
+    if (pending[j].ks) pending[j].sg->prefetch_rows(pending[j].ks, pending[j].event);
   if (ev) prefetch_batch_values(1);
   // Window operators take each run of consecutive events in one call, ahead
   // of the rest of the events' work (their state is their own).
