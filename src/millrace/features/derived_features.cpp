@@ -544,7 +544,7 @@ void DerivedFeatures::Evaluator::evaluate(const Event& event, FeatureValue* valu
 void DerivedFeatures::Evaluator::prefetch(const Event& event, int step) {
   LocatedKeys& lk = located_;
   if (step == 0) {
-    if (lk.last_step != 0) lk.count = lk.step1 = lk.next = 0;  // a new batch
+    if (lk.last_step != 0) lk.count = lk.step[1] = lk.step[2] = lk.next = 0;  // a new batch
     lk.last_step = 0;
     for (size_t i = 0; i < batch_views_.size(); ++i) {
       const BatchView& view = batch_views_[i];
@@ -556,25 +556,32 @@ void DerivedFeatures::Evaluator::prefetch(const Event& event, int step) {
       e.event = &event;
       e.source = static_cast<int>(i);
       e.table = view.table.get();
-      e.located = false;
+      e.located = e.has_row = false;
       build_entity_key(event, b.spec().key_fields, &e.key);
       e.hash = BatchTable::hash_key(e.key);
       e.table->prefetch_slot(e.hash);
     }
     return;
   }
-  lk.last_step = 1;
+  if (step != 1 && step != 2) return;
+  lk.last_step = step;
   // This event's entries: next in line (further on when an earlier event had none).
-  size_t i = lk.step1;
+  size_t i = lk.step[step];
   while (i < lk.count && lk.entries[i].event != &event) ++i;
   if (i == lk.count) return;
   for (; i < lk.count && lk.entries[i].event == &event; ++i) {
     Located& e = lk.entries[i];
-    e.ref = e.table->locate(e.key, e.hash);
-    e.located = true;
-    e.table->prefetch_rows(e.ref);
+    if (step == 1) {
+      e.ref = e.table->locate(e.key, e.hash);
+      e.located = true;
+      e.table->prefetch_rows(e.ref);
+    } else if (e.located) {
+      e.row = e.table->find_at(e.ref, event.time);
+      e.has_row = true;
+      if (e.row) e.table->prefetch_cells(e.row);
+    }
   }
-  lk.step1 = i;
+  lk.step[step] = i;
 }
 
 const DerivedFeatures::Evaluator::Located* DerivedFeatures::Evaluator::located(
@@ -601,8 +608,9 @@ expr::Value DerivedFeatures::Evaluator::batch(int source, int column, const Even
     }
     const Located* e = located(event, source, view.table.get());
     if (e) {
-      view.row = e->located ? view.table->find_at(e->ref, event.time)
-                            : view.table->find(e->key, e->hash, event.time);
+      view.row = e->has_row   ? e->row
+                 : e->located ? view.table->find_at(e->ref, event.time)
+                              : view.table->find(e->key, e->hash, event.time);
     } else {
       build_entity_key(event, b.spec().key_fields, &view.key);
       view.row = view.table->find(view.key, event.time);

@@ -112,12 +112,14 @@ class DerivedFeatures {
     // The same for some of them: indexes into DerivedFeaturePlan::features,
     // in increasing order.
     void evaluate(const Event& event, FeatureValue* values, const std::vector<int>& which);
-    // Hints that evaluate() comes soon for `event`, in two steps a batch of
-    // events goes through one after the other (step 0, then step 1), so that
-    // the cache misses of the batch values they read overlap
-    // (BatchTable::prefetch_slot(), prefetch_rows()). The keys built, hashed
-    // and located here are kept for the events' evaluations (in the same
-    // order), which then read their rows without searching. Changes no result.
+    // Hints that evaluate() comes soon for `event`, in three steps a batch of
+    // events goes through one after the other (step 0, 1, then 2), so that
+    // the cache misses of the batch values they read overlap: each key's
+    // index slot (BatchTable::prefetch_slot()), its as_of times
+    // (prefetch_rows()), then the cells of the row in force at the event's
+    // time (prefetch_cells()). The keys built, hashed and located and the rows
+    // found here are kept for the events' evaluations (in the same order),
+    // which then read them without searching. Changes no result.
     void prefetch(const Event& event, int step);
     // Table lookups from now on see the changes stamped <= stamp
     // (ReferenceTable; default: every change applied).
@@ -152,14 +154,16 @@ class DerivedFeatures {
       std::string key;
       uint64_t hash = 0;
       BatchTable::KeyRef ref;
-      bool located = false;
+      bool located = false;  // step 1 done: ref is set
+      bool has_row = false;  // step 2 done: row is set
+      const FieldValue* row = nullptr;
     };
     struct LocatedKeys {
       std::vector<Located> entries;
       size_t count = 0;
-      size_t step1 = 0;  // next entry prefetch(, 1) looks at
-      size_t next = 0;   // next entry an evaluation looks at
-      int last_step = 1;
+      size_t step[3] = {};  // steps 1 and 2: the next entry they look at
+      size_t next = 0;      // the next entry an evaluation looks at
+      int last_step = 2;
     };
     LocatedKeys located_;
     // The located key of (event, source), or nullptr.

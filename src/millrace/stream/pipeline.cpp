@@ -1068,7 +1068,8 @@ bool Pipeline::process_batch(int w, const Message* msgs, size_t n) {
     }
   }
   // The batch values the derived features of the scored source's events
-  // read: their index slots here, their times after stage 3.
+  // read: their index slots here, their times after stage 2, the cells of the
+  // rows in force after stage 3.
   DerivedFeatures::Evaluator* ev = derived_ ? evaluators_[w].get() : nullptr;
   auto prefetch_batch_values = [&](int step) {
     for (size_t i = 0; i < n; ++i) {
@@ -1089,10 +1090,11 @@ bool Pipeline::process_batch(int w, const Message* msgs, size_t n) {
       ++k;
     }
   }
+  if (ev) prefetch_batch_values(1);
   // Stage 3: their event rows and feature structures.
   for (size_t j = 0; j < np; ++j)
     if (pending[j].ks) pending[j].sg->prefetch_rows(pending[j].ks, pending[j].event);
-  if (ev) prefetch_batch_values(1);
+  if (ev) prefetch_batch_values(2);
   // Window operators take each run of consecutive events in one call, ahead
   // of the rest of the events' work (their state is their own).
   const bool has_windows = !spec_.windows.empty();
