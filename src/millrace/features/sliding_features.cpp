@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cassert>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -115,12 +116,16 @@ using RowPools = SlidingFeatureGroup::RowPools;
 using RowArray = SlidingFeatureGroup::RowArray;
 
 // The key's buffered events in time order: one row per event, word 0 the
-// event time, then one 64-bit cell per column. The first rows live in the
-// key's own allocation (`inline_rows`); more move to the heap, growing by half.
+// event time, then one 64-bit cell per column, in a ring whose capacity is a
+// power of two (a row's slot is one add and one mask away). The first rows
+// live in the key's own allocation (`inline_rows`); more move to the heap,
+// doubling.
 class EventBuffer {
  public:
   EventBuffer(uint32_t columns, uint64_t* inline_rows, uint32_t inline_cap)
-      : data_(inline_rows), stride_(static_cast<uint16_t>(columns + 1)), cap_(inline_cap) {}
+      : data_(inline_rows), stride_(static_cast<uint16_t>(columns + 1)), cap_(inline_cap) {
+    assert(std::has_single_bit(inline_cap));
+  }
   EventBuffer(const EventBuffer&) = delete;
   EventBuffer& operator=(const EventBuffer&) = delete;
   ~EventBuffer() {
@@ -144,7 +149,7 @@ class EventBuffer {
     return row(pos);
   }
   void pop_front() {
-    if (++head_ == cap_) head_ = 0;
+    head_ = (head_ + 1) & (cap_ - 1);
     --size_;
   }
   void clear() {
@@ -160,8 +165,8 @@ class EventBuffer {
     uint32_t stride, cap, head, size;
   };
   Raw raw() const { return {data_, stride_, cap_, head_, size_}; }
-  // A buffer of at least n rows' capacity: holds rows 0..n-1 in order from
-  // row(0) on; returns row(0).
+  // A buffer of at least n rows' capacity (a power of two): holds rows
+  // 0..n-1 in order from row(0) on; returns row(0).
   uint64_t* set_linear(uint32_t n) {
     head_ = 0;
     size_ = n;
@@ -169,16 +174,16 @@ class EventBuffer {
   }
 
  private:
-  size_t slot(size_t i) const {
-    size_t s = head_ + i;
-    return s >= cap_ ? s - cap_ : s;
-  }
+  size_t slot(size_t i) const { return (head_ + i) & (cap_ - 1); }
   size_t bytes() const { return size_t{cap_} * stride_ * sizeof(uint64_t); }
   void grow(RowPools* pools, std::vector<RowArray>* replaced) {
-    const uint32_t want = cap_ + std::max<uint32_t>(2, cap_ / 2);
+    // From the inline rows, at least 8 (a key past its first rows mostly
+    // keeps more: one step, and one dead block, fewer).
+    const uint32_t want = heap_ ? 2 * cap_ : std::max<uint32_t>(2 * cap_, 8);
     size_t usable;
     uint64_t* d = pools->allocate(size_t{want} * stride_ * 8, &usable);
-    const uint32_t cap = static_cast<uint32_t>(usable / (size_t{stride_} * 8));  // the whole block
+    // As many rows as the block holds, to a power of two.
+    const uint32_t cap = std::bit_floor(static_cast<uint32_t>(usable / (size_t{stride_} * 8)));
     for (size_t i = 0; i < size_; ++i) std::memcpy(d + i * stride_, row(i), stride_ * 8);
     if (heap_) {
       if (replaced) {
@@ -247,12 +252,80 @@ static_assert(sizeof(KeyBytes) == 16);
 
 }  // namespace
 
-// The state of a min/max or count_distinct feature: the count, then the
-// structure, in the place of the sums that only sum/avg/stddev keep (the
+// The deque of a min/max head (MonoState): a ring of entries whose first
+// kInline live in the head's own cache line, a longer one on the heap
+// (growing by doubling). Windows mostly hold few maxima (a card's 5 minutes
+// one or two), so most keys never allocate one.
+class MonoDeque {
+ public:
+  static constexpr uint32_t kInline = 2;
+  MonoDeque() : heap_(nullptr) {}
+  MonoDeque(const MonoDeque&) = delete;
+  MonoDeque& operator=(const MonoDeque&) = delete;
+  ~MonoDeque() {
+    if (cap_ > kInline) delete[] heap_;
+  }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  // Bytes on the heap (the inline entries are counted with the key).
+  size_t heap_bytes() const { return cap_ > kInline ? cap_ * sizeof(MonoEntry) : 0; }
+  MonoEntry& operator[](size_t i) { return data()[(head_ + i) & (cap_ - 1)]; }
+  const MonoEntry& operator[](size_t i) const { return data()[(head_ + i) & (cap_ - 1)]; }
+  MonoEntry& front() { return (*this)[0]; }
+  MonoEntry& back() { return (*this)[size_ - 1]; }
+  const MonoEntry& front() const { return (*this)[0]; }
+  const MonoEntry& back() const { return (*this)[size_ - 1]; }
+  void push_back(MonoEntry v) {
+    if (size_ == cap_) grow();
+    data()[(head_ + size_) & (cap_ - 1)] = v;
+    ++size_;
+  }
+  void pop_front() {
+    head_ = (head_ + 1) & (cap_ - 1);
+    if (--size_ == 0) head_ = 0;
+  }
+  void pop_back() { --size_; }
+  // Inserts v before position pos (0 <= pos <= size()).
+  void insert(size_t pos, MonoEntry v) {
+    push_back(v);
+    for (size_t i = size_ - 1; i > pos; --i) std::swap((*this)[i], (*this)[i - 1]);
+  }
+  void erase(size_t pos) {
+    for (size_t i = pos; i + 1 < size_; ++i) std::swap((*this)[i], (*this)[i + 1]);
+    --size_;
+  }
+  void clear() {
+    head_ = 0;
+    size_ = 0;
+  }
+
+ private:
+  MonoEntry* data() { return cap_ > kInline ? heap_ : inline_; }
+  const MonoEntry* data() const { return cap_ > kInline ? heap_ : inline_; }
+  void grow() {
+    auto* d = new MonoEntry[2 * cap_];
+    for (uint32_t i = 0; i < size_; ++i) d[i] = (*this)[i];
+    if (cap_ > kInline) delete[] heap_;
+    heap_ = d;
+    cap_ *= 2;
+    head_ = 0;
+  }
+  uint32_t cap_ = kInline;  // a power of two; above kInline, the entries are at heap_
+  uint32_t head_ = 0;
+  uint32_t size_ = 0;
+  union {
+    MonoEntry inline_[kInline];
+    MonoEntry* heap_;
+  };
+};
+static_assert(sizeof(MonoDeque) == 48);
+
+// The state of a min/max, count_distinct or quantile head: the count, then
+// the structure, in the place of the sums that only sum/avg/stddev keep (the
 // count comes first in each, so m.n reads it whatever the aggregate).
 struct MonoState {
   int64_t n = 0;
-  RingBuffer<MonoEntry> dq;
+  MonoDeque dq;
 };
 // count_distinct / is_new: the head window's distinct values are those of
 // its event rows [start, size). A window of at most kScanRows rows is
@@ -264,10 +337,16 @@ struct DistinctState {
   int64_t n = 0;
   CountMap map;  // active() while the window keeps it
 };
+struct SketchState {
+  int64_t n = 0;
+  QuantileSketch* sketch = nullptr;
+  ~SketchState() { delete sketch; }
+};
 
 // One head state of a key (shared by the features of SlidingFeatureGroup::Head):
-// 64 bytes, one cache line, with the deque of min/max and the set of
-// count_distinct inline (their storage on the heap).
+// 64 bytes, one cache line, with the deque of min/max (its first entries),
+// the set of count_distinct and the sketch of quantile inline (their storage
+// on the heap).
 struct FeatState {
   enum : uint8_t { kNone, kMono, kDistinct, kSketch };
   uint32_t start = 0;  // ring index of the head window's first event
@@ -276,8 +355,8 @@ struct FeatState {
     Moments m;  // sum/avg/stddev; m.n also counts the values of min/max/distinct/quantile
     MonoState mono_;
     DistinctState distinct_;
+    SketchState sketch_;
   };
-  QuantileSketch* sketch_ = nullptr;
 
   FeatState() : m() {}
   FeatState(const FeatState&) = delete;
@@ -285,13 +364,13 @@ struct FeatState {
   ~FeatState() {
     if (aux_kind == kMono) mono_.~MonoState();
     if (aux_kind == kDistinct) distinct_.~DistinctState();
-    delete sketch_;
+    if (aux_kind == kSketch) sketch_.~SketchState();
   }
   void make(uint8_t kind) {
     aux_kind = kind;
     if (kind == kMono) new (&mono_) MonoState();
     if (kind == kDistinct) new (&distinct_) DistinctState();
-    if (kind == kSketch) sketch_ = new QuantileSketch();
+    if (kind == kSketch) new (&sketch_) SketchState{0, new QuantileSketch()};
   }
   // Back to an empty window, keeping memory.
   void reset() {
@@ -305,18 +384,21 @@ struct FeatState {
         distinct_.n = 0;
         distinct_.map.clear();
         break;
+      case kSketch:
+        sketch_.n = 0;
+        sketch_.sketch->clear();
+        break;
       default:
         m = Moments();
-        if (sketch_) sketch_->clear();
     }
   }
-  RingBuffer<MonoEntry>* mono() const {
-    return aux_kind == kMono ? const_cast<RingBuffer<MonoEntry>*>(&mono_.dq) : nullptr;
+  MonoDeque* mono() const {
+    return aux_kind == kMono ? const_cast<MonoDeque*>(&mono_.dq) : nullptr;
   }
   DistinctState* distinct() const {
     return aux_kind == kDistinct ? const_cast<DistinctState*>(&distinct_) : nullptr;
   }
-  QuantileSketch* sketch() const { return sketch_; }
+  QuantileSketch* sketch() const { return aux_kind == kSketch ? sketch_.sketch : nullptr; }
 };
 static_assert(sizeof(FeatState) == 64);
 
@@ -488,9 +570,9 @@ SlidingFeatureGroup::SlidingFeatureGroup(const Schema& schema, std::vector<Featu
   for (const Feature& f : features_)
     head_reads_ &= f.has_head && (f.spec.agg == AggKind::Count || f.spec.agg == AggKind::Sum ||
                                   f.spec.agg == AggKind::Avg || f.spec.agg == AggKind::Stddev);
-  // Inline rows: as many as fit in 64 bytes, at least one.
+  // Inline rows: as many as fit in 64 bytes, at least one, to a power of two.
   const size_t row_bytes = (columns_.size() + 1) * sizeof(uint64_t);
-  inline_rows_ = static_cast<uint32_t>(std::max<size_t>(1, 64 / row_bytes));
+  inline_rows_ = std::bit_floor(static_cast<uint32_t>(std::max<size_t>(1, 64 / row_bytes)));
   state_alloc_bytes_ = kFeatsOffset + heads_.size() * sizeof(FeatState) +
                        (has_text_ ? sizeof(TextColumns) : 0) + inline_rows_ * row_bytes;
   state_pool_ = std::make_unique<BlockPool>(state_alloc_bytes_);
@@ -1374,7 +1456,7 @@ size_t SlidingFeatureGroup::state_bytes() const {
       for (const auto& c : ks->text()) bytes += sizeof(c) + c.capacity() * sizeof(std::string);
     for (size_t h = 0; h < ks->nheads; ++h) {
       const FeatState& st = ks->heads()[h];
-      if (st.mono()) bytes += st.mono()->capacity() * sizeof(MonoEntry);
+      if (st.mono()) bytes += st.mono()->heap_bytes();
       if (st.distinct()) bytes += st.distinct()->map.table_bytes();
       if (st.sketch()) bytes += st.sketch()->memory_bytes();
     }
@@ -1582,7 +1664,7 @@ SlidingFeatureGroup::copy_for_read(const KeyState& src, ReadScratch* scratch) co
   // The buffer's fields are consistent: its rows are within its array.
   const size_t nf = heads_.size();
   const size_t stride = raw.stride;
-  const size_t rows = std::max<size_t>(raw.size, 1);
+  const size_t rows = std::bit_ceil(std::max<size_t>(raw.size, 1));  // the ring's capacity
   const size_t words = (kFeatsOffset + nf * sizeof(FeatState)) / 8 + rows * stride;
   if (scratch->copy.size() < words + kLine / 8) scratch->copy.resize(words + kLine / 8 + 64);
   char* base = reinterpret_cast<char*>(scratch->copy.data());
