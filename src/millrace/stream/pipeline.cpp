@@ -146,6 +146,19 @@ class Pipeline {
   // Completes an event on thread `t` (a worker, or nworkers_ for the source):
   // derived features, scoring, the output record.
   void format_event(Slot& s, int t);
+  // format_event()'s parts: the derived features (returns their ticks when
+  // timed), and the output record.
+  int64_t derive_event(Slot& s, int t);
+  void write_event(Slot& s);
+  // With a model, the events a worker finishes are scored together at the end
+  // of its batch (finish_scored()).
+  struct ScoredBatch {
+    std::vector<uint64_t> seqs;
+    std::vector<Scorer::BatchItem> items;
+    std::vector<int64_t> derive_ticks;
+  };
+  std::vector<ScoredBatch> scored_;  // per worker
+  void finish_scored(int w);
   void format_dead(Slot& s, std::string_view error);
   void append_origin(const Slot& s, std::string& out) const;
   void format_late(Slot& s, TimeMs watermark);
@@ -456,17 +469,55 @@ void append_event_fields(std::string& out, const Schema& schema, const Event& e)
 
 void Pipeline::format_event(Slot& s, int t) {
   if (s.source != 0) return;  // only the scored source's events go out
+  const int64_t derive_ticks = derive_event(s, t);
+  if (scorer_) {
+    scorer_->score(s.event, s.values.data(), &s.score, timed_);
+    if (timed_) record_latency(s, t, derive_ticks);
+  }
+  write_event(s);
+}
+
+int64_t Pipeline::derive_event(Slot& s, int t) {
   for (int i : unread_features_) s.values[i].set_null();
   const int64_t t0 = timed_ ? StageClock::now() : 0;
   if (derived_) {
     evaluators_[t]->set_stamp(s.seq);
     evaluators_[t]->evaluate(s.event, s.values.data());
   }
-  if (scorer_) {
-    const int64_t t1 = timed_ ? StageClock::now() : 0;
-    scorer_->score(s.event, s.values.data(), &s.score, timed_);
-    if (timed_) record_latency(s, t, t1 - t0);
+  return timed_ ? StageClock::now() - t0 : 0;
+}
+
+// The events worker w finished in its batch (format_event()'s work for all of
+// them at once): their derived features, the model over all their rows, then
+// each one's decision and output; then they go to the sink.
+void Pipeline::finish_scored(int w) {
+  std::vector<uint64_t>& seqs = scored_[w].seqs;
+  if (seqs.empty()) return;
+  std::vector<Scorer::BatchItem>& items = scored_[w].items;
+  std::vector<int64_t>& ticks = scored_[w].derive_ticks;
+  items.clear();
+  ticks.clear();
+  for (uint64_t seq : seqs) {
+    Slot& s = slot(seq);
+    if (s.source != 0) continue;
+    ticks.push_back(derive_event(s, w));
+    items.push_back({&s.event, s.values.data(), &s.score});
   }
+  scorer_->score_batch(items.data(), items.size(), timed_);
+  size_t k = 0;
+  for (uint64_t seq : seqs) {
+    Slot& s = slot(seq);
+    if (s.source == 0) {
+      if (timed_) record_latency(s, w, ticks[k]);
+      ++k;
+      write_event(s);
+    }
+    complete(s, seq);
+  }
+  seqs.clear();
+}
+
+void Pipeline::write_event(Slot& s) {
   if (!emit_events_) return;
   std::string& out = s.out;
   if (s.line.empty()) {
@@ -970,6 +1021,7 @@ bool Pipeline::process(int w, const Message& m, bool windows_done) {
   Slot& s = slot(m.seq);
   me.seq = m.seq;
   if (s.kind == SlotKind::Stop) {
+    finish_scored(w);
     if (me.redis)
       if (Status st = me.redis->flush(); !st.ok()) fail(st);
     if (last_worker(s)) complete(s, m.seq);
@@ -1038,8 +1090,12 @@ bool Pipeline::process(int w, const Message& m, bool windows_done) {
   }
   store_->unlock(w);
   if (last_worker(s)) {
-    if (s.kind == SlotKind::Event) format_event(s, w);
-    complete(s, m.seq);
+    if (s.kind == SlotKind::Event && scorer_) {
+      scored_[w].seqs.push_back(m.seq);  // scored with the batch's other events
+    } else {
+      if (s.kind == SlotKind::Event) format_event(s, w);
+      complete(s, m.seq);
+    }
   }
   return true;
 }
@@ -1108,6 +1164,7 @@ bool Pipeline::process_batch(int w, const Message* msgs, size_t n) {
     }
     if (!process(w, msgs[i], i < windows_done)) return false;
   }
+  finish_scored(w);
   return true;
 }
 
@@ -1615,6 +1672,7 @@ Result<RunStats> Pipeline::run() {
   timed_ = opts_.stage_latency && scorer_ != nullptr;
   if (timed_ || opts_.max_rate > 0) StageClock::calibrate();
   if (timed_) latency_.resize(nworkers_ + 1);
+  scored_.resize(nworkers_ + 1);
   inline_worker_ = !opts_.worker_thread;
   inline_sink_ = inline_worker_ && nworkers_ == 1;
   // An inline sink frees slots as soon as a batch is run: a small ring, whose

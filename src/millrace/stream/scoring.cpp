@@ -96,24 +96,33 @@ Result<std::unique_ptr<Scorer>> Scorer::Create(const PipelineSpec& spec) {
   return s;
 }
 
-double Scorer::run_model(const model::ModelSnapshot& snap, const Event& event,
-                         const FeatureValue* features) const {
+const std::vector<Scorer::Source>& Scorer::sources(const model::ModelSnapshot& snap) const {
   // Bindings per model version, cached per thread: a swap binds once per thread.
   thread_local std::unordered_map<const model::LoadedModel*, std::vector<Source>> bindings;
-  thread_local std::vector<float> row;
   auto it = bindings.find(snap.get());
   if (it == bindings.end()) {
     if (bindings.size() > 16) bindings.clear();
     auto b = bind(*snap);
     it = bindings.emplace(snap.get(), b.ok() ? b.value() : std::vector<Source>()).first;
   }
-  const auto& srcs = it->second;
-  row.resize(srcs.size());
+  return it->second;
+}
+
+void Scorer::fill_row(const std::vector<Source>& srcs, const Event& event,
+                      const FeatureValue* features, float* row) {
   for (size_t i = 0; i < srcs.size(); ++i) {
     double v = srcs[i].feature >= 0 ? features[srcs[i].feature].as_double()
                                     : event.values[srcs[i].field].as_double();
     row[i] = static_cast<float>(v);
   }
+}
+
+double Scorer::run_model(const model::ModelSnapshot& snap, const Event& event,
+                         const FeatureValue* features) const {
+  thread_local std::vector<float> row;
+  const std::vector<Source>& srcs = sources(snap);
+  row.resize(srcs.size());
+  fill_row(srcs, event, features, row.data());
   return snap->model->score(row.data());
 }
 
@@ -123,6 +132,37 @@ void Scorer::score(const Event& event, const FeatureValue* features, ScoreResult
   out->snapshot = champion_->handle()->current();
   out->model = out->snapshot.get();
   out->score = run_model(out->snapshot, event, features);
+  if (timed) out->inference_ticks = StageClock::now() - t0;
+  decide(event, features, out, timed);
+}
+
+void Scorer::score_batch(const BatchItem* items, size_t n, bool timed) const {
+  if (n == 0) return;
+  if (n == 1) return score(*items[0].event, items[0].features, items[0].out, timed);
+  const int64_t t0 = timed ? StageClock::now() : 0;
+  model::ModelSnapshot snap = champion_->handle()->current();
+  const std::vector<Source>& srcs = sources(snap);
+  const size_t stride = srcs.size(), outs = snap->model->num_outputs();
+  thread_local std::vector<float> rows;
+  thread_local std::vector<double> scores;
+  rows.resize(n * stride);
+  scores.resize(n * outs);
+  for (size_t r = 0; r < n; ++r)
+    fill_row(srcs, *items[r].event, items[r].features, rows.data() + r * stride);
+  snap->model->predict_batch(rows.data(), n, stride, scores.data());
+  const int64_t ticks = timed ? StageClock::now() - t0 : 0;
+  for (size_t r = 0; r < n; ++r) {
+    ScoreResult* out = items[r].out;
+    out->snapshot = snap;
+    out->model = snap.get();
+    out->score = scores[r * outs];  // as Model::score(): the first output
+    out->inference_ticks = ticks;
+    decide(*items[r].event, items[r].features, out, timed);
+  }
+}
+
+void Scorer::decide(const Event& event, const FeatureValue* features, ScoreResult* out,
+                    bool timed) const {
   const int64_t t1 = timed ? StageClock::now() : 0;
   thread_local std::vector<decision::FieldValue> values;
   values.resize(decision_sources_.size());
@@ -149,11 +189,7 @@ void Scorer::score(const Event& event, const FeatureValue* features, ScoreResult
     }
   }
   decisions_.decide(out->score, values, &out->decision);
-  if (timed) {
-    const int64_t t2 = StageClock::now();
-    out->inference_ticks = t1 - t0;
-    out->decision_ticks = t2 - t1;
-  }
+  if (timed) out->decision_ticks = StageClock::now() - t1;
   out->has_shadow = shadow_ != nullptr;
   if (shadow_) {
     out->shadow_snapshot = shadow_->handle()->current();

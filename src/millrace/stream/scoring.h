@@ -52,6 +52,18 @@ class Scorer {
   void score(const Event& event, const FeatureValue* features, ScoreResult* out,
              bool timed = false) const;
 
+  // The same for n events at once: one model snapshot for all, their rows
+  // scored together (Model::predict_batch: the trees are walked by every row
+  // while they are in the cache), then each event's decision. The scores are
+  // those score() gives, bit for bit. With `timed`, each event's
+  // inference_ticks is the whole batch's model time (what it waited for).
+  struct BatchItem {
+    const Event* event;
+    const FeatureValue* features;
+    ScoreResult* out;
+  };
+  void score_batch(const BatchItem* items, size_t n, bool timed = false) const;
+
   // Appends `, "score": ..., "action": ..., "reason": ..., "model": ..., "model_version": ...`.
   static void append_fields(const ScoreResult& r, std::string& out);
 
@@ -70,8 +82,15 @@ class Scorer {
     int field = -1;    // schema field index
   };
   Result<std::vector<Source>> bind(const model::LoadedModel& m) const;
+  // The model's inputs: where each of its features comes from (cached per
+  // model version and thread).
+  const std::vector<Source>& sources(const model::ModelSnapshot& snap) const;
+  static void fill_row(const std::vector<Source>& srcs, const Event& event,
+                       const FeatureValue* features, float* row);
   double run_model(const model::ModelSnapshot& snap, const Event& event,
                    const FeatureValue* features) const;
+  // The rules' decision for a scored event (out->score set), and the shadow's score.
+  void decide(const Event& event, const FeatureValue* features, ScoreResult* out, bool timed) const;
 
   const PipelineSpec* spec_ = nullptr;
   std::vector<std::string> names_;  // features, then schema fields
