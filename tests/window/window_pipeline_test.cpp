@@ -75,6 +75,57 @@ TEST(WindowPipeline, ResultsOfOneWatermarkStreamOutInChunks) {
   }
 }
 
+// The same with a model: the events a worker finishes are scored at the end
+// of its batch, and a watermark's spill waits for every earlier slot to be
+// written, so it first finishes the events it would otherwise wait for. Every
+// window result and every scored event comes out once.
+TEST(WindowPipeline, ResultsStreamOutBesideScoredEvents) {
+  TempDir dir;
+  std::ofstream(dir.file("model.json"))
+      << R"({"kind": "logistic_regression", "features": ["n_1m", "amount"],)"
+      << R"( "weights": [0.01, 0.02], "bias": -1.0})";
+  auto spec = parse_spec(
+      "source:\n  time: ts\n  max_out_of_orderness: 0s\n"
+      "  schema: {key: string, amount: double, ts: int64}\n"
+      "features:\n  - {name: n_1m, key: key, agg: count, window: 1m}\n"
+      "model: {path: " +
+          dir.file("model.json") +
+          "}\n"
+          "windows:\n  - {name: w, key: [key], type: hopping, size: 5s, slide: 250ms,"
+          " aggs: [{name: n, agg: count}, {name: total, agg: sum, field: amount}]}\n",
+      "spec");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  std::vector<std::string> lines;
+  {
+    std::ofstream f(dir.file("in.jsonl"));
+    for (int i = 0; i < 30000; ++i) {
+      lines.push_back(fmt::format(R"({{"key": "k{}", "amount": {}, "ts": {}}})", (i * 7919) % 3000,
+                                  i % 100, 1'000'000 + i / 10));
+      f << lines.back() << "\n";
+    }
+  }
+  auto alone = run_window_lines(spec.value(), lines, {.count_open = false});
+  ASSERT_TRUE(alone.ok()) << alone.status().message();
+  std::vector<std::string> expected = alone->results;
+  std::sort(expected.begin(), expected.end());
+  ASSERT_GT(expected.size(), 90000u);  // several MB: several spills
+  for (int workers : {1, 2}) {
+    RunOptions opts;
+    opts.input = dir.file("in.jsonl");
+    opts.output = dir.file(fmt::format("out{}.jsonl", workers));
+    opts.workers = workers;
+    auto stats = run_pipeline(spec.value(), opts);
+    ASSERT_TRUE(stats.ok()) << stats.status().message();
+    EXPECT_EQ(stats->window_results, expected.size()) << workers << " workers";
+    EXPECT_TRUE(window_lines(opts.output) == expected) << workers << " workers";
+    size_t scored = 0;
+    std::ifstream in(opts.output);
+    for (std::string line; std::getline(in, line);)
+      scored += line.rfind("{\"key\"", 0) == 0 && line.find("\"score\": ") != std::string::npos;
+    EXPECT_EQ(scored, lines.size()) << workers << " workers";
+  }
+}
+
 // A log output of several partitions: every result record of a key (its
 // final, retracts and updates, which come out at different times) is in the
 // same partition, in order, whatever the number of workers.

@@ -119,7 +119,9 @@ class DerivedFeatures {
     // (prefetch_rows()), then the cells of the row in force at the event's
     // time (prefetch_cells()). The keys built, hashed and located and the rows
     // found here are kept for the events' evaluations (in the same order),
-    // which then read them without searching. Changes no result.
+    // which then read them without searching. Changes no result. An event is
+    // known by its address: step 0 of a batch starts afresh, and a batch's
+    // events are evaluated before the next batch's step 0.
     void prefetch(const Event& event, int step);
     // Table lookups from now on see the changes stamped <= stamp
     // (ReferenceTable; default: every change applied).

@@ -965,6 +965,9 @@ Status write_window_results(RecordWriter* out, WindowOutput& wo) {
 void Pipeline::spill_window_results(int w, size_t window, WindowOutput& wo) {
   Worker& me = workers_[w];
   const uint64_t seq = me.seq;
+  // The events this worker finished earlier in its batch wait to be scored
+  // with the batch (finish_scored()): the sink needs them before this slot.
+  finish_scored(w);
   // The sink is then waiting for this slot and touches no writer until it is
   // complete. An inline sink writes the earlier slots now (they are complete:
   // the one worker runs them in order).
