@@ -111,7 +111,11 @@ void write_inputs(const TempDir& dir, uint64_t seed, int ntx) {
   const TimeMs start = 1'767'225'600'000;
   std::ofstream tx(dir.file("tx.jsonl")), labels(dir.file("labels.jsonl"));
   TimeMs t = start, lt = start;
-  const char* memos[] = {"plain", "with, comma", "with \\\"quote\\\"", "line\\nbreak"};
+  // Texts to quote (the character that asks for it early, late, or past the
+  // first 8 bytes) and one that needs none.
+  const char* memos[] = {
+      "plain",           "with, comma",  "with \\\"quote\\\"", "line\\nbreak",
+      "a longer memo,x", "eight ch\\\"", "sixteen bytes ok",   "sixteen bytes ok\\r"};
   for (int i = 0; i < ntx; ++i) {
     t += static_cast<TimeMs>(rng() % 700);
     TimeMs ts = t;
@@ -128,7 +132,8 @@ void write_inputs(const TempDir& dir, uint64_t seed, int ntx) {
     }
     std::string amount =
         rng() % 15 == 0 ? "null" : fmt::format("{}", static_cast<double>(rng() % 100000) / 100);
-    std::string memo = rng() % 3 == 0 ? "null" : fmt::format("\"{}\"", memos[rng() % 4]);
+    std::string memo =
+        rng() % 3 == 0 ? "null" : fmt::format("\"{}\"", memos[rng() % std::size(memos)]);
     tx << fmt::format(
               R"({{"id": "t{}", "card_id": "c{}", "merchant_id": "m{}", "memo": {}, "amount": {}, "ts": {}}})",
               i, rng() % 30, rng() % 8, memo, amount, ts)
@@ -217,6 +222,10 @@ TEST_P(BackfillPaths, DirectLoopWritesTheRuntimesBytes) {
   // The rows are what a reader of the CSV expects: quoted text, empty nulls.
   EXPECT_NE(direct.find("\"with, comma\""), std::string::npos);
   EXPECT_NE(direct.find("\"line\nbreak\""), std::string::npos);
+  EXPECT_NE(direct.find("\"a longer memo,x\""), std::string::npos);
+  EXPECT_NE(direct.find("\"eight ch\"\"\""), std::string::npos);
+  EXPECT_NE(direct.find(",sixteen bytes ok,"), std::string::npos);
+  EXPECT_NE(direct.find("\"sixteen bytes ok\r\""), std::string::npos);
   EXPECT_NE(direct.find(",,"), std::string::npos);
   // Numbers are written as the JSON output writes them: a cell read back
   // as a double and written by append_json_double() (or as an int) is the

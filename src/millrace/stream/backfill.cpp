@@ -251,11 +251,12 @@ class CsvRows {
   // Writes the row of scored event e; true when it has a label.
   bool append(const Event& e, const FeatureValue* values, OutputBlock& out) {
     const size_t nfields = schema_.size();
+    // Room for the row with its numbers and the event's and label's text;
+    // a feature's text (rare: prev/first/last of a string, expressions)
+    // asks for more when it comes.
     size_t bound = 2 + (nfields + features_.size()) * (kNumberBound + 1);
     for (size_t i = 0; i < nfields; ++i)
       if (e.values[i].kind == FieldValue::Kind::String) bound += csv_text_bound(e.values[i].s.len);
-    for (int f : features_)
-      if (values[f].kind == FeatureValue::Kind::String) bound += csv_text_bound(values[f].s.size());
     const std::string* label = nullptr;
     if (labels_) {
       const FieldValue& v = e.values[id_field_];
@@ -281,6 +282,10 @@ class CsvRows {
       p = write_csv_field(p, e, e.values[i]);
     }
     for (int f : features_) {
+      if (values[f].kind == FeatureValue::Kind::String) {
+        out.commit(p);
+        p = out.room(bound + csv_text_bound(values[f].s.size()));
+      }
       *p++ = ',';
       p = write_csv_value(p, values[f]);
     }
