@@ -1,6 +1,7 @@
 #include "millrace/stream/backfill.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -98,14 +99,51 @@ char* write_bool(char* p, bool b) {
   return p + 5;
 }
 
-char* write_csv_field(char* p, const Event& e, const FieldValue& v) {
+// The doubles last written in a row, with where their text is: a row
+// repeats many of its doubles (an amount, and its card's averages and
+// maxima over windows holding that one event), whose text is then copied
+// instead of written again. The same bits give the same text.
+class RowDoubles {
+ public:
+  static constexpr size_t kEntries = 4;
+  // A new row (the text of the last one may have moved).
+  void clear() { n_ = 0; }
+  // Writes v at p, as write_double(); p must have room for kNumberBound.
+  char* write(char* p, double v) {
+    const uint64_t bits = std::bit_cast<uint64_t>(v);
+    for (size_t i = 0; i < n_; ++i)
+      if (bits_[i] == bits) {
+        // 32 bytes loaded before any is stored: right even where the text
+        // overlaps p; the bytes past its length are scratch.
+        char text[32];
+        std::memcpy(text, at_[i], sizeof text);
+        std::memcpy(p, text, sizeof text);
+        return p + len_[i];
+      }
+    char* end = write_double(p, v);
+    const size_t slot = n_ < kEntries ? n_++ : next_++ % kEntries;
+    bits_[slot] = bits;
+    at_[slot] = p;
+    len_[slot] = static_cast<uint8_t>(end - p);
+    return end;
+  }
+
+ private:
+  uint64_t bits_[kEntries];
+  const char* at_[kEntries];
+  uint8_t len_[kEntries];
+  size_t n_ = 0, next_ = 0;
+};
+static_assert(kNumberBound >= 32);
+
+char* write_csv_field(char* p, const Event& e, const FieldValue& v, RowDoubles& doubles) {
   switch (v.kind) {
     case FieldValue::Kind::Null:
       return p;
     case FieldValue::Kind::Int:
       return write_int(p, v.i);
     case FieldValue::Kind::Double:
-      return write_double(p, v.d);
+      return doubles.write(p, v.d);
     case FieldValue::Kind::Bool:
       return write_bool(p, v.b);
     case FieldValue::Kind::String:
@@ -115,14 +153,14 @@ char* write_csv_field(char* p, const Event& e, const FieldValue& v) {
 }
 
 // As FeatureValue::append_json() writes it, text as CSV text, null as nothing.
-char* write_csv_value(char* p, const FeatureValue& v) {
+char* write_csv_value(char* p, const FeatureValue& v, RowDoubles& doubles) {
   switch (v.kind) {
     case FeatureValue::Kind::Null:
       return p;
     case FeatureValue::Kind::Int:
       return write_int(p, v.i);
     case FeatureValue::Kind::Double:
-      return write_double(p, v.d);
+      return doubles.write(p, v.d);
     case FeatureValue::Kind::Bool:
       return write_bool(p, v.i != 0);
     case FeatureValue::Kind::String:
@@ -277,17 +315,19 @@ class CsvRows {
       }
     }
     char* p = out.room(bound);
+    doubles_.clear();
     for (size_t i = 0; i < nfields; ++i) {
       if (i) *p++ = ',';
-      p = write_csv_field(p, e, e.values[i]);
+      p = write_csv_field(p, e, e.values[i], doubles_);
     }
     for (int f : features_) {
       if (values[f].kind == FeatureValue::Kind::String) {
         out.commit(p);
         p = out.room(bound + csv_text_bound(values[f].s.size()));
+        doubles_.clear();  // the row's text may have moved
       }
       *p++ = ',';
-      p = write_csv_value(p, values[f]);
+      p = write_csv_value(p, values[f], doubles_);
     }
     if (labels_) {
       *p++ = ',';
@@ -304,6 +344,7 @@ class CsvRows {
   const absl::flat_hash_map<std::string, std::string>* labels_;
   int id_field_;
   std::string header_, id_;
+  RowDoubles doubles_;
 };
 
 // The backfill through the runtime (run_pipeline with one worker and a sink
