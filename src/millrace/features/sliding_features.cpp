@@ -157,6 +157,11 @@ class EventBuffer {
     size_ = 0;
   }
   const void* first_row_address() const { return size_ ? row(0) : data_; }
+  // Leaves rows from a pool to go with the pools (the group is being
+  // destroyed): the destructor then frees only an array from the heap.
+  void leave_to_pools() {
+    if (heap_ && bytes() <= RowPools::kMaxPooled) heap_ = false;
+  }
 
   // The buffer's words as they are, for a copy made while the owner may be
   // changing them (SlidingFeatureGroup::copy_for_read()).
@@ -253,9 +258,9 @@ static_assert(sizeof(KeyBytes) == 16);
 }  // namespace
 
 // The deque of a min/max head (MonoState): a ring of entries whose first
-// kInline live in the head's own cache line, a longer one on the heap
-// (growing by doubling). Windows mostly hold few maxima (a card's 5 minutes
-// one or two), so most keys never allocate one.
+// kInline live in the head's own cache line, a longer one in an array from
+// the group's RowPools (growing by doubling). Windows mostly hold few maxima
+// (a card's 5 minutes one or two), so most keys never allocate one.
 class MonoDeque {
  public:
   static constexpr uint32_t kInline = 2;
@@ -263,7 +268,7 @@ class MonoDeque {
   MonoDeque(const MonoDeque&) = delete;
   MonoDeque& operator=(const MonoDeque&) = delete;
   ~MonoDeque() {
-    if (cap_ > kInline) delete[] heap_;
+    if (cap_ > kInline) RowPools::free(reinterpret_cast<uint64_t*>(heap_), heap_bytes());
   }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
@@ -275,8 +280,8 @@ class MonoDeque {
   MonoEntry& back() { return (*this)[size_ - 1]; }
   const MonoEntry& front() const { return (*this)[0]; }
   const MonoEntry& back() const { return (*this)[size_ - 1]; }
-  void push_back(MonoEntry v) {
-    if (size_ == cap_) grow();
+  void push_back(MonoEntry v, RowPools* pools) {
+    if (size_ == cap_) grow(pools);
     data()[(head_ + size_) & (cap_ - 1)] = v;
     ++size_;
   }
@@ -286,8 +291,8 @@ class MonoDeque {
   }
   void pop_back() { --size_; }
   // Inserts v before position pos (0 <= pos <= size()).
-  void insert(size_t pos, MonoEntry v) {
-    push_back(v);
+  void insert(size_t pos, MonoEntry v, RowPools* pools) {
+    push_back(v, pools);
     for (size_t i = size_ - 1; i > pos; --i) std::swap((*this)[i], (*this)[i - 1]);
   }
   void erase(size_t pos) {
@@ -298,14 +303,19 @@ class MonoDeque {
     head_ = 0;
     size_ = 0;
   }
+  // Whether the entries are in an array from the heap (past RowPools'
+  // sizes), which only the destructor frees.
+  bool on_heap() const { return heap_bytes() > RowPools::kMaxPooled; }
 
  private:
   MonoEntry* data() { return cap_ > kInline ? heap_ : inline_; }
   const MonoEntry* data() const { return cap_ > kInline ? heap_ : inline_; }
-  void grow() {
-    auto* d = new MonoEntry[2 * cap_];
+  void grow(RowPools* pools) {
+    const size_t bytes = 2 * size_t{cap_} * sizeof(MonoEntry);
+    size_t usable;
+    auto* d = reinterpret_cast<MonoEntry*>(pools->allocate(bytes, &usable));
     for (uint32_t i = 0; i < size_; ++i) d[i] = (*this)[i];
-    if (cap_ > kInline) delete[] heap_;
+    if (cap_ > kInline) RowPools::free(reinterpret_cast<uint64_t*>(heap_), heap_bytes());
     heap_ = d;
     cap_ *= 2;
     head_ = 0;
@@ -433,6 +443,18 @@ struct SlidingFeatureGroup::KeyState {
   }
   TextColumns& text() const { return *reinterpret_cast<TextColumns*>(heads() + nheads); }
 
+  // Destroys the state, but for the blocks it has from the group's pools
+  // (the group is being destroyed with them): only heads that may hold
+  // memory from elsewhere (`heap_heads`) are looked at.
+  void destroy_leaving_pools(const std::vector<uint32_t>& heap_heads) {
+    for (uint32_t h : heap_heads) {
+      FeatState& st = heads()[h];
+      if (!st.mono() || st.mono()->on_heap()) st.~FeatState();
+    }
+    if (has_text) text().~TextColumns();
+    buf.leave_to_pools();
+    this->~KeyState();
+  }
   // Makes a freed key's state ready for another key, keeping its memory.
   void reset() {
     max_t = kMinTime;
@@ -634,8 +656,23 @@ void SlidingFeatureGroup::assign_heads() {
 
 SlidingFeatureGroup::~SlidingFeatureGroup() {
   if (reclaimer_) reclaimer_->free_all();
-  clear_keys();
+  // The pools go with the group: the keys' blocks (states, rows, deques) are
+  // not given back one by one; only the heads that may hold other memory
+  // are visited.
+  const std::vector<uint32_t> heap_heads = heads_holding_memory();
+  keys_.for_each([&](uint64_t, KeyState* ks) { ks->destroy_leaving_pools(heap_heads); });
+  keys_.clear();
+  if (published_) published_->clear();
   if (reclaimer_) reclaimer_->free_all();
+}
+
+std::vector<uint32_t> SlidingFeatureGroup::heads_holding_memory() const {
+  std::vector<uint32_t> out;
+  for (size_t h = 0; h < heads_.size(); ++h)
+    if (heads_[h].kind != HeadKind::Start && heads_[h].kind != HeadKind::Count &&
+        heads_[h].kind != HeadKind::Sums)
+      out.push_back(static_cast<uint32_t>(h));
+  return out;
 }
 
 namespace {
@@ -759,14 +796,14 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t h, size_t pos, bool i
       auto& dq = *st.mono();
       if (in_order) {
         while (!dq.empty() && dq.back().v <= v) dq.pop_back();
-        dq.push_back({t, v});
+        dq.push_back({t, v}, row_pools_.get());
         return;
       }
       // Out of order: insert by time unless a later entry dominates it.
       size_t q = 0;
       while (q < dq.size() && dq[q].t <= t) ++q;
       if (q < dq.size() && dq[q].v >= v) return;
-      dq.insert(q, {t, v});
+      dq.insert(q, {t, v}, row_pools_.get());
       while (q > 0 && dq[q - 1].v <= v) {
         dq.erase(q - 1);
         --q;
@@ -1390,7 +1427,7 @@ SlidingFeatureGroup::KeyStatePtr SlidingFeatureGroup::load_key(ByteReader& r) {
       for (uint32_t i = 0; i < m; ++i) {
         TimeMs t = r.i64();
         const double v = r.f64();
-        if (st) st->mono()->push_back({t, v});
+        if (st) st->mono()->push_back({t, v}, row_pools_.get());
       }
     }
     if (agg == AggKind::CountDistinct || agg == AggKind::IsNew) {
@@ -1449,12 +1486,13 @@ size_t SlidingFeatureGroup::state_bytes() const {
   size_t bytes = keys_.capacity() * sizeof(KeyTable<KeyState>::Slot);
   bytes += expiry_.capacity() * sizeof(Expiry);
   if (published_) bytes += published_->memory_bytes();
+  const std::vector<uint32_t> heap_heads = heads_holding_memory();  // the others hold none
   keys_.for_each([&](uint64_t, const KeyState* ks) {
     bytes += state_alloc_bytes_ + ks->key.heap_bytes();
     bytes += ks->buf.heap_bytes();
     if (ks->has_text)
       for (const auto& c : ks->text()) bytes += sizeof(c) + c.capacity() * sizeof(std::string);
-    for (size_t h = 0; h < ks->nheads; ++h) {
+    for (uint32_t h : heap_heads) {
       const FeatState& st = ks->heads()[h];
       if (st.mono()) bytes += st.mono()->heap_bytes();
       if (st.distinct()) bytes += st.distinct()->map.table_bytes();

@@ -264,6 +264,9 @@ class SlidingFeatureGroup {
   };
   void plan_reads();
   void assign_heads();
+  // The heads whose state may hold memory outside the key's block (min/max
+  // deques, distinct tables, sketches), in order.
+  std::vector<uint32_t> heads_holding_memory() const;
   std::vector<TimeMs> read_windows_;  // distinct window lengths
   std::vector<ReadPass> read_passes_;
   // Every feature is a count, sum, avg or stddev: reads at or after a key's
