@@ -23,7 +23,7 @@ struct Moments {
   int64_t n = 0;
   double k = 0, s = 0, sc = 0, q = 0, qc = 0;
 
-  static void kahan(double& sum, double& c, double x) {
+  [[gnu::always_inline]] static void kahan(double& sum, double& c, double x) {
     double t = sum + x;
     if (std::fabs(sum) >= std::fabs(x)) {
       c += (sum - t) + x;
@@ -32,7 +32,7 @@ struct Moments {
     }
     sum = t;
   }
-  void add(double x) {
+  [[gnu::always_inline]] void add(double x) {
     if (n == 0) {
       k = x;
       s = sc = q = qc = 0;
@@ -42,7 +42,7 @@ struct Moments {
     kahan(s, sc, d);
     kahan(q, qc, d * d);
   }
-  void remove(double x) {
+  [[gnu::always_inline]] void remove(double x) {
     --n;
     if (n == 0) {
       s = sc = q = qc = 0;
@@ -683,8 +683,9 @@ inline bool cell_null(uint64_t bits, bool hash) {
 
 }  // namespace
 
-bool SlidingFeatureGroup::read_column(const KeyState& ks, int column, size_t pos, uint64_t* bits,
-                                      double* x) const {
+[[gnu::always_inline]] inline bool SlidingFeatureGroup::read_column(const KeyState& ks, int column,
+                                                                    size_t pos, uint64_t* bits,
+                                                                    double* x) const {
   *bits = 0;
   *x = 0;
   if (column < 0) return true;  // the feature reads no field (count)
@@ -853,7 +854,8 @@ void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t h, size_t pos) {
   }
 }
 
-void SlidingFeatureGroup::advance_head(KeyState& ks, size_t h, size_t pos) {
+[[gnu::always_inline]] inline void SlidingFeatureGroup::advance_head(KeyState& ks, size_t h,
+                                                                     size_t pos) {
   FeatState& st = ks.heads()[h];
   const TimeMs cutoff = ks.buf.time(pos) - heads_[h].window;
   // The event at pos is after the cutoff: it stays whichever comes first.
@@ -900,7 +902,7 @@ void SlidingFeatureGroup::write_field_value(const KeyState& ks, size_t pos, cons
 namespace {
 
 // Writes the numeric result of an invertible aggregate.
-void write_moments(AggKind agg, const Moments& m, FeatureValue& v) {
+[[gnu::always_inline]] inline void write_moments(AggKind agg, const Moments& m, FeatureValue& v) {
   switch (agg) {
     case AggKind::Count:
       v.set_int(m.n);
@@ -931,8 +933,10 @@ void write_moments(AggKind agg, const Moments& m, FeatureValue& v) {
 
 // The heads have taken the event at pos (advance_head()): the head window is
 // this event's window (t - window, t].
-void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos, const Feature& f, size_t fi,
-                                           FeatureValue& v) {
+[[gnu::always_inline]] inline void SlidingFeatureGroup::compute_in_order(KeyState& ks, size_t pos,
+                                                                         const Feature& f,
+                                                                         size_t fi,
+                                                                         FeatureValue& v) {
   (void)fi;
   const FeatState* st = f.head >= 0 ? &ks.heads()[f.head] : nullptr;  // none: prev, since
   const TimeMs t = ks.buf.time(pos);
