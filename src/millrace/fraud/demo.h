@@ -78,6 +78,11 @@ struct DemoReport {
   // the throughput of one core whatever else the machine runs.
   double thread_cpu_seconds = 0;
   double records_per_cpu_s = 0, transactions_per_cpu_s = 0;
+  // The same stream again through the pipeline alone: no latency timers and
+  // no evaluation work per transaction (the scored run above also joins
+  // each one to its label and writes scored.jsonl on the same thread).
+  double alone_cpu_seconds = 0;
+  double alone_transactions_per_cpu_s = 0;
   StageLatency peak_latency;
   double paced_rate = 0;  // records/s
   double paced_seconds = 0;
