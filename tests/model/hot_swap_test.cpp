@@ -206,6 +206,10 @@ TEST(ModelHotSwap, SwapsWhileScoringLoseNothingAndNameTheScoringVersion) {
 TEST(ModelHotSwap, BrokenOrUnboundVersionsAreNeverServed) {
   const std::string root = temp_dir("broken");
   add_version(root, "m", 1);
+  // Promoted explicitly: without a promotion the newest version is served,
+  // and the watcher could look at version 2's directory before its file is
+  // in it (a different error than the truncated file's this test expects).
+  write_file(root + "/m/PROMOTED", "1\n");
   ModelRegistry reg(root);
   WatchOptions opts;
   opts.poll_interval = 2ms;
