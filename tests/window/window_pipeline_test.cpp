@@ -32,31 +32,43 @@ std::vector<std::string> window_lines(const std::string& path) {
   return out;
 }
 
-TEST(WindowPipeline, ResultsOfOneWatermarkStreamOutInChunks) {
-  TempDir dir;
-  // 3000 keys, 3 s of event time: at the end of the input every key has
-  // about 32 hopping windows open, about 8 MB of results fired by one
-  // watermark (kMaxTime), several chunks of 1 MB.
-  auto spec = parse_spec(
-      "source:\n  time: ts\n  max_out_of_orderness: 0s\n"
-      "  schema: {key: string, amount: double, ts: int64}\n"
-      "windows:\n  - {name: w, key: [key], type: hopping, size: 5s, slide: 250ms,"
-      " aggs: [{name: n, agg: count}, {name: total, agg: sum, field: amount}]}\n",
-      "spec");
-  ASSERT_TRUE(spec.ok()) << spec.status().message();
+// 3000 keys, 3 s of event time, written to `path`: at the end of the input
+// every key has about 32 hopping windows of kHopping open, about 8 MB of
+// results fired by one watermark (kMaxTime), several chunks of 1 MB.
+std::vector<std::string> write_hopping_input(const std::string& path) {
   std::vector<std::string> lines;
-  {
-    std::ofstream f(dir.file("in.jsonl"));
-    for (int i = 0; i < 30000; ++i) {
-      lines.push_back(fmt::format(R"({{"key": "k{}", "amount": {}, "ts": {}}})", (i * 7919) % 3000,
-                                  i % 100, 1'000'000 + i / 10));
-      f << lines.back() << "\n";
-    }
+  std::ofstream f(path);
+  for (int i = 0; i < 30000; ++i) {
+    lines.push_back(fmt::format(R"({{"key": "k{}", "amount": {}, "ts": {}}})", (i * 7919) % 3000,
+                                i % 100, 1'000'000 + i / 10));
+    f << lines.back() << "\n";
   }
-  auto alone = run_window_lines(spec.value(), lines, {.count_open = false});
-  ASSERT_TRUE(alone.ok()) << alone.status().message();
+  return lines;
+}
+const char* kHopping =
+    "windows:\n  - {name: w, key: [key], type: hopping, size: 5s, slide: 250ms,"
+    " aggs: [{name: n, agg: count}, {name: total, agg: sum, field: amount}]}\n";
+
+// The window's results of the operator run alone over `lines`, sorted.
+std::vector<std::string> results_alone(const PipelineSpec& spec,
+                                       const std::vector<std::string>& lines) {
+  auto alone = run_window_lines(spec, lines, {.count_open = false});
+  EXPECT_TRUE(alone.ok()) << alone.status().message();
+  if (!alone.ok()) return {};
   std::vector<std::string> expected = alone->results;
   std::sort(expected.begin(), expected.end());
+  return expected;
+}
+
+TEST(WindowPipeline, ResultsOfOneWatermarkStreamOutInChunks) {
+  TempDir dir;
+  auto spec = parse_spec(std::string("source:\n  time: ts\n  max_out_of_orderness: 0s\n"
+                                     "  schema: {key: string, amount: double, ts: int64}\n") +
+                             kHopping,
+                         "spec");
+  ASSERT_TRUE(spec.ok()) << spec.status().message();
+  const std::vector<std::string> lines = write_hopping_input(dir.file("in.jsonl"));
+  const std::vector<std::string> expected = results_alone(spec.value(), lines);
   size_t bytes = 0;
   for (const auto& r : expected) bytes += r.size() + 1;
   ASSERT_GT(bytes, size_t{4} << 20);
@@ -89,25 +101,11 @@ TEST(WindowPipeline, ResultsStreamOutBesideScoredEvents) {
       "  schema: {key: string, amount: double, ts: int64}\n"
       "features:\n  - {name: n_1m, key: key, agg: count, window: 1m}\n"
       "model: {path: " +
-          dir.file("model.json") +
-          "}\n"
-          "windows:\n  - {name: w, key: [key], type: hopping, size: 5s, slide: 250ms,"
-          " aggs: [{name: n, agg: count}, {name: total, agg: sum, field: amount}]}\n",
+          dir.file("model.json") + "}\n" + kHopping,
       "spec");
   ASSERT_TRUE(spec.ok()) << spec.status().message();
-  std::vector<std::string> lines;
-  {
-    std::ofstream f(dir.file("in.jsonl"));
-    for (int i = 0; i < 30000; ++i) {
-      lines.push_back(fmt::format(R"({{"key": "k{}", "amount": {}, "ts": {}}})", (i * 7919) % 3000,
-                                  i % 100, 1'000'000 + i / 10));
-      f << lines.back() << "\n";
-    }
-  }
-  auto alone = run_window_lines(spec.value(), lines, {.count_open = false});
-  ASSERT_TRUE(alone.ok()) << alone.status().message();
-  std::vector<std::string> expected = alone->results;
-  std::sort(expected.begin(), expected.end());
+  const std::vector<std::string> lines = write_hopping_input(dir.file("in.jsonl"));
+  const std::vector<std::string> expected = results_alone(spec.value(), lines);
   ASSERT_GT(expected.size(), 90000u);  // several MB: several spills
   for (int workers : {1, 2}) {
     RunOptions opts;
