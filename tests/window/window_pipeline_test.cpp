@@ -45,7 +45,7 @@ std::vector<std::string> write_hopping_input(const std::string& path) {
   }
   return lines;
 }
-const char* kHopping =
+constexpr const char* kHopping =
     "windows:\n  - {name: w, key: [key], type: hopping, size: 5s, slide: 250ms,"
     " aggs: [{name: n, agg: count}, {name: total, agg: sum, field: amount}]}\n";
 
