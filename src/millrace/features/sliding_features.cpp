@@ -764,7 +764,8 @@ uint32_t SlidingFeatureGroup::distinct_count(const KeyState& ks, size_t h, uint6
   return n;
 }
 
-void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t h, size_t pos, bool in_order) {
+[[gnu::always_inline]] inline void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t h,
+                                                                    size_t pos, bool in_order) {
   const Head& head = heads_[h];
   FeatState& st = ks.heads()[h];
   uint64_t bits;
@@ -821,7 +822,8 @@ void SlidingFeatureGroup::add_to_head(KeyState& ks, size_t h, size_t pos, bool i
   }
 }
 
-void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t h, size_t pos) {
+[[gnu::always_inline]] inline void SlidingFeatureGroup::remove_from_head(KeyState& ks, size_t h,
+                                                                         size_t pos) {
   const Head& head = heads_[h];
   FeatState& st = ks.heads()[h];
   uint64_t bits;
