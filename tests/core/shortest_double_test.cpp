@@ -157,6 +157,7 @@ TEST(ShortestDouble, Int64MatchesToChars) {
   for (int64_t v : {int64_t{0}, int64_t{-1}, std::numeric_limits<int64_t>::min(),
                     std::numeric_limits<int64_t>::max()})
     ASSERT_NO_FATAL_FAILURE(check(v));
+  for (int64_t v = -20; v <= 20; ++v) ASSERT_NO_FATAL_FAILURE(check(v));  // one digit: its own path
   for (int e = 0; e < 19; ++e) {
     int64_t p = 1;
     for (int k = 0; k < e; ++k) p *= 10;

@@ -221,6 +221,10 @@ inline char* write_shortest_fraction(char* p, bool negative, double a) {
 // (at most 20 chars); p must have room for 32: up to 7 bytes after the text
 // may be overwritten.
 inline char* write_int64(char* p, int64_t v) {
+  if (static_cast<uint64_t>(v) < 10) {  // 0-9: most counts of short windows
+    *p = static_cast<char>('0' + v);
+    return p + 1;
+  }
   const uint64_t u = v < 0 ? 0 - static_cast<uint64_t>(v) : static_cast<uint64_t>(v);
   *p = '-';
   p += v < 0;
