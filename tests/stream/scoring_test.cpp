@@ -5,7 +5,10 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <fstream>
+#include <random>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -14,6 +17,7 @@
 
 #include "millrace/model/registry.h"
 #include "millrace/stream/pipeline.h"
+#include "millrace/stream/scoring.h"
 #include "millrace/stream/spec.h"
 #include "tests/support/temp_dir.h"
 
@@ -85,6 +89,125 @@ class Events : public EventGenerator {
   int n_, i_ = 0;
   std::function<void()> at_half_;
 };
+
+// A worker scores the events of its batch together (Scorer::score_batch):
+// for a binary and a multi-class tree model, every event of batches of 1 to
+// 40 gets the score (bit for bit), decision and model that score() gives it
+// alone; the multi-class model's score is its first output, as Model::score's.
+TEST(Scoring, ABatchIsScoredAsEachEventAlone) {
+  const std::string models = std::string(MILLRACE_SOURCE_DIR) + "/tests/data/models/";
+  for (const char* file : {"lgb_binary_nan.txt", "lgb_multiclass.txt"}) {
+    SCOPED_TRACE(file);
+    auto spec = parse_spec(
+        "source:\n  time: ts\n"
+        "  schema: {id: string, f0: double?, f1: double?, f2: double?, f3: double?, f4: double?,"
+        " f5: double?, f6: double?, f7: double?, ts: int64}\n"
+        "features:\n  - {name: n, key: id, agg: count, window: 1m}\n"
+        "model: {path: " +
+            models + file +
+            "}\n"
+            "decisions:\n  thresholds: {challenge: 0.3, decline: 0.7}\n"
+            "  rules:\n    - {name: big, when: {field: f0, op: \">\", value: 1.5}, action: "
+            "decline}\n",
+        "s.yaml");
+    ASSERT_TRUE(spec.ok()) << spec.status().message();
+    auto scorer = Scorer::Create(spec.value());
+    ASSERT_TRUE(scorer.ok()) << scorer.status().message();
+    const Schema& schema = spec->source.schema;
+    std::mt19937_64 rng(11);
+    std::uniform_real_distribution<double> u(-2.5, 2.5);
+    const size_t n = 40;
+    std::vector<Event> events(n);
+    std::vector<std::vector<FeatureValue>> features(n);
+    for (size_t i = 0; i < n; ++i) {
+      events[i].reset(schema.size());
+      events[i].set_string(0, "e" + std::to_string(i));
+      for (int f = 1; f <= 8; ++f) {
+        if (rng() % 7 == 0) continue;  // null: the model's missing value
+        events[i].values[f].kind = FieldValue::Kind::Double;
+        events[i].values[f].d = u(rng);
+      }
+      events[i].values[9].kind = FieldValue::Kind::Int;
+      events[i].values[9].i = static_cast<int64_t>(i);
+      features[i].resize(spec->feature_slots());
+      features[i][0].set_int(static_cast<int64_t>(i % 3));
+    }
+    std::vector<ScoreResult> alone(n);
+    for (size_t i = 0; i < n; ++i) (*scorer)->score(events[i], features[i].data(), &alone[i]);
+    for (size_t batch : {size_t{1}, size_t{2}, size_t{7}, size_t{40}}) {
+      std::vector<ScoreResult> together(n);
+      for (size_t b = 0; b < n; b += batch) {
+        std::vector<Scorer::BatchItem> items;
+        for (size_t i = b; i < std::min(n, b + batch); ++i)
+          items.push_back({&events[i], features[i].data(), &together[i]});
+        (*scorer)->score_batch(items.data(), items.size());
+      }
+      for (size_t i = 0; i < n; ++i) {
+        EXPECT_EQ(std::memcmp(&together[i].score, &alone[i].score, sizeof(double)), 0)
+            << "batch " << batch << " event " << i << ": " << together[i].score << " vs "
+            << alone[i].score;
+        EXPECT_EQ(together[i].decision.action, alone[i].decision.action) << i;
+        EXPECT_EQ(together[i].decision.reason, alone[i].decision.reason) << i;
+        EXPECT_EQ(together[i].model, alone[i].model);
+      }
+    }
+    // The scores fall in at least two actions (the comparison above is not of constants).
+    std::set<decision::Action> actions;
+    for (const ScoreResult& r : alone) actions.insert(r.decision.action);
+    EXPECT_GE(actions.size(), 2u);
+  }
+}
+
+// Scorers come and go on one thread (pipelines run one after the other, a
+// model swapped for a version with other inputs): each reads its own model's
+// inputs, even when its model takes the memory of one scored before. Two
+// models with other inputs, alternated: each score is the model's own on the
+// row its inputs make.
+TEST(Scoring, EachModelReadsItsOwnInputs) {
+  TempDir dir;
+  const std::string models = std::string(MILLRACE_SOURCE_DIR) + "/tests/data/models/";
+  std::ofstream(dir.file("logistic.json")) << json{
+      {"kind", "logistic_regression"},
+      {"features", {"f7", "f0"}},
+      {"weights", {0.5, -0.25}},
+      {"bias", 0.1}}.dump();
+  const std::string schema =
+      "source:\n  time: ts\n"
+      "  schema: {id: string, f0: double, f1: double, f2: double, f3: double, f4: double,"
+      " f5: double, f6: double, f7: double, ts: int64}\n";
+  Event e;
+  e.reset(10);
+  e.set_string(0, "e");
+  for (int f = 1; f <= 8; ++f) {
+    e.values[f].kind = FieldValue::Kind::Double;
+    e.values[f].d = 0.3 * f - 1.2;
+  }
+  e.values[9].kind = FieldValue::Kind::Int;
+  for (int round = 0; round < 6; ++round) {
+    const bool trees = round % 2 == 0;
+    auto spec =
+        parse_spec(schema + "model: {path: " +
+                       (trees ? models + "lgb_binary_nan.txt" : dir.file("logistic.json")) + "}\n",
+                   "s.yaml");
+    ASSERT_TRUE(spec.ok()) << spec.status().message();
+    auto scorer = Scorer::Create(spec.value());
+    ASSERT_TRUE(scorer.ok()) << scorer.status().message();
+    std::vector<FeatureValue> features(spec->feature_slots());
+    ScoreResult r;
+    (*scorer)->score(e, features.data(), &r);
+    // The model's own row: f0..f7 for the trees, (f7, f0) for the logistic one.
+    std::vector<float> row;
+    if (trees) {
+      for (int f = 0; f < 8; ++f) row.push_back(static_cast<float>(e.values[1 + f].d));
+    } else {
+      row = {static_cast<float>(e.values[8].d), static_cast<float>(e.values[1].d)};
+    }
+    EXPECT_EQ(r.score, r.model->model->score(row.data())) << "round " << round;
+    if (!trees) {
+      EXPECT_NEAR(r.score, logistic(0.1 + 0.5 * 1.2 - 0.25 * -0.9), 1e-6);  // f7 = 1.2, f0 = -0.9
+    }
+  }
+}
 
 TEST(Scoring, EveryEventIsScoredDecidedAndNamesItsModel) {
   TempDir dir;

@@ -1,8 +1,9 @@
 #include "millrace/stream/scoring.h"
 
 #include <cmath>
+#include <memory>
 #include <mutex>
-#include <unordered_map>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -97,15 +98,26 @@ Result<std::unique_ptr<Scorer>> Scorer::Create(const PipelineSpec& spec) {
 }
 
 const std::vector<Scorer::Source>& Scorer::sources(const model::ModelSnapshot& snap) const {
-  // Bindings per model version, cached per thread: a swap binds once per thread.
-  thread_local std::unordered_map<const model::LoadedModel*, std::vector<Source>> bindings;
-  auto it = bindings.find(snap.get());
-  if (it == bindings.end()) {
-    if (bindings.size() > 16) bindings.clear();
-    auto b = bind(*snap);
-    it = bindings.emplace(snap.get(), b.ok() ? b.value() : std::vector<Source>()).first;
-  }
-  return it->second;
+  // Bindings per scorer and model version, cached per thread: a swap binds
+  // once per thread. An entry holds a weak reference to its model: snapshots
+  // are made by make_shared, so that keeps the model's memory allocated while
+  // the entry is there, and a model loaded later (another version, another
+  // pipeline's) can't take the address of a cached one and be read through
+  // its binding (keyed by address alone, that happened: a stale binding fed a
+  // new model the inputs of an old one).
+  struct Cached {
+    const Scorer* scorer;
+    const model::LoadedModel* model;
+    std::weak_ptr<const model::LoadedModel> hold;
+    std::vector<Source> sources;
+  };
+  thread_local std::vector<Cached> cache;
+  for (const Cached& c : cache)
+    if (c.model == snap.get() && c.scorer == this) return c.sources;
+  if (cache.size() >= 16) cache.clear();
+  auto b = bind(*snap);
+  cache.push_back({this, snap.get(), snap, b.ok() ? b.value() : std::vector<Source>()});
+  return cache.back().sources;
 }
 
 void Scorer::fill_row(const std::vector<Source>& srcs, const Event& event,
