@@ -272,7 +272,8 @@ class MonoDeque {
   }
   size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
-  // Bytes on the heap (the inline entries are counted with the key).
+  // Bytes of the array outside the head (the inline entries are counted
+  // with the key).
   size_t heap_bytes() const { return cap_ > kInline ? cap_ * sizeof(MonoEntry) : 0; }
   MonoEntry& operator[](size_t i) { return data()[(head_ + i) & (cap_ - 1)]; }
   const MonoEntry& operator[](size_t i) const { return data()[(head_ + i) & (cap_ - 1)]; }
@@ -355,8 +356,8 @@ struct SketchState {
 
 // One head state of a key (shared by the features of SlidingFeatureGroup::Head):
 // 64 bytes, one cache line, with the deque of min/max (its first entries),
-// the set of count_distinct and the sketch of quantile inline (their storage
-// on the heap).
+// the set of count_distinct and the sketch of quantile inline (the rest of
+// their storage elsewhere: the group's row pools, the heap).
 struct FeatState {
   enum : uint8_t { kNone, kMono, kDistinct, kSketch };
   uint32_t start = 0;  // ring index of the head window's first event
