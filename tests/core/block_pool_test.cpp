@@ -2,9 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <random>
+#include <string>
 #include <vector>
 
 namespace millrace {
@@ -56,6 +59,41 @@ TEST(BlockPool, BlocksAreDisjointAndReturnToTheirPool) {
     end = b + info.first;
     for (size_t j = 0; j < info.first; ++j)
       ASSERT_EQ(static_cast<unsigned char>(b[j]), info.second);
+  }
+}
+
+// The VmFlags of the mapping holding `addr` (/proc/self/smaps), "" if none.
+std::string vm_flags_of(const void* addr) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto a = reinterpret_cast<uintptr_t>(addr);
+  bool in = false;
+  for (std::string line; std::getline(smaps, line);) {
+    unsigned long lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &lo, &hi) == 2 && line.find('-') < 16) {
+      in = lo <= a && a < hi;
+    } else if (in && line.rfind("VmFlags:", 0) == 0) {
+      return line;
+    }
+  }
+  return "";
+}
+
+// Chunks past a pool's first are advised as huge pages ("hg" in their
+// mapping's flags) unless the pool was told not to (a backfill's pools).
+TEST(BlockPool, HugePagesAreAdvisedUnlessTurnedOff) {
+  for (bool huge : {true, false}) {
+    BlockPool pool(4096);
+    pool.set_huge_pages(huge);
+    std::vector<char*> blocks;
+    while (pool.reserved_bytes() < 3 * BlockPool::kChunk)
+      blocks.push_back(static_cast<char*>(pool.allocate()));
+    char* later = blocks.back();  // in the third chunk
+    *later = 1;
+    const std::string flags = vm_flags_of(later);
+    ASSERT_FALSE(flags.empty());
+    EXPECT_EQ(flags.find(" hg") != std::string::npos, huge) << flags;
+    const std::string first = vm_flags_of(blocks.front());
+    EXPECT_EQ(first.find(" hg"), std::string::npos) << first;  // the first chunk: never
   }
 }
 

@@ -39,6 +39,10 @@ class BlockPool {
     for (void* c : chunks_) ::munmap(c, kChunk);
   }
 
+  // Whether chunks past the first are advised as huge pages (default: yes).
+  // Applies to the chunks made from then on.
+  void set_huge_pages(bool on) { huge_pages_ = on; }
+
   size_t block_bytes() const { return block_; }
   size_t reserved_bytes() const { return chunks_.size() * kChunk; }
 
@@ -78,7 +82,8 @@ class BlockPool {
     char* c = static_cast<char*>(m) + lead;
     if (lead > 0) ::munmap(m, lead);
     if (lead < kChunk) ::munmap(c + kChunk, kChunk - lead);
-    if (!chunks_.empty()) ::madvise(c, kChunk, MADV_HUGEPAGE);  // a hint: ignored where unsupported
+    if (huge_pages_ && !chunks_.empty())
+      ::madvise(c, kChunk, MADV_HUGEPAGE);  // a hint: ignored where unsupported
     chunks_.push_back(c);
     new (c) Header{this};
     next_ = c + kAlign;  // the header's line
@@ -90,6 +95,7 @@ class BlockPool {
   char* next_ = nullptr;
   char* end_ = nullptr;
   void* free_ = nullptr;  // freed blocks, each holding the next one's address
+  bool huge_pages_ = true;
 };
 
 }  // namespace millrace

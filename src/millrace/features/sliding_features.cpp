@@ -90,7 +90,10 @@ class SlidingFeatureGroup::RowPools {
     }
     size_t c = 0;
     while (kClassLines[c] * 64 < bytes) ++c;
-    if (!pools_[c]) pools_[c] = std::make_unique<BlockPool>(kClassLines[c] * 64);
+    if (!pools_[c]) {
+      pools_[c] = std::make_unique<BlockPool>(kClassLines[c] * 64);
+      pools_[c]->set_huge_pages(huge_pages_);
+    }
     *usable = pools_[c]->block_bytes();
     return static_cast<uint64_t*>(pools_[c]->allocate());
   }
@@ -102,12 +105,18 @@ class SlidingFeatureGroup::RowPools {
       BlockPool::deallocate(p);
     }
   }
+  void set_huge_pages(bool on) {
+    huge_pages_ = on;
+    for (auto& pool : pools_)
+      if (pool) pool->set_huge_pages(on);
+  }
 
  private:
   static constexpr size_t kClassLines[] = {1,  2,  3,  4,  6,  8,   12,  16,
                                            24, 32, 48, 64, 96, 128, 192, 256};
   static_assert(kClassLines[std::size(kClassLines) - 1] * 64 == kMaxPooled);
   std::unique_ptr<BlockPool> pools_[std::size(kClassLines)];
+  bool huge_pages_ = true;
 };
 
 namespace {
@@ -490,6 +499,11 @@ void SlidingFeatureGroup::clear_keys() {
   keys_.for_each([&](uint64_t, KeyState* ks) { del(ks); });
   keys_.clear();
   if (published_) published_->clear();
+}
+
+void SlidingFeatureGroup::set_huge_pages(bool on) {
+  state_pool_->set_huge_pages(on);
+  row_pools_->set_huge_pages(on);
 }
 
 void SlidingFeatureGroup::enable_concurrent_reads() {

@@ -119,6 +119,15 @@ class SlidingFeatureGroup {
   // states, grown event rows, index arrays) instead of freeing it: it is
   // freed once no reader can hold it (core/epoch.h).
   void enable_concurrent_reads();
+
+  // Whether the key states and event rows are kept on huge pages (the
+  // default; core/block_pool.h). A run that reads a bounded input once in a
+  // fresh process (a backfill) may do better on 4 KB pages: each page is
+  // touched once, and where the machine must back fresh memory afresh (a VM
+  // whose free memory goes back to its host) a fresh 2 MB page costs far
+  // more than the TLB misses it saves (docs/feature_store.md). Call before
+  // the group holds keys.
+  void set_huge_pages(bool on);
   // Whether read_at_concurrent() may be used: concurrent reads are enabled,
   // no RocksDB store is attached (such reads load keys) and no feature keeps
   // text values (strings are not copied without the worker's help). Else

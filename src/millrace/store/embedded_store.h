@@ -52,6 +52,12 @@ class EmbeddedStore : public OnlineStore {
   int worker_of(std::string_view key) const;
   // Worker w's state of plan group g; nullptr when the group has no features.
   SlidingFeatureGroup* group(int w, int g) { return shards_[w]->groups[g].get(); }
+  // SlidingFeatureGroup::set_huge_pages() for every group (before any event).
+  void set_huge_pages(bool on) {
+    for (auto& shard : shards_)
+      for (auto& g : shard->groups)
+        if (g) g->set_huge_pages(on);
+  }
 
   // Worker side: brackets a change of shard w (locks only shards that are
   // not read lock-free).
