@@ -60,6 +60,24 @@ std::vector<std::string> results_alone(const PipelineSpec& spec,
   return expected;
 }
 
+// Runs the spec over dir's in.jsonl with `workers` workers: every window
+// result comes out once, as `expected` has them. Returns the output's path.
+std::string check_run(const PipelineSpec& spec, const TempDir& dir, int workers,
+                      const std::vector<std::string>& expected) {
+  RunOptions opts;
+  opts.input = dir.file("in.jsonl");
+  opts.output = dir.file(fmt::format("out{}.jsonl", workers));
+  opts.workers = workers;
+  auto stats = run_pipeline(spec, opts);
+  EXPECT_TRUE(stats.ok()) << stats.status().message();
+  if (!stats.ok()) return opts.output;
+  EXPECT_EQ(stats->window_results, expected.size()) << workers << " workers";
+  auto got = window_lines(opts.output);
+  EXPECT_EQ(got.size(), expected.size()) << workers << " workers";
+  EXPECT_TRUE(got == expected) << workers << " workers";
+  return opts.output;
+}
+
 TEST(WindowPipeline, ResultsOfOneWatermarkStreamOutInChunks) {
   TempDir dir;
   auto spec = parse_spec(std::string("source:\n  time: ts\n  max_out_of_orderness: 0s\n"
@@ -73,18 +91,7 @@ TEST(WindowPipeline, ResultsOfOneWatermarkStreamOutInChunks) {
   for (const auto& r : expected) bytes += r.size() + 1;
   ASSERT_GT(bytes, size_t{4} << 20);
 
-  for (int workers : {1, 2}) {
-    RunOptions opts;
-    opts.input = dir.file("in.jsonl");
-    opts.output = dir.file(fmt::format("out{}.jsonl", workers));
-    opts.workers = workers;
-    auto stats = run_pipeline(spec.value(), opts);
-    ASSERT_TRUE(stats.ok()) << stats.status().message();
-    EXPECT_EQ(stats->window_results, expected.size()) << workers << " workers";
-    auto got = window_lines(opts.output);
-    EXPECT_EQ(got.size(), expected.size()) << workers << " workers";
-    EXPECT_TRUE(got == expected) << workers << " workers";
-  }
+  for (int workers : {1, 2}) check_run(spec.value(), dir, workers, expected);
 }
 
 // The same with a model: the events a worker finishes are scored at the end
@@ -108,16 +115,9 @@ TEST(WindowPipeline, ResultsStreamOutBesideScoredEvents) {
   const std::vector<std::string> expected = results_alone(spec.value(), lines);
   ASSERT_GT(expected.size(), 90000u);  // several MB: several spills
   for (int workers : {1, 2}) {
-    RunOptions opts;
-    opts.input = dir.file("in.jsonl");
-    opts.output = dir.file(fmt::format("out{}.jsonl", workers));
-    opts.workers = workers;
-    auto stats = run_pipeline(spec.value(), opts);
-    ASSERT_TRUE(stats.ok()) << stats.status().message();
-    EXPECT_EQ(stats->window_results, expected.size()) << workers << " workers";
-    EXPECT_TRUE(window_lines(opts.output) == expected) << workers << " workers";
+    const std::string output = check_run(spec.value(), dir, workers, expected);
     size_t scored = 0;
-    std::ifstream in(opts.output);
+    std::ifstream in(output);
     for (std::string line; std::getline(in, line);)
       scored += line.rfind("{\"key\"", 0) == 0 && line.find("\"score\": ") != std::string::npos;
     EXPECT_EQ(scored, lines.size()) << workers << " workers";
