@@ -150,8 +150,8 @@ class Pipeline {
   // timed), and the output record.
   int64_t derive_event(Slot& s, int t);
   void write_event(Slot& s);
-  // With a model, the events a worker finishes are scored together at the end
-  // of its batch (finish_scored()).
+  // With a model, the scored source's events a worker finishes are scored
+  // together at the end of its batch (finish_scored()); the others complete at once.
   struct ScoredBatch {
     std::vector<uint64_t> seqs;
     std::vector<Scorer::BatchItem> items;
@@ -487,8 +487,8 @@ int64_t Pipeline::derive_event(Slot& s, int t) {
   return timed_ ? StageClock::now() - t0 : 0;
 }
 
-// The events worker w finished in its batch (format_event()'s work for all of
-// them at once): their derived features, the model over all their rows, then
+// The scored source's events worker w finished in its batch (format_event()'s
+// work for all of them at once): their derived features, the model over all their rows, then
 // each one's decision and output; then they go to the sink.
 void Pipeline::finish_scored(int w) {
   std::vector<uint64_t>& seqs = scored_[w].seqs;
@@ -499,20 +499,15 @@ void Pipeline::finish_scored(int w) {
   ticks.clear();
   for (uint64_t seq : seqs) {
     Slot& s = slot(seq);
-    if (s.source != 0) continue;
     ticks.push_back(derive_event(s, w));
     items.push_back({&s.event, s.values.data(), &s.score});
   }
   scorer_->score_batch(items.data(), items.size(), timed_);
-  size_t k = 0;
-  for (uint64_t seq : seqs) {
-    Slot& s = slot(seq);
-    if (s.source == 0) {
-      if (timed_) record_latency(s, w, ticks[k]);
-      ++k;
-      write_event(s);
-    }
-    complete(s, seq);
+  for (size_t k = 0; k < seqs.size(); ++k) {
+    Slot& s = slot(seqs[k]);
+    if (timed_) record_latency(s, w, ticks[k]);
+    write_event(s);
+    complete(s, seqs[k]);
   }
   seqs.clear();
 }
@@ -1093,7 +1088,7 @@ bool Pipeline::process(int w, const Message& m, bool windows_done) {
   }
   store_->unlock(w);
   if (last_worker(s)) {
-    if (s.kind == SlotKind::Event && scorer_) {
+    if (s.kind == SlotKind::Event && s.source == 0 && scorer_) {
       scored_[w].seqs.push_back(m.seq);  // scored with the batch's other events
     } else {
       if (s.kind == SlotKind::Event) format_event(s, w);
@@ -1675,7 +1670,7 @@ Result<RunStats> Pipeline::run() {
   timed_ = opts_.stage_latency && scorer_ != nullptr;
   if (timed_ || opts_.max_rate > 0) StageClock::calibrate();
   if (timed_) latency_.resize(nworkers_ + 1);
-  scored_.resize(nworkers_ + 1);
+  scored_.resize(nworkers_);
   inline_worker_ = !opts_.worker_thread;
   inline_sink_ = inline_worker_ && nworkers_ == 1;
   // An inline sink frees slots as soon as a batch is run: a small ring, whose
